@@ -1,0 +1,672 @@
+//! Service dependency links: which service calls which, counted from parent/child span pairs,
+//! with Jaeger memory-store semantics (a pair counts when the parent is in the same trace and
+//! the two services differ).
+//!
+//! [`trace_links`] computes the links of one complete trace. [`DependencyLinker`] counts them
+//! incrementally over the stream of ingested spans, in bounded memory, for a daemon that never
+//! sees a trace as a whole.
+
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use hashbrown::hash_map::Entry;
+use hashbrown::HashMap;
+
+use crate::model::{DependencyLink, Resource, Span, SpanId, Trace, TraceId};
+
+/// Default width of a dependency bucket: one minute.
+pub const DEFAULT_BUCKET_NANOS: u64 = 60_000_000_000;
+
+/// Distinct service names a [`DependencyLinker`] tracks; spans of further services are not
+/// linked and are counted in [`LinkerStats::untracked_spans`].
+pub const MAX_SERVICES: usize = 10_000;
+
+/// Sizing of a [`DependencyLinker`].
+///
+/// Memory with the defaults, on a 64-bit target: remembered spans about 75 bytes each
+/// (hash map entry, control byte and load-factor slack, plus the eviction ring), so 100 000
+/// spans take about 7.5 MiB; parked children about 250 bytes each including slack, so 10 000
+/// take about 2.5 MiB; at most [`MAX_SERVICES`] interned names, about 1.5 MiB for names of 30
+/// bytes. About 12 MiB in all, plus the counts accumulated between two
+/// [`take_links`](DependencyLinker::take_links).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkerConfig {
+    /// Width of a time bucket (default [`DEFAULT_BUCKET_NANOS`]); 0 is treated as 1.
+    pub bucket_nanos: u64,
+    /// Spans whose service is remembered for children arriving later, oldest evicted first
+    /// (default 100 000; at 100 000 spans/s that is one second of traffic, enough for children
+    /// that arrive after their parent in the same or the next batch).
+    pub max_remembered_spans: usize,
+    /// Children parked until their parent arrives, oldest dropped first (default 10 000).
+    pub max_pending: usize,
+    /// How long a parked child waits for its parent before it expires (default 30 s, longer
+    /// than the usual 5 s export delay of SDK batch processors).
+    pub max_wait_nanos: u64,
+}
+
+impl Default for LinkerConfig {
+    fn default() -> Self {
+        LinkerConfig {
+            bucket_nanos: DEFAULT_BUCKET_NANOS,
+            max_remembered_spans: 100_000,
+            max_pending: 10_000,
+            max_wait_nanos: 30_000_000_000,
+        }
+    }
+}
+
+/// Counters of a [`DependencyLinker`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LinkerStats {
+    /// Spans currently remembered.
+    pub remembered: usize,
+    /// Children currently parked, waiting for their parent.
+    pub pending: usize,
+    /// Parked children dropped because `max_pending` was reached (ever).
+    pub dropped_pending: u64,
+    /// Parked children whose parent did not arrive within `max_wait` (ever).
+    pub expired_pending: u64,
+    /// Spans ignored because [`MAX_SERVICES`] services were already tracked (ever).
+    pub untracked_spans: u64,
+}
+
+/// (trace id high, trace id low, span id): 8-byte aligned, so a map entry stays small.
+type Key = (u64, u64, u64);
+
+fn key(t: TraceId, s: SpanId) -> Key {
+    (t.high(), t.low(), s.0)
+}
+
+/// A child waiting for its parent.
+#[derive(Clone, Copy, Debug)]
+struct Child {
+    seq: u64,
+    service: u32,
+    start_unix_nanos: u64,
+    parked_at_nanos: u64,
+}
+
+/// The children parked under one parent, oldest first. The first is inline so that the
+/// common case of a single child does not allocate.
+#[derive(Debug)]
+struct Group {
+    head: Child,
+    tail: VecDeque<Child>,
+}
+
+impl Group {
+    fn holds(&self, seq: u64) -> bool {
+        self.head.seq == seq || self.tail.binary_search_by_key(&seq, |c| c.seq).is_ok()
+    }
+}
+
+/// Counts service-to-service calls over a stream of spans. Not thread-safe by itself; the
+/// daemon owns one per pipeline. Reads no clock: every call takes `now_nanos`.
+#[derive(Debug)]
+pub struct DependencyLinker {
+    cfg: LinkerConfig,
+    /// Service names, indexed by their interned id.
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
+    /// Remembered spans and their service, with the insertion order for FIFO eviction.
+    remembered: HashMap<Key, u32>,
+    remembered_order: VecDeque<Key>,
+    /// Parked children by parent key, and (parent key, seq) of every parked child in arrival
+    /// order; entries of children already linked are stale and skipped.
+    parked: HashMap<Key, Group>,
+    parked_order: VecDeque<(Key, u64)>,
+    pending: usize,
+    next_seq: u64,
+    /// Counts by (bucket start, parent service, child service).
+    counts: HashMap<(u64, u32, u32), u64>,
+    /// Interned service of each span of the current `observe` call (reused buffer).
+    scratch: Vec<Option<u32>>,
+    dropped_pending: u64,
+    expired_pending: u64,
+    untracked_spans: u64,
+}
+
+impl DependencyLinker {
+    /// An empty linker.
+    pub fn new(cfg: LinkerConfig) -> Self {
+        DependencyLinker {
+            cfg,
+            names: Vec::new(),
+            ids: HashMap::new(),
+            remembered: HashMap::new(),
+            remembered_order: VecDeque::new(),
+            parked: HashMap::new(),
+            parked_order: VecDeque::new(),
+            pending: 0,
+            next_seq: 0,
+            counts: HashMap::new(),
+            scratch: Vec::new(),
+            dropped_pending: 0,
+            expired_pending: 0,
+            untracked_spans: 0,
+        }
+    }
+
+    /// Remembers each span's service (keyed by (trace id, span id)); counts parent→child links
+    /// for spans whose parent is known (this batch or earlier); parks children whose parent is
+    /// not yet known (bounded; when full, the oldest parked child is dropped and counted) and
+    /// links them when the parent arrives.
+    pub fn observe(&mut self, spans: &[Span], now_nanos: u64) {
+        let mut scratch = core::mem::take(&mut self.scratch);
+        scratch.clear();
+        // The spans of a batch mostly share a few resources: skip the name lookup for a run
+        // of spans with the same resource.
+        let mut last: Option<(*const Resource, Option<u32>)> = None;
+        for s in spans {
+            let ptr = Arc::as_ptr(&s.resource);
+            let svc = match last {
+                Some((p, svc)) if p == ptr => svc,
+                _ => {
+                    let svc = self.intern(s.service());
+                    last = Some((ptr, svc));
+                    svc
+                }
+            };
+            scratch.push(svc);
+            let Some(svc) = svc else {
+                self.untracked_spans += 1;
+                continue;
+            };
+            let k = key(s.trace_id, s.span_id);
+            self.remember(k, svc);
+            if !self.parked.is_empty() {
+                if let Some(group) = self.parked.remove(&k) {
+                    self.pending -= 1 + group.tail.len();
+                    self.count(svc, group.head.service, group.head.start_unix_nanos);
+                    for c in &group.tail {
+                        self.count(svc, c.service, c.start_unix_nanos);
+                    }
+                }
+            }
+        }
+        for (s, svc) in spans.iter().zip(&scratch) {
+            let (Some(svc), Some(parent)) = (*svc, s.parent_span_id) else {
+                continue;
+            };
+            if parent == s.span_id {
+                continue;
+            }
+            let pk = key(s.trace_id, parent);
+            match self.remembered.get(&pk) {
+                Some(&parent_svc) => self.count(parent_svc, svc, s.start_unix_nanos),
+                None => self.park(pk, svc, s.start_unix_nanos, now_nanos),
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    /// Drains the accumulated counts grouped by bucket start (the bucket of the child span's
+    /// start time), buckets ascending and links sorted by (parent, child). First expires parked
+    /// children that have waited at least `max_wait`.
+    pub fn take_links(&mut self, now_nanos: u64) -> Vec<(u64, Vec<DependencyLink>)> {
+        self.expire(now_nanos);
+        let mut flat: Vec<(u64, &str, &str, u64)> = self
+            .counts
+            .drain()
+            .map(|((bucket, p, c), n)| {
+                (
+                    bucket,
+                    self.names[p as usize].as_str(),
+                    self.names[c as usize].as_str(),
+                    n,
+                )
+            })
+            .collect();
+        flat.sort_unstable();
+        let mut out: Vec<(u64, Vec<DependencyLink>)> = Vec::new();
+        for (bucket, parent, child, call_count) in flat {
+            let link = DependencyLink {
+                parent: String::from(parent),
+                child: String::from(child),
+                call_count,
+            };
+            match out.last_mut() {
+                Some((b, links)) if *b == bucket => links.push(link),
+                _ => out.push((bucket, alloc::vec![link])),
+            }
+        }
+        out
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> LinkerStats {
+        LinkerStats {
+            remembered: self.remembered.len(),
+            pending: self.pending,
+            dropped_pending: self.dropped_pending,
+            expired_pending: self.expired_pending,
+            untracked_spans: self.untracked_spans,
+        }
+    }
+
+    fn intern(&mut self, name: &str) -> Option<u32> {
+        if let Some(&id) = self.ids.get(name) {
+            return Some(id);
+        }
+        if self.names.len() >= MAX_SERVICES {
+            return None;
+        }
+        let id = u32::try_from(self.names.len()).ok()?;
+        self.names.push(String::from(name));
+        self.ids.insert(String::from(name), id);
+        Some(id)
+    }
+
+    fn remember(&mut self, k: Key, svc: u32) {
+        if self.cfg.max_remembered_spans == 0 {
+            return;
+        }
+        match self.remembered.entry(k) {
+            Entry::Occupied(mut e) => {
+                e.insert(svc);
+            }
+            Entry::Vacant(e) => {
+                e.insert(svc);
+                self.remembered_order.push_back(k);
+                if self.remembered_order.len() > self.cfg.max_remembered_spans {
+                    if let Some(old) = self.remembered_order.pop_front() {
+                        self.remembered.remove(&old);
+                    }
+                }
+            }
+        }
+    }
+
+    fn count(&mut self, parent: u32, child: u32, child_start: u64) {
+        if parent == child {
+            return;
+        }
+        let width = self.cfg.bucket_nanos.max(1);
+        let bucket = child_start - child_start % width;
+        *self.counts.entry((bucket, parent, child)).or_insert(0) += 1;
+    }
+
+    fn park(&mut self, parent: Key, service: u32, start_unix_nanos: u64, now_nanos: u64) {
+        if self.cfg.max_pending == 0 {
+            self.dropped_pending += 1;
+            return;
+        }
+        while self.pending >= self.cfg.max_pending {
+            if self.pop_oldest(|_| true).is_none() {
+                break;
+            }
+            self.dropped_pending += 1;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let child = Child {
+            seq,
+            service,
+            start_unix_nanos,
+            parked_at_nanos: now_nanos,
+        };
+        match self.parked.entry(parent) {
+            Entry::Occupied(mut e) => e.get_mut().tail.push_back(child),
+            Entry::Vacant(e) => {
+                e.insert(Group {
+                    head: child,
+                    tail: VecDeque::new(),
+                });
+            }
+        }
+        self.parked_order.push_back((parent, seq));
+        self.pending += 1;
+        // Linked children leave stale entries behind; keep the order queue proportional to
+        // the live ones.
+        if self.parked_order.len() > 2 * self.pending + 1024 {
+            let parked = &self.parked;
+            self.parked_order
+                .retain(|(k, seq)| parked.get(k).is_some_and(|g| g.holds(*seq)));
+        }
+    }
+
+    /// Removes the oldest parked child if `pred` accepts it, skipping stale order entries.
+    fn pop_oldest(&mut self, pred: impl Fn(&Child) -> bool) -> Option<Child> {
+        while let Some(&(k, seq)) = self.parked_order.front() {
+            let Some(group) = self.parked.get_mut(&k) else {
+                self.parked_order.pop_front();
+                continue;
+            };
+            if group.head.seq != seq {
+                // Stale: that child was linked, and a newer group now waits on the same parent.
+                self.parked_order.pop_front();
+                continue;
+            }
+            if !pred(&group.head) {
+                return None;
+            }
+            self.parked_order.pop_front();
+            let child = group.head;
+            match group.tail.pop_front() {
+                Some(next) => group.head = next,
+                None => {
+                    self.parked.remove(&k);
+                }
+            }
+            self.pending -= 1;
+            return Some(child);
+        }
+        None
+    }
+
+    fn expire(&mut self, now_nanos: u64) {
+        let max_wait = self.cfg.max_wait_nanos;
+        while self
+            .pop_oldest(|c| now_nanos.saturating_sub(c.parked_at_nanos) >= max_wait)
+            .is_some()
+        {
+            self.expired_pending += 1;
+        }
+    }
+}
+
+/// Links of one complete trace, Jaeger memory-store semantics: for each span whose parent
+/// (the first span with `parent_span_id`) is in the trace and has another service, count
+/// parent service → child service. Sorted by (parent, child).
+pub fn trace_links(trace: &Trace) -> Vec<DependencyLink> {
+    let mut service_of: HashMap<SpanId, &str> = HashMap::with_capacity(trace.spans.len());
+    for s in &trace.spans {
+        service_of.entry(s.span_id).or_insert(s.service());
+    }
+    let mut counts: HashMap<(&str, &str), u64> = HashMap::new();
+    for s in &trace.spans {
+        let Some(parent) = s.parent_span_id else {
+            continue;
+        };
+        let Some(&parent_svc) = service_of.get(&parent) else {
+            continue;
+        };
+        if parent_svc != s.service() {
+            *counts.entry((parent_svc, s.service())).or_insert(0) += 1;
+        }
+    }
+    let mut links: Vec<DependencyLink> = counts
+        .into_iter()
+        .map(|((p, c), n)| DependencyLink {
+            parent: String::from(p),
+            child: String::from(c),
+            call_count: n,
+        })
+        .collect();
+    links.sort_unstable();
+    links
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    const MIN: u64 = DEFAULT_BUCKET_NANOS;
+
+    /// A span: (trace, id, parent or 0, service, start).
+    fn s(trace: u128, id: u64, parent: u64, service: &str, start: u64) -> Span {
+        Span {
+            trace_id: TraceId(trace),
+            span_id: SpanId(id),
+            parent_span_id: (parent != 0).then_some(SpanId(parent)),
+            start_unix_nanos: start,
+            duration_nanos: 1,
+            resource: Arc::new(Resource {
+                service_name: service.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn l(parent: &str, child: &str, call_count: u64) -> DependencyLink {
+        DependencyLink {
+            parent: parent.into(),
+            child: child.into(),
+            call_count,
+        }
+    }
+
+    fn cfg(max_remembered_spans: usize, max_pending: usize, max_wait_nanos: u64) -> LinkerConfig {
+        LinkerConfig {
+            bucket_nanos: MIN,
+            max_remembered_spans,
+            max_pending,
+            max_wait_nanos,
+        }
+    }
+
+    #[test]
+    fn trace_links_like_jaeger_memory_store() {
+        // (spans, links)
+        let cases: Vec<(Vec<Span>, Vec<DependencyLink>)> = vec![
+            (vec![], vec![]),
+            (vec![s(1, 1, 0, "a", 0), s(1, 2, 1, "a", 0)], vec![]),
+            (
+                vec![
+                    s(1, 1, 0, "a", 0),
+                    s(1, 2, 1, "b", 0),
+                    s(1, 3, 1, "b", 0),
+                    s(1, 4, 2, "c", 0),
+                    s(1, 5, 9, "d", 0),
+                ],
+                vec![l("a", "b", 2), l("b", "c", 1)],
+            ),
+            // child before parent in the list; self-parent is same service, never a link
+            (
+                vec![s(1, 2, 1, "b", 0), s(1, 1, 0, "a", 0), s(1, 3, 3, "c", 0)],
+                vec![l("a", "b", 1)],
+            ),
+        ];
+        for (i, (spans, want)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                trace_links(&Trace {
+                    trace_id: TraceId(1),
+                    spans
+                }),
+                want,
+                "case {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn same_batch_any_order() {
+        let mut lk = DependencyLinker::new(LinkerConfig::default());
+        lk.observe(
+            &[
+                s(1, 2, 1, "b", 5),
+                s(1, 1, 0, "a", 0),
+                s(1, 3, 2, "b", 6),
+                s(1, 4, 2, "c", MIN + 1),
+            ],
+            0,
+        );
+        assert_eq!(
+            lk.take_links(0),
+            vec![(0, vec![l("a", "b", 1)]), (MIN, vec![l("b", "c", 1)])]
+        );
+        assert_eq!(lk.take_links(0), vec![], "take drains");
+        assert_eq!(
+            lk.stats(),
+            LinkerStats {
+                remembered: 4,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn parent_in_earlier_batch_and_parent_later() {
+        let mut lk = DependencyLinker::new(LinkerConfig::default());
+        lk.observe(&[s(1, 1, 0, "a", 0)], 0);
+        lk.observe(&[s(1, 2, 1, "b", 10)], 1);
+        // children of span 7 arrive first, across two batches
+        lk.observe(
+            &[s(2, 8, 7, "db", 2 * MIN), s(2, 9, 7, "db", 2 * MIN + 5)],
+            2,
+        );
+        lk.observe(&[s(2, 10, 7, "cache", 2 * MIN)], 3);
+        assert_eq!(lk.stats().pending, 3);
+        lk.observe(&[s(2, 7, 0, "api", 0)], 4);
+        assert_eq!(lk.stats().pending, 0);
+        assert_eq!(
+            lk.take_links(5),
+            vec![
+                (0, vec![l("a", "b", 1)]),
+                (2 * MIN, vec![l("api", "cache", 1), l("api", "db", 2)])
+            ]
+        );
+        assert_eq!(lk.stats().expired_pending, 0);
+    }
+
+    #[test]
+    fn parent_never_arrives_expires() {
+        let mut lk = DependencyLinker::new(cfg(100, 100, 1_000));
+        lk.observe(&[s(1, 2, 1, "b", 0)], 100);
+        lk.observe(&[s(1, 3, 1, "c", 0)], 600);
+        // (now, pending after take, expired after take)
+        for (now, pending, expired) in [(1_099, 2, 0), (1_100, 1, 1), (1_599, 1, 1), (1_600, 0, 2)]
+        {
+            assert_eq!(lk.take_links(now), vec![], "now {now}");
+            let st = lk.stats();
+            assert_eq!(
+                (st.pending, st.expired_pending),
+                (pending, expired),
+                "now {now}"
+            );
+        }
+        // the parent arriving after expiry links nothing
+        lk.observe(&[s(1, 1, 0, "a", 0)], 2_000);
+        assert_eq!(lk.take_links(2_000), vec![]);
+    }
+
+    #[test]
+    fn pending_is_bounded_oldest_dropped() {
+        let mut lk = DependencyLinker::new(cfg(100, 2, u64::MAX));
+        lk.observe(
+            &[
+                s(1, 11, 1, "x", 0),
+                s(1, 12, 2, "y", 0),
+                s(1, 13, 3, "z", 0),
+            ],
+            0,
+        );
+        assert_eq!((lk.stats().pending, lk.stats().dropped_pending), (2, 1));
+        lk.observe(
+            &[s(1, 1, 0, "p", 0), s(1, 2, 0, "p", 0), s(1, 3, 0, "p", 0)],
+            1,
+        );
+        assert_eq!(
+            lk.take_links(2),
+            vec![(0, vec![l("p", "y", 1), l("p", "z", 1)])]
+        );
+        let mut none = DependencyLinker::new(cfg(100, 0, 10));
+        none.observe(&[s(1, 11, 1, "x", 0)], 0);
+        assert_eq!((none.stats().pending, none.stats().dropped_pending), (0, 1));
+    }
+
+    #[test]
+    fn remembered_is_bounded_fifo() {
+        let mut lk = DependencyLinker::new(cfg(3, 100, u64::MAX));
+        lk.observe(&[s(1, 1, 0, "a", 0), s(1, 2, 0, "a", 0)], 0);
+        lk.observe(&[s(1, 1, 0, "a", 0)], 0); // seen again: not a second entry
+        lk.observe(&[s(1, 3, 0, "a", 0), s(1, 4, 0, "a", 0)], 0);
+        assert_eq!(lk.stats().remembered, 3);
+        // span 1 was evicted, so its child parks; span 2..4 are known
+        lk.observe(&[s(1, 21, 1, "b", 0), s(1, 24, 4, "b", 0)], 0);
+        assert_eq!(lk.stats().pending, 1);
+        assert_eq!(lk.take_links(0), vec![(0, vec![l("a", "b", 1)])]);
+        for i in 100..10_000 {
+            lk.observe(&[s(2, i, 0, "a", 0)], 0);
+        }
+        assert_eq!(lk.stats().remembered, 3);
+    }
+
+    #[test]
+    fn stale_order_entries_are_compacted_and_skipped() {
+        let mut lk = DependencyLinker::new(cfg(10, 4, 100));
+        // one child that never links stays at the front
+        lk.observe(&[s(9, 2, 1, "b", 0)], 0);
+        for i in 0..5_000u64 {
+            let p = 1_000 + i;
+            lk.observe(&[s(1, p + 100_000, p, "c", 0)], 1);
+            lk.observe(&[s(1, p, 0, "a", 0)], 1);
+        }
+        assert!(
+            lk.parked_order.len() <= 1100,
+            "order queue holds {}",
+            lk.parked_order.len()
+        );
+        assert_eq!(lk.stats().pending, 1);
+        assert_eq!(lk.take_links(1), vec![(0, vec![l("a", "c", 5_000)])]);
+        assert_eq!(lk.take_links(100), vec![]);
+        assert_eq!(
+            (
+                lk.stats().pending,
+                lk.stats().expired_pending,
+                lk.stats().dropped_pending
+            ),
+            (0, 1, 0)
+        );
+    }
+
+    #[test]
+    fn stale_entry_before_a_new_group_of_the_same_parent() {
+        let mut lk = DependencyLinker::new(cfg(1, 10, 100));
+        lk.observe(&[s(5, 2, 1, "x", 0)], 0);
+        lk.observe(&[s(5, 1, 0, "w", 0)], 0); // links w -> x, leaves a stale order entry
+        lk.observe(&[s(6, 1, 0, "z", 0)], 0); // evicts span 1 of trace 5 from memory
+        lk.observe(&[s(5, 3, 1, "y", 0)], 50); // parks again under the same parent key
+        assert_eq!(lk.take_links(120), vec![(0, vec![l("w", "x", 1)])]);
+        assert_eq!((lk.stats().pending, lk.stats().expired_pending), (1, 0));
+        assert_eq!(lk.take_links(150), vec![]);
+        assert_eq!((lk.stats().pending, lk.stats().expired_pending), (0, 1));
+    }
+
+    #[test]
+    fn buckets_use_child_start() {
+        let mut lk = DependencyLinker::new(LinkerConfig {
+            bucket_nanos: 10,
+            ..LinkerConfig::default()
+        });
+        lk.observe(
+            &[
+                s(1, 1, 0, "a", 0),
+                s(1, 2, 1, "b", 9),
+                s(1, 3, 1, "b", 10),
+                s(1, 4, 1, "b", 19),
+                s(1, 5, 1, "c", 25),
+            ],
+            0,
+        );
+        assert_eq!(
+            lk.take_links(0),
+            vec![
+                (0, vec![l("a", "b", 1)]),
+                (10, vec![l("a", "b", 2)]),
+                (20, vec![l("a", "c", 1)])
+            ]
+        );
+        let mut zero = DependencyLinker::new(LinkerConfig {
+            bucket_nanos: 0,
+            ..LinkerConfig::default()
+        });
+        zero.observe(&[s(1, 1, 0, "a", 0), s(1, 2, 1, "b", 7)], 0);
+        assert_eq!(zero.take_links(0), vec![(7, vec![l("a", "b", 1)])]);
+    }
+
+    #[test]
+    fn service_table_is_bounded() {
+        let mut lk = DependencyLinker::new(LinkerConfig::default());
+        let spans: Vec<Span> = (0..MAX_SERVICES as u64 + 5)
+            .map(|i| s(1, i + 1, 0, &alloc::format!("svc{i}"), 0))
+            .collect();
+        lk.observe(&spans, 0);
+        assert_eq!(lk.stats().untracked_spans, 5);
+        assert_eq!(lk.stats().remembered, MAX_SERVICES);
+    }
+}
