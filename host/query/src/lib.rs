@@ -1,0 +1,171 @@
+//! Spoor's query HTTP API: Jaeger's `/api/…` (what the Jaeger UI and Grafana's Jaeger data source
+//! call) and `/api/v3/…` (grpc-gateway JSON with OTLP traces inside), served from a
+//! [`TraceStore`].
+//!
+//! Responses are byte-for-byte what Jaeger's query service sends for the same traces. Store calls
+//! block, so they run on tokio's blocking pool. "Now" is read from the system clock here, in the
+//! handler layer, and nowhere else.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use spoor_core::Trace;
+use spoor_store::{StoreError, TraceStore};
+
+pub mod jaeger;
+pub mod json;
+pub mod params;
+mod v1;
+mod v3;
+
+pub use params::ParamError;
+
+/// Settings of the query API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryConfig {
+    /// Search window when a v1 search gives neither `start` nor `lookback` (default 1h).
+    pub default_lookback: Duration,
+    /// Longest search window; a longer one is shortened by moving its start (default none).
+    pub max_lookback: Option<Duration>,
+    /// Most traces one search returns, whatever `limit` asks for (default 1500).
+    pub max_limit: usize,
+    /// Most spans returned per trace, earliest first; 0 means unlimited (default 0).
+    pub max_spans_per_trace: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            default_lookback: Duration::from_secs(3600),
+            max_lookback: None,
+            max_limit: 1500,
+            max_spans_per_trace: 0,
+        }
+    }
+}
+
+/// Everything a handler needs.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub store: Arc<dyn TraceStore>,
+    pub cfg: Arc<QueryConfig>,
+}
+
+/// The query API's routes (v1 under `/api`, v3 under `/api/v3`).
+pub fn router(store: Arc<dyn TraceStore>, cfg: QueryConfig) -> Router {
+    let state = AppState {
+        store,
+        cfg: Arc::new(cfg),
+    };
+    Router::new()
+        .route("/api/services", get(v1::services))
+        .route(
+            "/api/services/{service}/operations",
+            get(v1::service_operations),
+        )
+        .route("/api/operations", get(v1::operations))
+        .route("/api/traces", get(v1::search))
+        .route("/api/traces/{trace_id}", get(v1::get_trace))
+        .route("/api/dependencies", get(v1::dependencies))
+        .route("/api/v3/services", get(v3::services))
+        .route("/api/v3/operations", get(v3::operations))
+        .route("/api/v3/traces", get(v3::find_traces))
+        .route("/api/v3/traces/{trace_id}", get(v3::get_trace))
+        .route("/api/v3/trace-summaries", get(v3::trace_summaries))
+        .with_state(state)
+}
+
+/// Why a request failed; turned into a status code and body in exactly one place per API.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    /// A bad parameter (400).
+    #[error(transparent)]
+    BadRequest(#[from] ParamError),
+    /// A requested trace is not stored (404). The v3 API words it "No traces found".
+    #[error("trace not found")]
+    NotFound,
+    /// The store failed (500).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The blocking task running a store call panicked or was cancelled (500).
+    #[error("query task failed: {0}")]
+    Task(String),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Store(_) | ApiError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// Runs a blocking store call on the blocking pool.
+pub(crate) async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn TraceStore) -> Result<T, StoreError> + Send + 'static,
+{
+    let store = Arc::clone(&state.store);
+    match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+        Ok(r) => r.map_err(|e| {
+            tracing::error!(error = %e, "query api: store call failed");
+            ApiError::Store(e)
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "query api: store task failed");
+            Err(ApiError::Task(e.to_string()))
+        }
+    }
+}
+
+/// Nanoseconds since the epoch, from the system clock.
+pub(crate) fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// A `200 application/json` response.
+pub(crate) fn json_response(body: String) -> Response {
+    with_body(StatusCode::OK, "application/json", body)
+}
+
+/// An error response as Go's `http.Error` writes it: the JSON body plus a newline.
+pub(crate) fn error_response(status: StatusCode, body: String) -> Response {
+    with_body(status, "application/json", body + "\n")
+}
+
+fn with_body(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    resp
+}
+
+/// Prepares a stored trace for display: clock-skew adjustment, spans by start time, and the
+/// per-trace span cap. Returns the trace-level warnings.
+pub(crate) fn prepare_trace(trace: &mut Trace, max_spans: usize) -> Vec<String> {
+    spoor_core::skew::adjust_clock_skew(trace);
+    trace.spans.sort_by_key(|s| s.start_unix_nanos);
+    let mut warnings = Vec::new();
+    if max_spans > 0 && trace.spans.len() > max_spans {
+        warnings.push(format!(
+            "trace has {} spans; only the first {} by start time are shown",
+            trace.spans.len(),
+            max_spans
+        ));
+        trace.spans.truncate(max_spans);
+    }
+    warnings
+}

@@ -1,0 +1,448 @@
+//! Jaeger's v1 query API (`/api/…`): the structured-response envelope
+//! `{"data":…,"total":N,"limit":0,"offset":0,"errors":…}` around the UI's trace JSON.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use spoor_core::query::TraceQuery;
+use spoor_core::{SpanKind, TraceId};
+
+use crate::jaeger::{trace_id_str, trace_json};
+use crate::json::Json;
+use crate::params::{self, go_parse_duration, go_parse_i32, go_parse_i64, ParamError, Params};
+use crate::{
+    blocking, error_response, json_response, now_nanos, prepare_trace, ApiError, AppState,
+};
+
+/// Jaeger's default number of traces when a search gives no `limit`.
+const DEFAULT_LIMIT: usize = 100;
+/// Jaeger's default dependency lookback: 24h.
+const DEFAULT_DEPENDENCY_LOOKBACK_NANOS: u64 = 24 * 3600 * 1_000_000_000;
+
+/// Jaeger's `structuredResponse`.
+fn envelope(data: Json, total: usize, errors: Json) -> String {
+    Json::obj([
+        ("data", data),
+        ("total", Json::UInt(total as u64)),
+        ("limit", Json::Int(0)),
+        ("offset", Json::Int(0)),
+        ("errors", errors),
+    ])
+    .render()
+}
+
+/// The one place a v1 error becomes a response: `{"data":null,…,"errors":[{"code","msg"}]}`.
+fn error(err: ApiError) -> Response {
+    let status = err.status();
+    let body = envelope(
+        Json::Null,
+        0,
+        Json::Arr(vec![Json::obj([
+            ("code", Json::UInt(u64::from(status.as_u16()))),
+            ("msg", Json::Str(err.to_string())),
+        ])]),
+    );
+    error_response(status, body)
+}
+
+fn respond(r: Result<String, ApiError>) -> Response {
+    match r {
+        Ok(body) => json_response(body),
+        Err(e) => error(e),
+    }
+}
+
+/// `GET /api/services`
+pub(crate) async fn services(State(state): State<AppState>) -> Response {
+    respond(blocking(&state, |s| s.services()).await.map(|svcs| {
+        let n = svcs.len();
+        envelope(Json::strs(svcs), n, Json::Null)
+    }))
+}
+
+/// `GET /api/services/{service}/operations`: unique operation names of any kind.
+pub(crate) async fn service_operations(
+    State(state): State<AppState>,
+    Path(service): Path<String>,
+) -> Response {
+    // Jaeger unescapes the path value once more (`url.QueryUnescape`).
+    let service = params::percent_decode(&service);
+    respond(
+        blocking(&state, move |s| s.operations(&service, None))
+            .await
+            .map(|ops| {
+                let mut names: Vec<String> = ops.into_iter().map(|o| o.name).collect();
+                names.sort();
+                names.dedup();
+                let n = names.len();
+                // Jaeger returns a nil slice, hence `null`, when there are none.
+                envelope(
+                    Json::nil_if_empty(names.into_iter().map(Json::Str).collect()),
+                    n,
+                    Json::Null,
+                )
+            }),
+    )
+}
+
+/// Parses Jaeger's `spanKind` parameter (`""` for all kinds).
+fn span_kind_param(p: &Params, name: &'static str) -> Result<Option<SpanKind>, ParamError> {
+    match p.get(name) {
+        None => Ok(None),
+        Some(k) => match SpanKind::from_jaeger_str(k) {
+            Some(kind) => Ok(Some(kind)),
+            None => Err(ParamError::Unparsable {
+                param: name,
+                detail: format!("unsupported span kind: '{k}'"),
+            }),
+        },
+    }
+}
+
+/// `GET /api/operations?service=&spanKind=`
+pub(crate) async fn operations(State(state): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::parse(q.as_deref());
+    let Some(service) = p.get("service").map(str::to_string) else {
+        return error(ParamError::ServiceRequired.into());
+    };
+    let kind = match span_kind_param(&p, "spanKind") {
+        Ok(k) => k,
+        Err(e) => return error(e.into()),
+    };
+    respond(
+        blocking(&state, move |s| s.operations(&service, kind))
+            .await
+            .map(|ops| {
+                let n = ops.len();
+                let data = ops
+                    .into_iter()
+                    .map(|o| {
+                        Json::obj([
+                            ("name", Json::Str(o.name)),
+                            ("spanKind", Json::str(o.span_kind.as_jaeger_str())),
+                        ])
+                    })
+                    .collect();
+                envelope(Json::Arr(data), n, Json::Null)
+            }),
+    )
+}
+
+/// What a v1 search asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Search {
+    /// `traceID=…` given: fetch those traces, ignore every other criterion.
+    Ids(Vec<TraceId>),
+    /// A search by criteria.
+    Query(TraceQuery),
+}
+
+fn unparsable(param: &'static str) -> impl Fn(String) -> ParamError {
+    move |detail| ParamError::Unparsable { param, detail }
+}
+
+/// A time parameter counted in `unit_nanos` since the epoch (negative times clamp to 0).
+fn time_param(p: &Params, name: &'static str, unit_nanos: u64) -> Result<Option<u64>, ParamError> {
+    p.get(name)
+        .map(|v| {
+            go_parse_i64(v)
+                .map(|t| (t.max(0) as u64).saturating_mul(unit_nanos))
+                .map_err(unparsable(name))
+        })
+        .transpose()
+}
+
+fn duration_param(p: &Params, name: &'static str) -> Result<Option<u64>, ParamError> {
+    p.get(name)
+        .map(|v| {
+            go_parse_duration(v)
+                .map(|d| d.max(0) as u64)
+                .map_err(unparsable(name))
+        })
+        .transpose()
+}
+
+/// Parses `/api/traces` parameters, in Jaeger's order, so the first bad one is reported.
+pub(crate) fn parse_search(
+    p: &Params,
+    cfg: &crate::QueryConfig,
+    now: u64,
+) -> Result<Search, ParamError> {
+    let start = time_param(p, "start", 1_000)?;
+    let end = time_param(p, "end", 1_000)?.unwrap_or(now);
+    let tags = params::parse_tags(&p.all("tag"), &p.all("tags"))?;
+    let limit = match p.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(v) => match go_parse_i32(v).map_err(unparsable("limit"))? {
+            n if n <= 0 => DEFAULT_LIMIT,
+            n => n as usize,
+        },
+    };
+    let min = duration_param(p, "minDuration")?;
+    let max = duration_param(p, "maxDuration")?;
+    let mut ids = Vec::new();
+    for id in p.all("traceID") {
+        ids.push(params::parse_trace_id(id).map_err(ParamError::TraceIdParam)?);
+    }
+    let lookback = match p.get("lookback") {
+        Some(l) => params::parse_lookback(l)?,
+        None => None,
+    };
+    if !ids.is_empty() {
+        return Ok(Search::Ids(ids));
+    }
+    let service = p.get("service").ok_or(ParamError::ServiceRequired)?;
+    if let (Some(min), Some(max)) = (min, max) {
+        if min != 0 && max != 0 && max < min {
+            return Err(ParamError::MaxBelowMin);
+        }
+    }
+    let default_lookback = u64::try_from(cfg.default_lookback.as_nanos()).unwrap_or(u64::MAX);
+    let mut start =
+        start.unwrap_or_else(|| end.saturating_sub(lookback.unwrap_or(default_lookback)));
+    if let Some(max) = cfg.max_lookback {
+        start = start.max(end.saturating_sub(u64::try_from(max.as_nanos()).unwrap_or(u64::MAX)));
+    }
+    Ok(Search::Query(TraceQuery {
+        service: Some(service.to_string()),
+        operation: p.get("operation").map(str::to_string),
+        span_kind: None,
+        tags,
+        start_min_nanos: start,
+        start_max_nanos: end,
+        duration_min_nanos: min.filter(|d| *d > 0),
+        duration_max_nanos: max.filter(|d| *d > 0),
+        limit: limit.min(cfg.max_limit.max(1)),
+    }))
+}
+
+/// `GET /api/traces?service=…` or `GET /api/traces?traceID=…&traceID=…`
+pub(crate) async fn search(State(state): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::parse(q.as_deref());
+    let search = match parse_search(&p, &state.cfg, now_nanos()) {
+        Ok(s) => s,
+        Err(e) => return error(e.into()),
+    };
+    let max_spans = state.cfg.max_spans_per_trace;
+    let result = match search {
+        Search::Query(query) => blocking(&state, move |s| s.find_traces(&query))
+            .await
+            .map(|ts| (ts, Vec::new())),
+        Search::Ids(ids) => {
+            let wanted = ids.clone();
+            blocking(&state, move |s| s.get_traces(&ids))
+                .await
+                .map(|ts| {
+                    let missing = wanted
+                        .iter()
+                        .filter(|id| !ts.iter().any(|t| t.trace_id == **id && !t.spans.is_empty()))
+                        .map(|id| {
+                            Json::obj([
+                                ("msg", Json::str("trace not found")),
+                                ("traceID", Json::Str(trace_id_str(*id))),
+                            ])
+                        })
+                        .collect();
+                    (ts, missing)
+                })
+        }
+    };
+    respond(result.map(|(traces, missing)| {
+        let data = traces
+            .into_iter()
+            .filter(|t| !t.spans.is_empty())
+            .map(|mut t| {
+                let warnings = prepare_trace(&mut t, max_spans);
+                trace_json(&t, &warnings)
+            })
+            .collect();
+        envelope(Json::Arr(data), 0, Json::nil_if_empty(missing))
+    }))
+}
+
+/// `GET /api/traces/{traceID}`
+pub(crate) async fn get_trace(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let id = match params::parse_trace_id(&id) {
+        Ok(id) => id,
+        Err(e) => return error(ParamError::TraceIdPath(e).into()),
+    };
+    let max_spans = state.cfg.max_spans_per_trace;
+    let found = blocking(&state, move |s| s.get_trace(id)).await;
+    respond(match found {
+        Ok(Some(mut t)) if !t.spans.is_empty() => {
+            let warnings = prepare_trace(&mut t, max_spans);
+            Ok(envelope(
+                Json::Arr(vec![trace_json(&t, &warnings)]),
+                0,
+                Json::Null,
+            ))
+        }
+        Ok(_) => Err(ApiError::NotFound),
+        Err(e) => Err(e),
+    })
+}
+
+/// `GET /api/dependencies?endTs=&lookback=` (milliseconds; optional `service` filter).
+pub(crate) async fn dependencies(State(state): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::parse(q.as_deref());
+    let parsed = (|| -> Result<(u64, u64), ParamError> {
+        let end = time_param(&p, "endTs", 1_000_000)?.unwrap_or_else(now_nanos);
+        let lookback = match p.get("lookback") {
+            None => DEFAULT_DEPENDENCY_LOOKBACK_NANOS,
+            Some(v) => (go_parse_i64(v).map_err(unparsable("lookback"))?.max(0) as u64)
+                .saturating_mul(1_000_000),
+        };
+        Ok((end, lookback))
+    })();
+    let (end, lookback) = match parsed {
+        Ok(v) => v,
+        Err(e) => return error(e.into()),
+    };
+    let service = p.get("service").map(str::to_string);
+    respond(
+        blocking(&state, move |s| s.dependencies(end, lookback))
+            .await
+            .map(|links| {
+                let data = links
+                    .into_iter()
+                    .filter(|l| {
+                        service
+                            .as_ref()
+                            .is_none_or(|s| &l.parent == s || &l.child == s)
+                    })
+                    .map(|l| {
+                        Json::obj([
+                            ("parent", Json::Str(l.parent)),
+                            ("child", Json::Str(l.child)),
+                            ("callCount", Json::UInt(l.call_count)),
+                        ])
+                    })
+                    .collect();
+                envelope(Json::Arr(data), 0, Json::Null)
+            }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::QueryConfig;
+    use std::time::Duration;
+
+    const NOW: u64 = 1_795_600_800_000_000_000; // 2026-11-25T10:00:00Z
+    const H: u64 = 3_600_000_000_000;
+
+    fn parse(q: &str) -> Result<Search, String> {
+        parse_search(&Params::parse(Some(q)), &QueryConfig::default(), NOW)
+            .map_err(|e| e.to_string())
+    }
+
+    fn query(q: &str) -> TraceQuery {
+        match parse(q) {
+            Ok(Search::Query(t)) => t,
+            other => panic!("{q}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn search_windows() {
+        // (query string, start_min, start_max)
+        let cases: &[(&str, u64, u64)] = &[
+            ("service=a", NOW - H, NOW),
+            ("service=a&lookback=2d", NOW - 48 * H, NOW),
+            ("service=a&lookback=custom", NOW - H, NOW),
+            ("service=a&start=1000&end=5000", 1_000_000, 5_000_000),
+            ("service=a&start=1000&lookback=1h", 1_000_000, NOW),
+            ("service=a&end=7200000000", H, 2 * H),
+        ];
+        for (q, min, max) in cases {
+            let t = query(q);
+            assert_eq!((t.start_min_nanos, t.start_max_nanos), (*min, *max), "{q}");
+        }
+        let cfg = QueryConfig {
+            max_lookback: Some(Duration::from_secs(7200)),
+            ..QueryConfig::default()
+        };
+        match parse_search(&Params::parse(Some("service=a&lookback=7d")), &cfg, NOW) {
+            Ok(Search::Query(t)) => assert_eq!(t.start_min_nanos, NOW - 2 * H),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn search_criteria() {
+        let t = query("service=a&operation=GET%20%2F&minDuration=1.2s&maxDuration=5s&limit=7&tag=http.method:GET&tags=%7B%22x%22%3A%22y%22%7D");
+        assert_eq!(t.service.as_deref(), Some("a"));
+        assert_eq!(t.operation.as_deref(), Some("GET /"));
+        assert_eq!(t.duration_min_nanos, Some(1_200_000_000));
+        assert_eq!(t.duration_max_nanos, Some(5_000_000_000));
+        assert_eq!(t.limit, 7);
+        assert_eq!(
+            t.tags,
+            vec![
+                ("http.method".into(), "GET".into()),
+                ("x".into(), "y".into())
+            ]
+        );
+        assert_eq!(query("service=a").limit, DEFAULT_LIMIT);
+        assert_eq!(query("service=a&limit=99999").limit, 1500);
+        assert_eq!(
+            parse("traceID=abc&traceID=00000000000000010000000000000002"),
+            Ok(Search::Ids(vec![
+                TraceId(0xabc),
+                TraceId::from_high_low(1, 2)
+            ]))
+        );
+    }
+
+    #[test]
+    fn search_errors_name_the_parameter() {
+        let cases: &[(&str, &str)] = &[
+            ("", "parameter 'service' is required"),
+            ("operation=x", "parameter 'service' is required"),
+            (
+                "service=a&start=yesterday",
+                r#"unable to parse param 'start': strconv.ParseInt: parsing "yesterday": invalid syntax"#,
+            ),
+            (
+                "service=a&end=1.5",
+                r#"unable to parse param 'end': strconv.ParseInt: parsing "1.5": invalid syntax"#,
+            ),
+            (
+                "service=a&limit=ten",
+                r#"unable to parse param 'limit': strconv.ParseInt: parsing "ten": invalid syntax"#,
+            ),
+            (
+                "service=a&minDuration=5",
+                r#"unable to parse param 'minDuration': time: missing unit in duration "5""#,
+            ),
+            (
+                "service=a&maxDuration=1x",
+                r#"unable to parse param 'maxDuration': time: unknown unit "x" in duration "1x""#,
+            ),
+            (
+                "service=a&minDuration=2s&maxDuration=1s",
+                "'maxDuration' should be greater than 'minDuration'",
+            ),
+            (
+                "service=a&tag=novalue",
+                "malformed 'tag' parameter, expecting key:value, received: novalue",
+            ),
+            (
+                "traceID=xyz",
+                r#"cannot parse traceID param: strconv.ParseUint: parsing "xyz": invalid syntax"#,
+            ),
+            (
+                "service=a&lookback=soon",
+                r#"unable to parse param 'lookback': invalid lookback "soon", expecting a duration like 1h or 2d"#,
+            ),
+        ];
+        for (q, want) in cases {
+            assert_eq!(parse(q).unwrap_err(), *want, "{q}");
+        }
+        let err = parse("service=a&tags=%7Bbad").unwrap_err();
+        assert!(
+            err.starts_with("malformed 'tags' parameter, cannot unmarshal JSON: "),
+            "{err}"
+        );
+    }
+}
