@@ -219,7 +219,9 @@ impl fmt::Debug for SpanId {
 }
 
 /// The role of a span in a request, numbered as in OTLP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[repr(u8)]
 pub enum SpanKind {
     /// Not given by the instrumentation.
@@ -433,12 +435,18 @@ pub struct KeyValue {
 impl KeyValue {
     /// A key/value pair.
     pub fn new(key: impl Into<String>, value: AnyValue) -> Self {
-        KeyValue { key: key.into(), value }
+        KeyValue {
+            key: key.into(),
+            value,
+        }
     }
 
     /// A key with a string value.
     pub fn string(key: impl Into<String>, value: impl Into<String>) -> Self {
-        KeyValue { key: key.into(), value: AnyValue::Str(value.into()) }
+        KeyValue {
+            key: key.into(),
+            value: AnyValue::Str(value.into()),
+        }
     }
 
     /// Rough heap size in bytes.
@@ -558,13 +566,17 @@ impl Span {
 
     /// End time, nanoseconds since the epoch (start for a negative duration).
     pub fn end_unix_nanos(&self) -> u64 {
-        self.start_unix_nanos.saturating_add(self.duration_nanos.max(0) as u64)
+        self.start_unix_nanos
+            .saturating_add(self.duration_nanos.max(0) as u64)
     }
 
     /// Whether the span failed: status `Error`, or a Jaeger-style `error=true` tag.
     pub fn is_error(&self) -> bool {
         self.status.code == StatusCode::Error
-            || matches!(find_attr(&self.attributes, "error"), Some(AnyValue::Bool(true)))
+            || matches!(
+                find_attr(&self.attributes, "error"),
+                Some(AnyValue::Bool(true))
+            )
             || matches!(find_attr(&self.attributes, "error"), Some(AnyValue::Str(s)) if s == "true")
     }
 
@@ -574,16 +586,32 @@ impl Span {
         160 + self.name.len()
             + self.trace_state.len()
             + self.status.message.len()
-            + self.attributes.iter().map(KeyValue::approx_size).sum::<usize>()
+            + self
+                .attributes
+                .iter()
+                .map(KeyValue::approx_size)
+                .sum::<usize>()
             + self
                 .events
                 .iter()
-                .map(|e| 48 + e.name.len() + e.attributes.iter().map(KeyValue::approx_size).sum::<usize>())
+                .map(|e| {
+                    48 + e.name.len()
+                        + e.attributes
+                            .iter()
+                            .map(KeyValue::approx_size)
+                            .sum::<usize>()
+                })
                 .sum::<usize>()
             + self
                 .links
                 .iter()
-                .map(|l| 64 + l.trace_state.len() + l.attributes.iter().map(KeyValue::approx_size).sum::<usize>())
+                .map(|l| {
+                    64 + l.trace_state.len()
+                        + l.attributes
+                            .iter()
+                            .map(KeyValue::approx_size)
+                            .sum::<usize>()
+                })
                 .sum::<usize>()
             + self.warnings.iter().map(|w| 24 + w.len()).sum::<usize>()
     }
@@ -601,12 +629,21 @@ pub struct Trace {
 impl Trace {
     /// Earliest span start, or 0 for an empty trace.
     pub fn start_unix_nanos(&self) -> u64 {
-        self.spans.iter().map(|s| s.start_unix_nanos).min().unwrap_or(0)
+        self.spans
+            .iter()
+            .map(|s| s.start_unix_nanos)
+            .min()
+            .unwrap_or(0)
     }
 
     /// Latest span end minus earliest span start.
     pub fn duration_nanos(&self) -> u64 {
-        let end = self.spans.iter().map(Span::end_unix_nanos).max().unwrap_or(0);
+        let end = self
+            .spans
+            .iter()
+            .map(Span::end_unix_nanos)
+            .max()
+            .unwrap_or(0);
         end.saturating_sub(self.start_unix_nanos())
     }
 
@@ -654,7 +691,10 @@ mod tests {
         let s = SpanId::parse_hex("00F067AA0BA902B7").unwrap();
         assert_eq!(s.to_hex().as_str(), "00f067aa0ba902b7");
         assert_eq!(SpanId::parse_hex(""), Err(IdParseError::Length));
-        assert_eq!(SpanId::parse_hex("12345678901234567"), Err(IdParseError::Length));
+        assert_eq!(
+            SpanId::parse_hex("12345678901234567"),
+            Err(IdParseError::Length)
+        );
         assert_eq!(TraceId::parse_hex("xyz"), Err(IdParseError::Digit));
         let hl = TraceId::from_high_low(1, 2);
         assert_eq!(hl.to_hex().as_str(), "00000000000000010000000000000002");
@@ -680,7 +720,10 @@ mod tests {
             span_id: SpanId(9),
             name: "GET /".into(),
             attributes: alloc::vec![KeyValue::new("n", AnyValue::Int(3))],
-            resource: Arc::new(Resource { service_name: "svc".into(), ..Default::default() }),
+            resource: Arc::new(Resource {
+                service_name: "svc".into(),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let bytes = postcard::to_allocvec(&span).unwrap();

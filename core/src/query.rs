@@ -43,7 +43,11 @@ pub const DEFAULT_LIMIT: usize = 20;
 impl TraceQuery {
     /// A query for any trace in `[start_min, start_max]`.
     pub fn between(start_min_nanos: u64, start_max_nanos: u64) -> Self {
-        TraceQuery { start_min_nanos, start_max_nanos, ..Default::default() }
+        TraceQuery {
+            start_min_nanos,
+            start_max_nanos,
+            ..Default::default()
+        }
     }
 
     /// The limit to apply, with the default substituted for 0.
@@ -72,7 +76,9 @@ impl TraceQuery {
                 return false;
             }
         }
-        if span.start_unix_nanos < self.start_min_nanos || span.start_unix_nanos > self.start_max_nanos {
+        if span.start_unix_nanos < self.start_min_nanos
+            || span.start_unix_nanos > self.start_max_nanos
+        {
             return false;
         }
         let d = span.duration_nanos.max(0) as u64;
@@ -92,7 +98,9 @@ impl TraceQuery {
 }
 
 fn attrs_have(attrs: &[KeyValue], key: &str, value: &str) -> bool {
-    attrs.iter().any(|kv| kv.key == key && kv.value.matches_text(value))
+    attrs
+        .iter()
+        .any(|kv| kv.key == key && kv.value.matches_text(value))
 }
 
 /// Whether the span carries `key` with text value `value` in its attributes, its resource, its
@@ -102,7 +110,10 @@ fn attrs_have(attrs: &[KeyValue], key: &str, value: &str) -> bool {
 pub fn span_has_tag(span: &Span, key: &str, value: &str) -> bool {
     if attrs_have(&span.attributes, key, value)
         || attrs_have(&span.resource.attributes, key, value)
-        || span.events.iter().any(|e| attrs_have(&e.attributes, key, value))
+        || span
+            .events
+            .iter()
+            .any(|e| attrs_have(&e.attributes, key, value))
     {
         return true;
     }
@@ -114,7 +125,9 @@ pub fn span_has_tag(span: &Span, key: &str, value: &str) -> bool {
             StatusCode::Error => value == "ERROR",
             StatusCode::Unset => false,
         },
-        "otel.status_description" => !span.status.message.is_empty() && span.status.message == value,
+        "otel.status_description" => {
+            !span.status.message.is_empty() && span.status.message == value
+        }
         "otel.scope.name" => !span.scope.name.is_empty() && span.scope.name == value,
         "otel.scope.version" => !span.scope.version.is_empty() && span.scope.version == value,
         "service.name" => span.service() == value,
@@ -140,7 +153,11 @@ mod tests {
                 ..Default::default()
             }),
             attributes: vec![KeyValue::new("http.status_code", AnyValue::Int(500))],
-            events: vec![Event { name: "e".into(), attributes: vec![KeyValue::string("event", "retry")], ..Default::default() }],
+            events: vec![Event {
+                name: "e".into(),
+                attributes: vec![KeyValue::string("event", "retry")],
+                ..Default::default()
+            }],
             ..Default::default()
         }
     }
@@ -151,7 +168,10 @@ mod tests {
         q.service = Some("a".into());
         q.operation = Some("op".into());
         q.duration_min_nanos = Some(10);
-        q.tags = vec![("http.status_code".into(), "500".into()), ("host.name".into(), "h1".into())];
+        q.tags = vec![
+            ("http.status_code".into(), "500".into()),
+            ("host.name".into(), "h1".into()),
+        ];
         assert!(q.matches_span(&span("a", "op", 5, 10)));
         assert!(!q.matches_span(&span("a", "op", 5, 9)));
         assert!(!q.matches_span(&span("b", "op", 5, 10)));
@@ -167,11 +187,20 @@ mod tests {
         q.service = Some("a".into());
         q.duration_min_nanos = Some(50);
         // One span has the service, another the duration: no single span has both.
-        let t = Trace { trace_id: Default::default(), spans: vec![span("a", "x", 1, 10), span("b", "y", 1, 60)] };
+        let t = Trace {
+            trace_id: Default::default(),
+            spans: vec![span("a", "x", 1, 10), span("b", "y", 1, 60)],
+        };
         assert!(!q.matches_trace(&t));
-        let t2 = Trace { trace_id: Default::default(), spans: vec![span("a", "x", 1, 60)] };
+        let t2 = Trace {
+            trace_id: Default::default(),
+            spans: vec![span("a", "x", 1, 60)],
+        };
         assert!(q.matches_trace(&t2));
-        let late = Trace { trace_id: Default::default(), spans: vec![span("a", "x", 101, 60)] };
+        let late = Trace {
+            trace_id: Default::default(),
+            spans: vec![span("a", "x", 101, 60)],
+        };
         assert!(!q.matches_trace(&late));
     }
 
@@ -179,7 +208,10 @@ mod tests {
     fn synthetic_tags() {
         let mut s = span("a", "x", 1, 1);
         s.kind = SpanKind::Server;
-        s.status = Status { code: StatusCode::Error, message: "boom".into() };
+        s.status = Status {
+            code: StatusCode::Error,
+            message: "boom".into(),
+        };
         assert!(span_has_tag(&s, "span.kind", "server"));
         assert!(span_has_tag(&s, "error", "true"));
         assert!(span_has_tag(&s, "otel.status_code", "ERROR"));

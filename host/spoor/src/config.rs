@@ -1,0 +1,515 @@
+//! Daemon configuration: command-line flags, `SPOOR_*` environment variables and a TOML file,
+//! merged in that order of precedence and validated once into a [`Settings`] that cannot be
+//! invalid.
+//!
+//! The file uses the flag names as keys (`memory.max-traces = 1000` is the table `memory`, key
+//! `max-traces`). Unknown keys are rejected with a message naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+/// Spoor: a distributed tracing backend (OTLP in, Jaeger-compatible query out).
+#[derive(Debug, Parser)]
+#[command(name = "spoor", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// The role to run; `all-in-one` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of the all-in-one role when no subcommand is given.
+    #[command(flatten)]
+    pub options: Options,
+}
+
+/// Roles of the one binary.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Receivers, pipeline, storage and query API in one process (the default).
+    AllInOne(Options),
+}
+
+/// Which storage backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// In memory, bounded by `memory.max-traces`; lost on exit.
+    Memory,
+    /// Embedded sled database under `data-dir` (the default).
+    Sled,
+    /// Accept and discard (to measure the pipeline alone).
+    Blackhole,
+}
+
+/// When the sled store makes writes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityKind {
+    /// Flush at least every second; acknowledge on enqueue (the default).
+    Periodic,
+    /// Acknowledge a request only after its spans are flushed to disk.
+    Sync,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of the all-in-one role. Every flag can also be set with the environment variable shown
+/// and in the config file under the flag's name.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Options {
+    /// TOML config file; flags and environment variables override its values.
+    #[arg(long, env = "SPOOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Storage backend [default: sled].
+    #[arg(long, env = "SPOOR_STORAGE", value_enum)]
+    pub storage: Option<StorageKind>,
+    /// Directory of the sled store [default: ./spoor-data].
+    #[arg(long = "data-dir", env = "SPOOR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// How long spans are kept, e.g. `72h`, `7d` [default: 72h].
+    #[arg(long, env = "SPOOR_RETENTION")]
+    pub retention: Option<String>,
+    /// Width of a sled time partition; retention drops whole partitions [default: 1h].
+    #[arg(long = "sled.partition", env = "SPOOR_SLED_PARTITION")]
+    pub sled_partition: Option<String>,
+    /// sled durability [default: periodic].
+    #[arg(long, env = "SPOOR_DURABILITY", value_enum)]
+    pub durability: Option<DurabilityKind>,
+    /// Traces kept by the memory store before the oldest are evicted [default: 100000].
+    #[arg(long = "memory.max-traces", env = "SPOOR_MEMORY_MAX_TRACES")]
+    pub memory_max_traces: Option<usize>,
+    /// OTLP/gRPC listen address [default: 0.0.0.0:4317].
+    #[arg(long = "otlp.grpc.host-port", env = "SPOOR_OTLP_GRPC_HOST_PORT")]
+    pub otlp_grpc: Option<String>,
+    /// OTLP/HTTP listen address [default: 0.0.0.0:4318].
+    #[arg(long = "otlp.http.host-port", env = "SPOOR_OTLP_HTTP_HOST_PORT")]
+    pub otlp_http: Option<String>,
+    /// Largest accepted OTLP request, compressed or not, in bytes [default: 16777216].
+    #[arg(long = "otlp.max-body-bytes", env = "SPOOR_OTLP_MAX_BODY_BYTES")]
+    pub otlp_max_body_bytes: Option<usize>,
+    /// Query API and UI listen address [default: 0.0.0.0:16686].
+    #[arg(long = "query.http.host-port", env = "SPOOR_QUERY_HTTP_HOST_PORT")]
+    pub query_http: Option<String>,
+    /// Admin (health, metrics) listen address [default: 0.0.0.0:14269].
+    #[arg(long = "admin.http.host-port", env = "SPOOR_ADMIN_HTTP_HOST_PORT")]
+    pub admin_http: Option<String>,
+    /// Memory the pipeline queue may hold before ingest is refused with 429, in bytes
+    /// [default: 67108864].
+    #[arg(long = "pipeline.queue-bytes", env = "SPOOR_PIPELINE_QUEUE_BYTES")]
+    pub queue_bytes: Option<usize>,
+    /// Spans per storage batch [default: 8192].
+    #[arg(long = "batch.max-spans", env = "SPOOR_BATCH_MAX_SPANS")]
+    pub batch_max_spans: Option<usize>,
+    /// Longest a span waits in a batch, e.g. `200ms` [default: 200ms].
+    #[arg(long = "batch.max-age", env = "SPOOR_BATCH_MAX_AGE")]
+    pub batch_max_age: Option<String>,
+    /// Log format [default: text].
+    #[arg(long = "log.format", env = "SPOOR_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `spoor=debug` [default: info].
+    #[arg(long = "log.level", env = "SPOOR_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// The config file, key for key the flags above.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    storage: Option<StorageKind>,
+    data_dir: Option<PathBuf>,
+    retention: Option<String>,
+    durability: Option<DurabilityKind>,
+    memory: Option<FileMemory>,
+    sled: Option<FileSled>,
+    otlp: Option<FileOtlp>,
+    query: Option<FileHttp>,
+    admin: Option<FileHttp>,
+    pipeline: Option<FilePipeline>,
+    batch: Option<FileBatch>,
+    log: Option<FileLog>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileMemory {
+    max_traces: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileSled {
+    partition: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileOtlp {
+    grpc: Option<FileHttp>,
+    http: Option<FileHttp>,
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileHttp {
+    host_port: Option<String>,
+    http: Option<FileHostPort>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileHostPort {
+    host_port: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FilePipeline {
+    queue_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileBatch {
+    max_spans: Option<usize>,
+    max_age: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileLog {
+    format: Option<LogFormat>,
+    level: Option<String>,
+}
+
+/// Validated settings of the all-in-one role.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Storage backend.
+    pub storage: StorageKind,
+    /// sled directory.
+    pub data_dir: PathBuf,
+    /// Retention.
+    pub retention: Duration,
+    /// sled partition width.
+    pub partition: Duration,
+    /// sled durability.
+    pub durability: DurabilityKind,
+    /// Memory store capacity in traces.
+    pub memory_max_traces: usize,
+    /// OTLP/gRPC address.
+    pub otlp_grpc: SocketAddr,
+    /// OTLP/HTTP address.
+    pub otlp_http: SocketAddr,
+    /// OTLP request size limit.
+    pub otlp_max_body_bytes: usize,
+    /// Query API address.
+    pub query_http: SocketAddr,
+    /// Admin address.
+    pub admin_http: SocketAddr,
+    /// Pipeline queue bound in bytes.
+    pub queue_bytes: usize,
+    /// Spans per storage batch.
+    pub batch_max_spans: usize,
+    /// Longest wait in a batch.
+    pub batch_max_age: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+}
+
+impl Settings {
+    /// Merges flags (and their environment variables) over the config file over defaults, and
+    /// validates the result. Errors name the flag or key and the bad value.
+    pub fn resolve(opts: &Options) -> anyhow::Result<Settings> {
+        let file = match &opts.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let memory = file.memory.unwrap_or_default();
+        let sled = file.sled.unwrap_or_default();
+        let otlp = file.otlp.unwrap_or_default();
+        let pipeline = file.pipeline.unwrap_or_default();
+        let batch = file.batch.unwrap_or_default();
+        let log = file.log.unwrap_or_default();
+        let host_port =
+            |h: Option<FileHttp>| h.and_then(|h| h.host_port.or(h.http.and_then(|x| x.host_port)));
+
+        let retention = parse_duration_setting(
+            "retention",
+            opts.retention.clone().or(file.retention),
+            "72h",
+        )?;
+        let partition = parse_duration_setting(
+            "sled.partition",
+            opts.sled_partition.clone().or(sled.partition),
+            "1h",
+        )?;
+        if partition.is_zero() {
+            bail!("sled.partition must be longer than zero");
+        }
+        let batch_max_age = parse_duration_setting(
+            "batch.max-age",
+            opts.batch_max_age.clone().or(batch.max_age),
+            "200ms",
+        )?;
+        let memory_max_traces = opts
+            .memory_max_traces
+            .or(memory.max_traces)
+            .unwrap_or(100_000);
+        if memory_max_traces == 0 {
+            bail!("memory.max-traces must be at least 1");
+        }
+        let batch_max_spans = opts.batch_max_spans.or(batch.max_spans).unwrap_or(8192);
+        if batch_max_spans == 0 {
+            bail!("batch.max-spans must be at least 1");
+        }
+        let queue_bytes = opts
+            .queue_bytes
+            .or(pipeline.queue_bytes)
+            .unwrap_or(64 << 20);
+        if queue_bytes < 1 << 20 {
+            bail!("pipeline.queue-bytes must be at least 1048576, got {queue_bytes}");
+        }
+        let otlp_max_body_bytes = opts
+            .otlp_max_body_bytes
+            .or(otlp.max_body_bytes)
+            .unwrap_or(16 << 20);
+        if otlp_max_body_bytes < 1024 {
+            bail!("otlp.max-body-bytes must be at least 1024, got {otlp_max_body_bytes}");
+        }
+        Ok(Settings {
+            storage: opts.storage.or(file.storage).unwrap_or(StorageKind::Sled),
+            data_dir: opts
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("spoor-data")),
+            retention,
+            partition,
+            durability: opts
+                .durability
+                .or(file.durability)
+                .unwrap_or(DurabilityKind::Periodic),
+            memory_max_traces,
+            otlp_grpc: parse_addr(
+                "otlp.grpc.host-port",
+                opts.otlp_grpc.clone().or(host_port(otlp.grpc)),
+                "0.0.0.0:4317",
+            )?,
+            otlp_http: parse_addr(
+                "otlp.http.host-port",
+                opts.otlp_http.clone().or(host_port(otlp.http)),
+                "0.0.0.0:4318",
+            )?,
+            otlp_max_body_bytes,
+            query_http: parse_addr(
+                "query.http.host-port",
+                opts.query_http.clone().or(host_port(file.query)),
+                "0.0.0.0:16686",
+            )?,
+            admin_http: parse_addr(
+                "admin.http.host-port",
+                opts.admin_http.clone().or(host_port(file.admin)),
+                "0.0.0.0:14269",
+            )?,
+            queue_bytes,
+            batch_max_spans,
+            batch_max_age,
+            log_format: opts.log_format.or(log.format).unwrap_or(LogFormat::Text),
+            log_level: opts
+                .log_level
+                .clone()
+                .or(log.level)
+                .unwrap_or_else(|| "info".to_string()),
+        })
+    }
+}
+
+fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid config file {}: {}",
+            path.display(),
+            e.to_string().trim_end()
+        )
+    })
+}
+
+fn parse_duration_setting(
+    name: &str,
+    value: Option<String>,
+    default: &str,
+) -> anyhow::Result<Duration> {
+    let text = value.unwrap_or_else(|| default.to_string());
+    parse_duration(&text).map_err(|e| anyhow::anyhow!("invalid {name} {text:?}: {e}"))
+}
+
+/// Parses `host:port` (`:port` means all interfaces).
+fn parse_addr(name: &str, value: Option<String>, default: &str) -> anyhow::Result<SocketAddr> {
+    let text = value.unwrap_or_else(|| default.to_string());
+    let full = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.clone()
+    };
+    full.parse().map_err(|_| {
+        anyhow::anyhow!("invalid {name} {text:?}: expected host:port such as 127.0.0.1:4317")
+    })
+}
+
+/// Parses durations such as `72h`, `7d`, `1h30m`, `250ms`, `1.5s` (units: ns, us, µs, ms, s, m,
+/// h, d).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_end == 0 {
+            return Err(format!("expected a number at {rest:?}"));
+        }
+        let value: f64 = rest[..num_end]
+            .parse()
+            .map_err(|_| format!("bad number {:?}", &rest[..num_end]))?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_end];
+        rest = &rest[unit_end..];
+        let nanos_per = match unit {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "d" => 86400e9,
+            "" => return Err("missing unit (use ns, us, ms, s, m, h or d)".into()),
+            other => {
+                return Err(format!(
+                    "unknown unit {other:?} (use ns, us, ms, s, m, h or d)"
+                ))
+            }
+        };
+        total += value * nanos_per;
+    }
+    if !total.is_finite() || total > u64::MAX as f64 {
+        return Err("duration too large".into());
+    }
+    Ok(Duration::from_nanos(total as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        for (text, want) in [
+            ("72h", Duration::from_secs(72 * 3600)),
+            ("7d", Duration::from_secs(7 * 86400)),
+            ("1h30m", Duration::from_secs(5400)),
+            ("250ms", Duration::from_millis(250)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("10us", Duration::from_micros(10)),
+        ] {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+        for bad in ["", "5", "h", "5x", "1..2s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let s = Settings::resolve(&Options::default()).unwrap();
+        assert_eq!(s.storage, StorageKind::Sled);
+        assert_eq!(s.retention, Duration::from_secs(72 * 3600));
+        assert_eq!(s.otlp_grpc.port(), 4317);
+        assert_eq!(s.otlp_http.port(), 4318);
+        assert_eq!(s.query_http.port(), 16686);
+        assert_eq!(s.admin_http.port(), 14269);
+        assert_eq!(s.durability, DurabilityKind::Periodic);
+    }
+
+    fn with_file(text: &str) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spoor.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::resolve(&Options {
+            config: Some(path),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn file_values_and_flag_precedence() {
+        let s = with_file(
+            "storage = \"memory\"\nretention = \"2h\"\nmemory.max-traces = 5\n[otlp.grpc]\nhost-port = \"127.0.0.1:1234\"\n[query.http]\nhost-port = \":9999\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.storage, StorageKind::Memory);
+        assert_eq!(s.retention, Duration::from_secs(7200));
+        assert_eq!(s.memory_max_traces, 5);
+        assert_eq!(s.otlp_grpc, "127.0.0.1:1234".parse().unwrap());
+        assert_eq!(s.query_http.port(), 9999);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spoor.toml");
+        std::fs::write(&path, "storage = \"memory\"\n").unwrap();
+        let s = Settings::resolve(&Options {
+            config: Some(path),
+            storage: Some(StorageKind::Blackhole),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.storage, StorageKind::Blackhole);
+    }
+
+    #[test]
+    fn unknown_and_bad_keys_are_named() {
+        let err = with_file("stroage = \"memory\"\n").unwrap_err().to_string();
+        assert!(err.contains("stroage"), "{err}");
+        let err = with_file("[memory]\nmax-trace = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max-trace"), "{err}");
+        let err = with_file("storage = \"floppy\"\n").unwrap_err().to_string();
+        assert!(err.contains("floppy"), "{err}");
+        let err = with_file("retention = \"3 weeks\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retention"), "{err}");
+        let err = Settings::resolve(&Options {
+            otlp_http: Some("nope".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("otlp.http.host-port") && err.contains("nope"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! The Spoor daemon: one binary, several roles. Today it runs `all-in-one`: OTLP receivers,
+//! the ingest pipeline, a storage backend and the Jaeger-compatible query API in one process.
+//!
+//! Start-up order: parse and validate configuration (exit 2 on a bad flag, variable or file),
+//! bind every listener (fail fast with the flag to change), serve the admin port (health says
+//! "not available" until storage is open), open storage, start the pipeline, then the receivers
+//! and the query API. Shutdown (Ctrl-C / SIGTERM) runs in reverse: receivers stop accepting and
+//! finish their requests, the pipeline drains its queue into storage and flushes, then the query
+//! and admin servers stop.
+
+mod admin;
+mod config;
+mod ingest;
+mod logging;
+mod metrics;
+mod pipeline;
+mod receivers;
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use spoor_core::batch::BatchConfig;
+use spoor_core::deps::LinkerConfig;
+use spoor_core::validate::Limits;
+use spoor_store::embedded::{Durability, SledConfig, SledStore};
+use spoor_store::TraceStore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{Cli, Command, DurabilityKind, Settings, StorageKind};
+use crate::ingest::Ingest;
+use crate::metrics::Metrics;
+use crate::pipeline::{now_nanos, Pipeline, PipelineConfig};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let opts = match cli.command {
+        Some(Command::AllInOne(o)) => o,
+        None => cli.options,
+    };
+    let settings = match Settings::resolve(&opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("spoor: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = logging::init(settings.log_format, &settings.log_level) {
+        eprintln!("spoor: {e:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("spoor")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("spoor: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_all_in_one(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("spoor: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (set --{flag})"))
+}
+
+fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn TraceStore>> {
+    Ok(match settings.storage {
+        StorageKind::Memory => Arc::new(spoor_store::memory::MemoryStore::new(
+            settings.memory_max_traces,
+        )),
+        StorageKind::Blackhole => Arc::new(spoor_store::blackhole::BlackholeStore::default()),
+        StorageKind::Sled => {
+            let cfg = SledConfig {
+                path: settings.data_dir.clone(),
+                retention: settings.retention,
+                partition: settings.partition,
+                durability: match settings.durability {
+                    DurabilityKind::Periodic => Durability::Periodic,
+                    DurabilityKind::Sync => Durability::Sync,
+                },
+                cache_bytes: 64 << 20,
+            };
+            let store = SledStore::open(cfg).with_context(|| {
+                format!(
+                    "cannot open sled storage in {}",
+                    settings.data_dir.display()
+                )
+            })?;
+            Arc::new(store)
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("received Ctrl-C"),
+        _ = term => tracing::info!("received SIGTERM"),
+    }
+}
+
+fn stopped(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+async fn run_all_in_one(settings: Settings) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let admin_l = bind(settings.admin_http, "admin.http.host-port").await?;
+    let grpc_l = bind(settings.otlp_grpc, "otlp.grpc.host-port").await?;
+    let http_l = bind(settings.otlp_http, "otlp.http.host-port").await?;
+    let query_l = bind(settings.query_http, "query.http.host-port").await?;
+
+    let (stop_receivers, receivers_rx) = watch::channel(false);
+    let (stop_servers, servers_rx) = watch::channel(false);
+
+    let admin = admin::Admin::new(metrics.clone());
+    let ready = admin.ready.clone();
+    let admin_task = tokio::spawn(
+        axum::serve(admin_l, admin.router())
+            .with_graceful_shutdown(stopped(&servers_rx))
+            .into_future(),
+    );
+
+    let store = {
+        let s = settings.clone();
+        tokio::task::spawn_blocking(move || open_store(&s))
+            .await
+            .context("storage open panicked")??
+    };
+    tracing::info!(storage = ?settings.storage, data_dir = %settings.data_dir.display(), "storage open");
+
+    let pipeline = Pipeline::start(
+        store.clone(),
+        metrics.clone(),
+        PipelineConfig {
+            queue_bytes: settings.queue_bytes,
+            batch: BatchConfig {
+                max_items: settings.batch_max_spans,
+                max_bytes: 16 << 20,
+                max_age_nanos: settings.batch_max_age.as_nanos() as u64,
+            },
+            sync: settings.storage == StorageKind::Sled
+                && settings.durability == DurabilityKind::Sync,
+            limits: Limits::default(),
+            retry_after: Duration::from_secs(1),
+            linker: LinkerConfig::default(),
+        },
+    );
+    let ingest: Arc<dyn Ingest> = pipeline.clone();
+
+    let grpc_task = tokio::spawn(receivers::otlp_grpc::serve_otlp_grpc(
+        grpc_l,
+        ingest.clone(),
+        receivers::otlp_grpc::OtlpGrpcConfig {
+            max_message_bytes: settings.otlp_max_body_bytes,
+        },
+        stopped(&receivers_rx),
+    ));
+    let http_router = receivers::otlp_http::otlp_http_router(
+        ingest.clone(),
+        receivers::otlp_http::OtlpHttpConfig {
+            max_body_bytes: settings.otlp_max_body_bytes,
+        },
+    );
+    let http_task = tokio::spawn(
+        axum::serve(http_l, http_router)
+            .with_graceful_shutdown(stopped(&receivers_rx))
+            .into_future(),
+    );
+    let query_router = spoor_query::router(
+        store.clone(),
+        spoor_query::QueryConfig {
+            default_lookback: Duration::from_secs(3600),
+            max_lookback: None,
+            max_limit: 1500,
+            max_spans_per_trace: 0,
+        },
+    );
+    let query_task = tokio::spawn(
+        axum::serve(query_l, query_router)
+            .with_graceful_shutdown(stopped(&servers_rx))
+            .into_future(),
+    );
+    let maintenance = tokio::spawn(maintain(
+        store.clone(),
+        metrics.clone(),
+        settings.retention,
+        settings.partition,
+    ));
+
+    ready.store(true, Relaxed);
+    tracing::info!(
+        otlp_grpc = %settings.otlp_grpc,
+        otlp_http = %settings.otlp_http,
+        query = %settings.query_http,
+        admin = %settings.admin_http,
+        "spoor all-in-one is ready"
+    );
+
+    shutdown_signal().await;
+    ready.store(false, Relaxed);
+    let _ = stop_receivers.send(true);
+    let drain = async {
+        if let Ok(Err(e)) = grpc_task.await {
+            tracing::error!(error = %e, "otlp grpc receiver failed");
+        }
+        if let Ok(Err(e)) = http_task.await {
+            tracing::error!(error = %e, "otlp http receiver failed");
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("receivers did not finish their requests within 10s");
+    }
+    pipeline.shutdown().await;
+    maintenance.abort();
+    let _ = stop_servers.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = query_task.await;
+        let _ = admin_task.await;
+    })
+    .await;
+    drop(ingest);
+    drop(pipeline);
+    drop(store);
+    tracing::info!("spoor stopped");
+    Ok(())
+}
+
+/// Periodic housekeeping: retention (whole partitions) and storage gauges.
+async fn maintain(
+    store: Arc<dyn TraceStore>,
+    metrics: Arc<Metrics>,
+    retention: Duration,
+    partition: Duration,
+) {
+    let every = (partition / 4).clamp(Duration::from_secs(5), Duration::from_secs(60));
+    let mut retention_tick = tokio::time::interval(every);
+    let mut stats_tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = retention_tick.tick() => {
+                let cutoff = now_nanos().saturating_sub(retention.as_nanos() as u64);
+                let s = store.clone();
+                match tokio::task::spawn_blocking(move || s.expire_before(cutoff)).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => tracing::info!(partitions = n, "retention dropped expired partitions"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
+                    Err(e) => tracing::warn!(error = %e, "retention panicked"),
+                }
+            }
+            _ = stats_tick.tick() => {
+                let st = store.stats();
+                let g = &metrics.store;
+                g.bytes_on_disk.store(st.bytes_on_disk, Relaxed);
+                g.traces.store(st.traces, Relaxed);
+                g.traces_evicted.store(st.traces_evicted, Relaxed);
+                g.partitions.store(st.partitions, Relaxed);
+                g.partitions_expired.store(st.partitions_expired, Relaxed);
+            }
+        }
+    }
+}

@@ -1,0 +1,541 @@
+//! The ingest pipeline: validation → bounded queue → batching → store, with dependency links
+//! aggregated online and self-metrics at every step.
+//!
+//! Validation runs in the receiving request (not behind the queue) because OTLP's partial-success
+//! reply must say how many spans were rejected. The queue is bounded in *bytes* by a semaphore:
+//! a request that does not fit is refused at once with [`IngestError::Overloaded`] (429 /
+//! RESOURCE_EXHAUSTED) and counted, so memory stays bounded and nothing is dropped silently.
+//! One writer task owns the [`Batcher`] and the [`DependencyLinker`]; store calls run on
+//! blocking threads. A write that fails is retried with back-off while its queue space stays
+//! taken, so a failing disk turns into back-pressure rather than loss.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use spoor_core::batch::{BatchConfig, Batcher};
+use spoor_core::deps::{DependencyLinker, LinkerConfig};
+use spoor_core::validate::{validate_batch, Limits};
+use spoor_core::Span;
+use spoor_store::TraceStore;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::ingest::{Ingest, IngestBatch, IngestError, IngestFuture, IngestOutcome};
+use crate::metrics::Metrics;
+
+/// Queue accounting unit: permits are kibibytes of approximate span size.
+const PERMIT_BYTES: usize = 1024;
+
+/// Problems listed in a partial-success message before it says "and N more".
+const MAX_LISTED_PROBLEMS: usize = 3;
+
+/// Pipeline settings.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Bytes the queue may hold (approximate in-memory span size).
+    pub queue_bytes: usize,
+    /// When the writer hands a batch to storage.
+    pub batch: BatchConfig,
+    /// Acknowledge only after the store flushed (durability `sync`).
+    pub sync: bool,
+    /// Validation limits.
+    pub limits: Limits,
+    /// Retry hint given with 429 / RESOURCE_EXHAUSTED.
+    pub retry_after: Duration,
+    /// Dependency linking.
+    pub linker: LinkerConfig,
+}
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+struct Item {
+    spans: Vec<Span>,
+    bytes: usize,
+    _permit: OwnedSemaphorePermit,
+    ack: Option<Ack>,
+}
+
+enum Msg {
+    Item(Item),
+    Shutdown,
+}
+
+/// The running pipeline; receivers hold it as `Arc<dyn Ingest>`.
+pub struct Pipeline {
+    tx: mpsc::UnboundedSender<Msg>,
+    permits: Arc<Semaphore>,
+    capacity_permits: usize,
+    closed: AtomicBool,
+    metrics: Arc<Metrics>,
+    cfg: PipelineConfig,
+    writer: parking_lot::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Nanoseconds since the Unix epoch, read once per use by the host (core never reads a clock).
+pub fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+impl Pipeline {
+    /// Starts the writer task on the current tokio runtime.
+    pub fn start(
+        store: Arc<dyn TraceStore>,
+        metrics: Arc<Metrics>,
+        cfg: PipelineConfig,
+    ) -> Arc<Pipeline> {
+        let capacity_permits = cfg.queue_bytes.div_ceil(PERMIT_BYTES).max(1);
+        metrics
+            .pipeline
+            .queue_capacity_bytes
+            .store((capacity_permits * PERMIT_BYTES) as u64, Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = Writer {
+            rx,
+            store,
+            metrics: metrics.clone(),
+            batcher: Batcher::new(cfg.batch.clone()),
+            linker: DependencyLinker::new(cfg.linker.clone()),
+            sync: cfg.sync,
+            shutting_down: false,
+            last_links: Instant::now(),
+        };
+        let handle = tokio::spawn(writer.run());
+        Arc::new(Pipeline {
+            tx,
+            permits: Arc::new(Semaphore::new(capacity_permits)),
+            capacity_permits,
+            closed: AtomicBool::new(false),
+            metrics,
+            cfg,
+            writer: parking_lot::Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Stops accepting, writes everything queued, flushes the store and waits for the writer.
+    /// Call after the receivers stopped, so no request is between validation and the queue.
+    pub async fn shutdown(&self) {
+        self.closed.store(true, Relaxed);
+        let _ = self.tx.send(Msg::Shutdown);
+        let handle = self.writer.lock().take();
+        if let Some(h) = handle {
+            if let Err(e) = h.await {
+                tracing::error!(error = %e, "pipeline writer ended abnormally");
+            }
+        }
+    }
+
+    async fn ingest_inner(&self, batch: IngestBatch) -> Result<IngestOutcome, IngestError> {
+        let counters = self.metrics.receiver(batch.receiver);
+        counters.requests.fetch_add(1, Relaxed);
+        if self.closed.load(Relaxed) {
+            counters
+                .spans_refused
+                .fetch_add(batch.spans.len() as u64, Relaxed);
+            return Err(IngestError::ShuttingDown);
+        }
+        let validated = validate_batch(batch.spans, &self.cfg.limits);
+        let rejected = batch.rejected + validated.rejected;
+        let warnings = validated.diagnostics.iter().filter(|d| !d.rejected).count();
+        self.metrics
+            .pipeline
+            .validation_warnings
+            .fetch_add(warnings as u64, Relaxed);
+        let message = rejection_message(&batch.problems, batch.rejected, &validated.summary());
+        counters.spans_rejected.fetch_add(rejected as u64, Relaxed);
+        let spans = validated.spans;
+        let count = spans.len();
+        if count == 0 {
+            return Ok(IngestOutcome {
+                accepted: 0,
+                rejected,
+                message,
+            });
+        }
+        let bytes: usize = spans.iter().map(Span::approx_size).sum();
+        // A single request larger than the whole queue may still pass when the queue is empty.
+        let wanted = bytes.div_ceil(PERMIT_BYTES).clamp(1, self.capacity_permits);
+        let permit = match self.permits.clone().try_acquire_many_owned(wanted as u32) {
+            Ok(p) => p,
+            Err(_) => {
+                counters.spans_refused.fetch_add(count as u64, Relaxed);
+                return Err(IngestError::Overloaded {
+                    retry_after: self.cfg.retry_after,
+                });
+            }
+        };
+        let (ack, done) = if self.cfg.sync {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let item = Item {
+            spans,
+            bytes,
+            _permit: permit,
+            ack,
+        };
+        if self.tx.send(Msg::Item(item)).is_err() {
+            counters.spans_refused.fetch_add(count as u64, Relaxed);
+            return Err(IngestError::ShuttingDown);
+        }
+        self.metrics
+            .pipeline
+            .queue_bytes
+            .fetch_add(bytes as u64, Relaxed);
+        if let Some(done) = done {
+            match done.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(IngestError::Storage(e)),
+                Err(_) => return Err(IngestError::ShuttingDown),
+            }
+        }
+        counters.spans_accepted.fetch_add(count as u64, Relaxed);
+        Ok(IngestOutcome {
+            accepted: count,
+            rejected,
+            message,
+        })
+    }
+}
+
+impl Ingest for Pipeline {
+    fn ingest(&self, batch: IngestBatch) -> IngestFuture<'_> {
+        Box::pin(self.ingest_inner(batch))
+    }
+
+    fn bad_request(&self, receiver: &'static str, reason: &str) {
+        self.metrics
+            .receiver(receiver)
+            .bad_requests
+            .fetch_add(1, Relaxed);
+        crate::logging::rate_limited_warn(receiver, reason);
+    }
+}
+
+/// Joins decode problems and the validation summary into one partial-success message.
+fn rejection_message(
+    decode_problems: &[String],
+    decode_rejected: usize,
+    validation: &str,
+) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if decode_rejected > 0 || !decode_problems.is_empty() {
+        let mut s = decode_problems
+            .iter()
+            .take(MAX_LISTED_PROBLEMS)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
+        if decode_problems.len() > MAX_LISTED_PROBLEMS {
+            s.push_str(&format!(
+                "; and {} more",
+                decode_problems.len() - MAX_LISTED_PROBLEMS
+            ));
+        }
+        parts.push(s);
+    }
+    if !validation.is_empty() {
+        parts.push(validation.to_string());
+    }
+    parts.join("; ")
+}
+
+struct Writer {
+    rx: mpsc::UnboundedReceiver<Msg>,
+    store: Arc<dyn TraceStore>,
+    metrics: Arc<Metrics>,
+    batcher: Batcher<Item>,
+    linker: DependencyLinker,
+    sync: bool,
+    shutting_down: bool,
+    last_links: Instant,
+}
+
+/// How often dependency counts are written to the store at the latest.
+const LINK_FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+impl Writer {
+    async fn run(mut self) {
+        let mut links_tick = tokio::time::interval(LINK_FLUSH_EVERY);
+        links_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            // Sleep until the batch is due, or (idle) until the next dependency flush.
+            let wait = match self.batcher.deadline_nanos() {
+                Some(deadline) => Duration::from_nanos(deadline.saturating_sub(now_nanos())),
+                None => Duration::MAX,
+            };
+            let msg = tokio::select! {
+                m = self.rx.recv() => m,
+                _ = tokio::time::sleep(wait.min(Duration::from_secs(3600))) => {
+                    if let Some(batch) = self.batcher.poll(now_nanos()) {
+                        self.write(batch).await;
+                    }
+                    continue;
+                }
+                _ = links_tick.tick() => {
+                    self.write_links(false).await;
+                    continue;
+                }
+            };
+            match msg {
+                Some(Msg::Item(item)) => {
+                    let (count, bytes) = (item.spans.len(), item.bytes);
+                    if let Some(batch) = self.batcher.push(item, count, bytes, now_nanos()) {
+                        self.write(batch).await;
+                    }
+                }
+                Some(Msg::Shutdown) | None => break,
+            }
+        }
+        // Drain: everything that reached the queue is written before exit.
+        self.shutting_down = true;
+        while let Ok(Msg::Item(item)) = self.rx.try_recv() {
+            let (count, bytes) = (item.spans.len(), item.bytes);
+            if let Some(batch) = self.batcher.push(item, count, bytes, now_nanos()) {
+                self.write(batch).await;
+            }
+        }
+        if let Some(batch) = self.batcher.take() {
+            self.write(batch).await;
+        }
+        self.write_links(true).await;
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.flush()).await {
+            Ok(Ok(())) => tracing::info!("pipeline drained and storage flushed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "final storage flush failed"),
+            Err(e) => tracing::error!(error = %e, "final storage flush panicked"),
+        }
+    }
+
+    async fn write(&mut self, batch: Vec<Item>) {
+        let total: usize = batch.iter().map(|i| i.spans.len()).sum();
+        let bytes: usize = batch.iter().map(|i| i.bytes).sum();
+        let mut spans = Vec::with_capacity(total);
+        let mut acks = Vec::new();
+        let mut permits = Vec::with_capacity(batch.len());
+        for item in batch {
+            spans.extend(item.spans);
+            acks.extend(item.ack);
+            permits.push(item._permit);
+        }
+        self.linker.observe(&spans, now_nanos());
+
+        let mut backoff = Duration::from_millis(100);
+        let mut attempts = 0u32;
+        let spans = Arc::new(spans);
+        loop {
+            attempts += 1;
+            let store = self.store.clone();
+            let sync = self.sync;
+            let batch_spans = spans.clone();
+            let started = Instant::now();
+            let result = tokio::task::spawn_blocking(move || {
+                store.write_spans(&batch_spans)?;
+                if sync {
+                    store.flush()?;
+                }
+                Ok::<(), spoor_store::StoreError>(())
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(spoor_store::StoreError::Io(format!(
+                    "storage write panicked: {e}"
+                )))
+            });
+            self.metrics
+                .pipeline
+                .write_micros
+                .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+            match result {
+                Ok(()) => {
+                    for ack in acks.drain(..) {
+                        let _ = ack.send(Ok(()));
+                    }
+                    self.metrics.pipeline.batches.fetch_add(1, Relaxed);
+                    self.metrics
+                        .pipeline
+                        .spans_written
+                        .fetch_add(total as u64, Relaxed);
+                    break;
+                }
+                Err(e) => {
+                    self.metrics.pipeline.write_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(error = %e, spans = total, attempt = attempts, "storage write failed, retrying");
+                    // Clients waiting for a durable ack are told now; the write is still retried
+                    // so that what they may re-send is at worst stored twice, never lost.
+                    for ack in acks.drain(..) {
+                        let _ = ack.send(Err(e.to_string()));
+                    }
+                    if self.shutting_down && attempts >= 10 {
+                        self.metrics
+                            .pipeline
+                            .spans_dropped
+                            .fetch_add(total as u64, Relaxed);
+                        tracing::error!(error = %e, spans = total, "giving up on a batch at shutdown: storage keeps failing");
+                        break;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        drop(permits);
+        self.metrics
+            .pipeline
+            .queue_bytes
+            .fetch_sub(bytes as u64, Relaxed);
+        self.write_links(false).await;
+    }
+
+    /// Writes dependency counts at most once per [`LINK_FLUSH_EVERY`] (always when `force`).
+    async fn write_links(&mut self, force: bool) {
+        if !force && self.last_links.elapsed() < LINK_FLUSH_EVERY {
+            return;
+        }
+        self.last_links = Instant::now();
+        let buckets = self.linker.take_links(now_nanos());
+        let stats = self.linker.stats();
+        self.metrics
+            .pipeline
+            .dependency_orphans
+            .store(stats.expired_pending + stats.dropped_pending, Relaxed);
+        if buckets.is_empty() {
+            return;
+        }
+        let n: u64 = buckets.iter().map(|(_, l)| l.len() as u64).sum();
+        let store = self.store.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            for (bucket, links) in &buckets {
+                store.write_dependencies(*bucket, links)?;
+            }
+            Ok::<(), spoor_store::StoreError>(())
+        })
+        .await;
+        match res {
+            Ok(Ok(())) => {
+                self.metrics.pipeline.dependency_links.fetch_add(n, Relaxed);
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "writing dependency links failed"),
+            Err(e) => tracing::warn!(error = %e, "writing dependency links panicked"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spoor_core::{Resource, SpanId, TraceId};
+    use spoor_store::memory::MemoryStore;
+
+    fn span(t: u128, s: u64, parent: Option<u64>, service: &str) -> Span {
+        Span {
+            trace_id: TraceId(t),
+            span_id: SpanId(s),
+            parent_span_id: parent.map(SpanId),
+            name: "op".into(),
+            start_unix_nanos: now_nanos(),
+            duration_nanos: 1000,
+            resource: Arc::new(Resource {
+                service_name: service.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn config(queue_bytes: usize, sync: bool) -> PipelineConfig {
+        PipelineConfig {
+            queue_bytes,
+            batch: BatchConfig {
+                max_items: 4,
+                max_bytes: 1 << 20,
+                max_age_nanos: 5_000_000,
+            },
+            sync,
+            limits: Limits::default(),
+            retry_after: Duration::from_secs(1),
+            linker: LinkerConfig::default(),
+        }
+    }
+
+    fn batch(spans: Vec<Span>) -> IngestBatch {
+        IngestBatch {
+            receiver: "test",
+            spans,
+            rejected: 0,
+            problems: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn validates_stores_and_links() {
+        let store = Arc::new(MemoryStore::new(100));
+        let metrics = Arc::new(Metrics::default());
+        let p = Pipeline::start(store.clone(), metrics.clone(), config(1 << 20, true));
+        let mut bad = span(1, 0, None, "a");
+        bad.span_id = SpanId(0);
+        let out = p
+            .ingest(batch(vec![
+                span(1, 1, None, "a"),
+                span(1, 2, Some(1), "b"),
+                bad,
+            ]))
+            .await
+            .unwrap();
+        assert_eq!((out.accepted, out.rejected), (2, 1));
+        assert!(out.message.contains("span id"), "{}", out.message);
+        // sync: stored when ingest returns
+        let t = store.get_trace(TraceId(1)).unwrap().unwrap();
+        assert_eq!(t.spans.len(), 2);
+        p.shutdown().await;
+        let deps = store
+            .dependencies(now_nanos() + 120_000_000_000, 3_600_000_000_000)
+            .unwrap();
+        assert_eq!(deps.len(), 1);
+        assert_eq!(
+            (
+                deps[0].parent.as_str(),
+                deps[0].child.as_str(),
+                deps[0].call_count
+            ),
+            ("a", "b", 1)
+        );
+        assert_eq!(metrics.receiver("test").spans_rejected.load(Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn full_queue_refuses_and_counts() {
+        let store = Arc::new(MemoryStore::new(100));
+        let metrics = Arc::new(Metrics::default());
+        let p = Pipeline::start(store.clone(), metrics.clone(), config(1 << 20, false));
+        // Hold all queue space so the next request cannot fit.
+        let hog = p
+            .permits
+            .clone()
+            .try_acquire_many_owned(p.capacity_permits as u32)
+            .unwrap();
+        let err = p
+            .ingest(batch(vec![span(2, 1, None, "a")]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IngestError::Overloaded { .. }));
+        assert_eq!(metrics.receiver("test").spans_refused.load(Relaxed), 1);
+        drop(hog);
+        p.ingest(batch(vec![span(2, 1, None, "a")])).await.unwrap();
+        p.shutdown().await;
+        assert!(
+            store.get_trace(TraceId(2)).unwrap().is_some(),
+            "drained at shutdown"
+        );
+        let err = p
+            .ingest(batch(vec![span(3, 1, None, "a")]))
+            .await
+            .unwrap_err();
+        assert_eq!(err, IngestError::ShuttingDown);
+    }
+}

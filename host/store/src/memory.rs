@@ -1,0 +1,228 @@
+//! An in-memory [`TraceStore`] bounded by a number of traces: when full it evicts the trace
+//! written first (oldest by first write), like Jaeger's memory storage with `max_traces`.
+//!
+//! Reads take a shared lock and run concurrently; writes take the exclusive lock briefly.
+//! Nothing survives a restart, `flush` does nothing, and `expire_before` drops nothing (there are
+//! no time partitions; capacity is the only bound) and returns 0.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hashbrown::HashMap;
+use parking_lot::RwLock;
+use spoor_core::{DependencyLink, Operation, Span, SpanKind, Trace, TraceId, TraceQuery};
+
+use crate::{match_key, merge_links, rank, StoreResult, StoreStats, TraceStore};
+
+/// A bounded in-memory store.
+pub struct MemoryStore {
+    max_traces: usize,
+    inner: RwLock<Inner>,
+    spans_written: AtomicU64,
+    traces_evicted: AtomicU64,
+}
+
+#[derive(Default)]
+struct Inner {
+    traces: HashMap<TraceId, Vec<Span>>,
+    /// Trace ids in order of their first write; the front is evicted first.
+    order: VecDeque<TraceId>,
+    /// service -> operation -> kinds seen
+    operations: BTreeMap<String, BTreeMap<String, BTreeSet<SpanKind>>>,
+    /// bucket start -> (parent, child) -> calls
+    dependencies: BTreeMap<u64, BTreeMap<(String, String), u64>>,
+}
+
+impl MemoryStore {
+    /// A store holding at most `max_traces` traces (0 is treated as 1).
+    pub fn new(max_traces: usize) -> Self {
+        MemoryStore {
+            max_traces: max_traces.max(1),
+            inner: RwLock::new(Inner::default()),
+            spans_written: AtomicU64::new(0),
+            traces_evicted: AtomicU64::new(0),
+        }
+    }
+}
+
+impl TraceStore for MemoryStore {
+    fn write_spans(&self, spans: &[Span]) -> StoreResult<()> {
+        let mut inner = self.inner.write();
+        let inner = &mut *inner;
+        for s in spans {
+            match inner.traces.get_mut(&s.trace_id) {
+                Some(v) => v.push(s.clone()),
+                None => {
+                    inner.traces.insert(s.trace_id, vec![s.clone()]);
+                    inner.order.push_back(s.trace_id);
+                }
+            }
+            // Look names up by reference; allocate only for new ones.
+            let known = inner
+                .operations
+                .get(s.service())
+                .and_then(|ops| ops.get(&s.name))
+                .is_some_and(|k| k.contains(&s.kind));
+            if !known {
+                inner
+                    .operations
+                    .entry(s.service().to_owned())
+                    .or_default()
+                    .entry(s.name.clone())
+                    .or_default()
+                    .insert(s.kind);
+            }
+        }
+        while inner.traces.len() > self.max_traces {
+            let Some(oldest) = inner.order.pop_front() else {
+                break;
+            };
+            if inner.traces.remove(&oldest).is_some() {
+                self.traces_evicted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.spans_written
+            .fetch_add(spans.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn write_dependencies(
+        &self,
+        bucket_start_nanos: u64,
+        links: &[DependencyLink],
+    ) -> StoreResult<()> {
+        let mut inner = self.inner.write();
+        let bucket = inner.dependencies.entry(bucket_start_nanos).or_default();
+        for l in links {
+            *bucket
+                .entry((l.parent.clone(), l.child.clone()))
+                .or_default() += l.call_count;
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn get_trace(&self, id: TraceId) -> StoreResult<Option<Trace>> {
+        let inner = self.inner.read();
+        Ok(inner.traces.get(&id).map(|spans| Trace {
+            trace_id: id,
+            spans: spans.clone(),
+        }))
+    }
+
+    fn services(&self) -> StoreResult<Vec<String>> {
+        Ok(self.inner.read().operations.keys().cloned().collect())
+    }
+
+    fn operations(&self, service: &str, kind: Option<SpanKind>) -> StoreResult<Vec<Operation>> {
+        let inner = self.inner.read();
+        let Some(ops) = inner.operations.get(service) else {
+            return Ok(Vec::new());
+        };
+        Ok(ops
+            .iter()
+            .flat_map(|(name, kinds)| kinds.iter().map(move |k| (name, *k)))
+            .filter(|(_, k)| kind.is_none_or(|want| want == *k))
+            .map(|(name, span_kind)| Operation {
+                name: name.clone(),
+                span_kind,
+            })
+            .collect())
+    }
+
+    fn find_trace_ids(&self, query: &TraceQuery) -> StoreResult<Vec<TraceId>> {
+        let inner = self.inner.read();
+        let found = inner
+            .traces
+            .iter()
+            .filter_map(|(id, spans)| match_key(query, spans).map(|k| (k, *id)))
+            .collect();
+        Ok(rank(found, query))
+    }
+
+    fn dependencies(
+        &self,
+        end_nanos: u64,
+        lookback_nanos: u64,
+    ) -> StoreResult<Vec<DependencyLink>> {
+        let inner = self.inner.read();
+        let window = (
+            Bound::Excluded(end_nanos.saturating_sub(lookback_nanos)),
+            Bound::Included(end_nanos),
+        );
+        let links = inner
+            .dependencies
+            .range(window)
+            .flat_map(|(_, pairs)| pairs.iter())
+            .map(|((parent, child), n)| DependencyLink {
+                parent: parent.clone(),
+                child: child.clone(),
+                call_count: *n,
+            });
+        Ok(merge_links(links))
+    }
+
+    fn expire_before(&self, _cutoff_nanos: u64) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            spans_written: self.spans_written.load(Ordering::Relaxed),
+            traces: self.inner.read().traces.len() as u64,
+            traces_evicted: self.traces_evicted.load(Ordering::Relaxed),
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn span(trace: u128, service: &str) -> Span {
+        Span {
+            trace_id: TraceId(trace),
+            span_id: spoor_core::SpanId(trace as u64),
+            name: "op".into(),
+            resource: Arc::new(spoor_core::Resource {
+                service_name: service.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn evicts_the_trace_written_first() {
+        let store = MemoryStore::new(2);
+        store.write_spans(&[span(1, "a"), span(2, "a")]).unwrap();
+        // A later span of trace 1 does not make it younger: eviction is by first write.
+        store.write_spans(&[span(1, "a")]).unwrap();
+        store.write_spans(&[span(3, "b")]).unwrap();
+        assert!(store.get_trace(TraceId(1)).unwrap().is_none());
+        assert_eq!(
+            store.get_trace(TraceId(2)).unwrap().map(|t| t.spans.len()),
+            Some(1)
+        );
+        assert_eq!(
+            store.get_trace(TraceId(3)).unwrap().map(|t| t.spans.len()),
+            Some(1)
+        );
+        let stats = store.stats();
+        assert_eq!(
+            (stats.traces, stats.traces_evicted, stats.spans_written),
+            (2, 1, 4)
+        );
+        // The operation index keeps what was seen, as Jaeger's does.
+        assert_eq!(
+            store.services().unwrap(),
+            vec!["a".to_string(), "b".to_string()]
+        );
+    }
+}

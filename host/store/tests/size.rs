@@ -1,0 +1,147 @@
+//! Measures bytes on disk per span for the sled store with ~100k synthetic spans (several
+//! services, 5-20 spans per trace, 5 attributes each), written in pipeline-sized batches.
+//! Prints the number; asserts only a generous bound (the target is <= 100 B/span).
+
+use std::sync::Arc;
+
+use spoor_core::{
+    AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, TraceId, TraceQuery,
+};
+use spoor_store::embedded::{SledConfig, SledStore};
+use spoor_store::TraceStore;
+
+/// xorshift64: deterministic ids and choices without a randomness source.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn synthetic(target_spans: usize) -> Vec<Span> {
+    const SERVICES: [&str; 6] = [
+        "frontend",
+        "cart",
+        "checkout",
+        "payments",
+        "inventory",
+        "shipping",
+    ];
+    const OPS: [&str; 5] = [
+        "GET /api/items",
+        "POST /api/cart",
+        "SELECT items",
+        "charge",
+        "publish",
+    ];
+    let resources: Vec<Arc<Resource>> = SERVICES
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            Arc::new(Resource {
+                service_name: (*s).into(),
+                attributes: vec![
+                    KeyValue::string("host.name", format!("{s}-{i}")),
+                    KeyValue::string("telemetry.sdk.language", "rust"),
+                ],
+                dropped_attributes_count: 0,
+            })
+        })
+        .collect();
+    let scope = Arc::new(Scope {
+        name: "spoor.synthetic".into(),
+        version: "1.0".into(),
+        ..Default::default()
+    });
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let base = 1_700_000_000_000_000_000u64;
+    let mut spans = Vec::with_capacity(target_spans + 20);
+    let mut t = 0u64;
+    while spans.len() < target_spans {
+        let trace_id = TraceId((u128::from(rng.next()) << 64) | u128::from(rng.next()));
+        let n = 5 + (rng.next() % 16) as usize;
+        let start = base + t * 2_000_000; // a trace every 2 ms
+        t += 1;
+        let mut ids: Vec<u64> = Vec::with_capacity(n);
+        for i in 0..n {
+            let id = rng.next();
+            let parent = if i == 0 {
+                None
+            } else {
+                Some(SpanId(ids[(rng.next() as usize) % ids.len()]))
+            };
+            ids.push(id);
+            let svc = (rng.next() % SERVICES.len() as u64) as usize;
+            spans.push(Span {
+                trace_id,
+                span_id: SpanId(id),
+                parent_span_id: parent,
+                flags: 1,
+                name: OPS[(rng.next() % OPS.len() as u64) as usize].into(),
+                kind: if i == 0 {
+                    SpanKind::Server
+                } else {
+                    SpanKind::Client
+                },
+                start_unix_nanos: start + i as u64 * 150_000 + rng.next() % 50_000,
+                duration_nanos: (rng.next() % 20_000_000) as i64,
+                attributes: vec![
+                    KeyValue::string(
+                        "http.method",
+                        if rng.next() % 3 == 0 { "POST" } else { "GET" },
+                    ),
+                    KeyValue::new(
+                        "http.status_code",
+                        AnyValue::Int([200, 200, 200, 404, 500][(rng.next() % 5) as usize]),
+                    ),
+                    KeyValue::string(
+                        "http.url",
+                        format!("/api/v1/items/{}", rng.next() % 100_000),
+                    ),
+                    KeyValue::string("user.id", format!("user-{}", rng.next() % 1_000)),
+                    KeyValue::new(
+                        "net.peer.port",
+                        AnyValue::Int(8000 + (rng.next() % 100) as i64),
+                    ),
+                ],
+                resource: resources[svc].clone(),
+                scope: scope.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    spans
+}
+
+#[test]
+fn bytes_on_disk_per_span() {
+    let spans = synthetic(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(SledConfig::new(dir.path())).unwrap();
+    let started = std::time::Instant::now();
+    // Pipeline-sized batches; traces may straddle batches as they do in the daemon.
+    for batch in spans.chunks(2_000) {
+        store.write_spans(batch).unwrap();
+    }
+    store.flush().unwrap();
+    let elapsed = started.elapsed();
+    let on_disk = store.stats().bytes_on_disk;
+    let per_span = on_disk as f64 / spans.len() as f64;
+    eprintln!(
+        "sled store: {} spans, {on_disk} bytes on disk, {per_span:.1} B/span, written in {elapsed:?} (debug build)",
+        spans.len()
+    );
+    // Spot check: the data is there and findable.
+    let last = spans.last().unwrap();
+    assert!(store.get_trace(last.trace_id).unwrap().is_some());
+    let q = TraceQuery {
+        service: Some("cart".into()),
+        limit: 20,
+        ..TraceQuery::between(0, u64::MAX)
+    };
+    assert_eq!(store.find_trace_ids(&q).unwrap().len(), 20);
+    assert!(per_span < 250.0, "{per_span:.1} bytes per span on disk");
+}

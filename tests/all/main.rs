@@ -1,0 +1,7 @@
+//! End-to-end tests, one binary: each test starts the real `spoor` daemon on free 127.0.0.1
+//! ports and talks to it the way users' services and UIs do.
+
+mod bad_input;
+mod clients;
+mod golden;
+mod restart;

@@ -1,0 +1,380 @@
+//! End-to-end test support: start the real `spoor` binary on free 127.0.0.1 ports, talk HTTP to
+//! it, run the real OpenTelemetry clients installed by `make test-clients`, and compare JSON with
+//! golden files (`SPOOR_BLESS=1` rewrites them).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The daemon binary: `$SPOOR_BIN`, else `target/debug/spoor` next to this test binary.
+pub fn spoor_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SPOOR_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/debug/deps/all-<hash> -> target/debug/spoor
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join(if cfg!(windows) { "spoor.exe" } else { "spoor" });
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build -p spoor` first (make e2e does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the daemon to take).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Ports of one daemon.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    /// OTLP/gRPC.
+    pub grpc: u16,
+    /// OTLP/HTTP.
+    pub http: u16,
+    /// Query API.
+    pub query: u16,
+    /// Admin.
+    pub admin: u16,
+}
+
+/// A running daemon; stopped (SIGKILL) when dropped if not stopped before.
+pub struct Daemon {
+    child: Option<Child>,
+    /// Its ports.
+    pub ports: Ports,
+    /// Where its stderr goes.
+    pub log: PathBuf,
+    /// Keeps the log directory alive.
+    _logdir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `spoor all-in-one` with `args` (e.g. `--storage memory`) on fresh ports and waits
+    /// until its health check says it is available.
+    pub fn start(args: &[&str]) -> anyhow::Result<Daemon> {
+        let ports = Ports {
+            grpc: free_port(),
+            http: free_port(),
+            query: free_port(),
+            admin: free_port(),
+        };
+        Self::start_on(ports, args)
+    }
+
+    /// Like [`Daemon::start`] on given ports (to restart on the same ones).
+    pub fn start_on(ports: Ports, args: &[&str]) -> anyhow::Result<Daemon> {
+        let logdir = tempfile::tempdir()?;
+        let log = logdir.path().join("spoor.log");
+        let stderr = std::fs::File::create(&log)?;
+        let child = Command::new(spoor_bin())
+            .arg("all-in-one")
+            .args([
+                "--otlp.grpc.host-port",
+                &format!("127.0.0.1:{}", ports.grpc),
+            ])
+            .args([
+                "--otlp.http.host-port",
+                &format!("127.0.0.1:{}", ports.http),
+            ])
+            .args([
+                "--query.http.host-port",
+                &format!("127.0.0.1:{}", ports.query),
+            ])
+            .args([
+                "--admin.http.host-port",
+                &format!("127.0.0.1:{}", ports.admin),
+            ])
+            .args(["--batch.max-age", "20ms"])
+            .args(args)
+            .env_remove("SPOOR_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .context("spawn spoor")?;
+        let mut d = Daemon {
+            child: Some(child),
+            ports,
+            log,
+            _logdir: logdir,
+        };
+        d.wait_ready(Duration::from_secs(60))?;
+        Ok(d)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!("spoor exited early with {status}:\n{}", self.log_text());
+            }
+            if let Ok(r) = http(self.ports.admin, "GET", "/", &[], b"") {
+                if r.status == 200 {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("spoor not ready after {timeout:?}:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET on the query port, body parsed as JSON.
+    pub fn get_json(&self, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+        let r = http(self.ports.query, "GET", path, &[], b"")?;
+        let v = serde_json::from_slice(&r.body).with_context(|| {
+            format!(
+                "GET {path} -> {} not JSON: {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            )
+        })?;
+        Ok((r.status, v))
+    }
+
+    /// POST to the OTLP/HTTP port.
+    pub fn post_otlp(&self, headers: &[(&str, &str)], body: &[u8]) -> anyhow::Result<Response> {
+        http(self.ports.http, "POST", "/v1/traces", headers, body)
+    }
+
+    /// Polls `GET path` on the query port until `ok` accepts the JSON (spans are written in
+    /// batches, so they become visible shortly after being acknowledged).
+    pub fn wait_json(
+        &self,
+        path: &str,
+        mut ok: impl FnMut(&serde_json::Value) -> bool,
+    ) -> anyhow::Result<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, v) = self.get_json(path)?;
+            if status == 200 && ok(&v) {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "GET {path} never satisfied the check; last {status}: {v}\nlog:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then waits for exit (graceful shutdown: drain and flush).
+    pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
+        let mut child = self.child.take().context("already stopped")?;
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = child.try_wait()? {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!(
+                    "spoor did not stop within 30s after SIGTERM:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no chance to flush.
+    pub fn kill(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// Body (de-chunked).
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A header value by lowercase name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON.
+    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
+        serde_json::from_slice(&self.body)
+            .with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// A minimal HTTP/1.1 request to 127.0.0.1 (one connection per request, `Connection: close`).
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> anyhow::Result<Response> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method != "GET" || !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> anyhow::Result<Response> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no end of headers")?;
+    let head = std::str::from_utf8(&raw[..split])?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().context("no status line")?;
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .context("no status")?
+        .parse()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body)?;
+    }
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut b: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("bad chunk")?;
+        let size_text = std::str::from_utf8(&b[..eol])?;
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)?;
+        b = &b[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(b.get(..size).context("short chunk")?);
+        b = b.get(size + 2..).context("short chunk")?;
+    }
+}
+
+/// Compares `actual` with the golden file `tests/golden/NAME.json`; with `SPOOR_BLESS=1` the
+/// file is (re)written instead.
+pub fn check_golden(name: &str, actual: &serde_json::Value) -> anyhow::Result<()> {
+    let path = repo_root()
+        .join("tests/golden")
+        .join(format!("{name}.json"));
+    let text = serde_json::to_string_pretty(actual)? + "\n";
+    if std::env::var_os("SPOOR_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("golden dir"))?;
+        std::fs::write(&path, &text)?;
+        return Ok(());
+    }
+    let want = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "missing golden file {} (run with SPOOR_BLESS=1)",
+            path.display()
+        )
+    })?;
+    if want != text {
+        bail!("{} differs from the response (SPOOR_BLESS=1 rewrites it):\n--- want\n{want}\n--- got\n{text}", path.display());
+    }
+    Ok(())
+}
+
+/// Runs a test client script and returns its stdout JSON.
+pub fn run_client(program: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(repo_root().join("tests/clients"))
+        .output()
+        .with_context(|| format!("run {} (did `make test-clients` run?)", program.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} {:?} failed with {}:\nstdout: {}\nstderr: {}",
+            program.display(),
+            args,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_string();
+    serde_json::from_str(&last).with_context(|| format!("client printed {last:?}"))
+}
