@@ -116,7 +116,7 @@ fn malformed_wrong_type_oversized_and_zero_ids() {
     let bogus =
         spoor_otlp::proto::ExportTraceServiceRequest::decode(raw.encode_to_vec().as_slice());
     assert!(bogus.is_err());
-    let status = send_raw_grpc(d.ports.grpc, raw).unwrap_err();
+    let status = send_grpc(d.ports.grpc, raw).unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
 
     // Zero span id over gRPC: partial success.
@@ -138,33 +138,4 @@ fn malformed_wrong_type_oversized_and_zero_ids() {
         metrics.contains("spoor_receiver_bad_requests_total{receiver=\"otlp_http\"} 5"),
         "{metrics}"
     );
-}
-
-fn send_raw_grpc<M: prost::Message + Send + Sync + 'static>(
-    port: u16,
-    msg: M,
-) -> Result<(), tonic::Status> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let mut grpc = tonic::client::Grpc::new(channel);
-        grpc.ready()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let path = http::uri::PathAndQuery::from_static(
-            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-        );
-        let codec: tonic_prost::ProstCodec<M, spoor_otlp::proto::ExportTraceServiceResponse> =
-            tonic_prost::ProstCodec::default();
-        grpc.unary(tonic::Request::new(msg), path, codec)
-            .await
-            .map(|_| ())
-    })
 }

@@ -21,9 +21,11 @@ pub(crate) fn fixture_request() -> ExportTraceServiceRequest {
     spoor_otlp::spans_to_request(&decoded.spans)
 }
 
-pub(crate) fn send_grpc(
+/// Exports `msg` over OTLP/gRPC; any prost message may stand in for the request, so tests can
+/// send deliberately malformed ones.
+pub(crate) fn send_grpc<M: prost::Message + Send + Sync + 'static>(
     port: u16,
-    req: ExportTraceServiceRequest,
+    msg: M,
 ) -> Result<spoor_otlp::proto::ExportTraceServiceResponse, tonic::Status> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -42,8 +44,9 @@ pub(crate) fn send_grpc(
         let path = http::uri::PathAndQuery::from_static(
             "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
         );
-        let codec = tonic_prost::ProstCodec::default();
-        grpc.unary(tonic::Request::new(req), path, codec)
+        let codec: tonic_prost::ProstCodec<M, spoor_otlp::proto::ExportTraceServiceResponse> =
+            tonic_prost::ProstCodec::default();
+        grpc.unary(tonic::Request::new(msg), path, codec)
             .await
             .map(|r| r.into_inner())
     })

@@ -2,28 +2,52 @@
 //!
 //! # Layout
 //! Partition `p` holds spans whose start lies in `[p * partition, (p + 1) * partition)`; it is
-//! three sled trees, so retention drops whole partitions (Jaeger's daily index + index cleaner):
+//! three sled trees, so retention drops whole partitions (Jaeger's daily index + index cleaner).
+//! sled costs ~100 B per entry, so the layout keeps the NUMBER of entries per block small (one
+//! block, one directory entry, one entry per service of the block) instead of per trace:
 //! - `p{p}.blk`: block sequence number (u64 BE) -> `raw length (u32 LE) ++ zstd(level 1,
 //!   encode_block(spans of ONE write_spans call that fall in p))`. Spans of a trace stay together
 //!   in one segment of the block; readers decompress a block and decode only the wanted segment.
-//! - `p{p}.tid`: trace id (16 B) ++ block seq (u64 BE) -> empty. `get_trace` scans this prefix in
-//!   every live partition.
-//! - `p{p}.svc`: service id (u32 BE) ++ latest span start of the service in that trace and
-//!   block (u64 BE) ++ trace id (16 B) ++ block seq (u64 BE) -> a summary: spread of span starts,
-//!   the (operation, kind, min duration, max duration) seen, and a small bloom filter of the
-//!   `key=value` texts of span, resource and event attributes. One entry per (trace, service,
-//!   block), not per span.
+//! - `p{p}.dir`: block seq (u64 BE) -> `DIR_FORMAT (1) ++` the block's trace ids (16 B each) in
+//!   first-appearance order; a trace's place in this list is its *ordinal* in the block.
+//! - `p{p}.svc`: service id (u32 BE) ++ latest span start of the service in the block (u64 BE)
+//!   ++ block seq (u64 BE) -> `SVC_FORMAT (1) ++ raw length (u32 LE) ++ zstd(` per trace with
+//!   spans of that service in the block: ordinal, block latest start minus the trace's latest
+//!   start of that service, and a summary: spread of span starts, the (operation, kind, min
+//!   duration, max duration) seen, and a small bloom filter of the `key=value` texts of span,
+//!   resource and event attributes `)`. One entry per (service, block).
 //!
 //! Global trees: `strings` (id u32 BE -> service or operation name; cached in memory), `ops`
 //! (service id ++ operation id ++ kind -> empty; cached in memory), `deps` (bucket start u64 BE
 //! ++ parent id ++ child id -> call count u64 BE, summed by a sled merge operator) and `meta`
-//! (the partition length, fixed when the database is created).
+//! (the partition length, fixed when the database is created, and the layout version, 2; a
+//! database of another layout is refused at open). sled runs with 128 KiB log segments so that
+//! blocks above 32 KiB are stored as blob files of exactly their size.
+//!
+//! Measured by `tests/size.rs` (100k spans in 2,000-span batches): 168.6 B/span on disk with
+//! the previous per-trace index (layout 1), 66.3 B/span now (blocks 38.9, service entries 14.3,
+//! directories 1.3, the rest sled's overhead).
+//!
+//! # Finding a trace, and memory
+//! Each partition keeps in memory one split-block bloom filter per block over the block's
+//! trace ids, built on write and rebuilt at open from `p{p}.dir`: 16 bits per (trace, block)
+//! pair plus 16 B per block, about 0.1 % false positives. `get_trace` asks every block filter
+//! of every live partition, confirms a hit with the block's `dir` entry (a small read) and only
+//! then decompresses the block and decodes that trace's segment. 10M spans in ~1M traces and
+//! ~1,200 blocks of 8,192 spans take ~2-4 MB. All filters together are capped at
+//! `MAX_FILTER_BYTES` (64 MiB, ~30M (trace, block) pairs): beyond it the oldest partitions'
+//! filters are dropped and lookups there scan the partition's `dir` tree (correct, slower). The
+//! other memory is the decompressed-block cache (16 MiB), the interned names and sled's page
+//! cache (`cache_bytes`).
 //!
 //! # Finding traces
-//! Candidates come from `p{p}.svc`, newest partition first and, inside a partition, by
-//! descending latest start (a k-way merge over the services asked for). A summary that cannot
-//! hold a matching span (operation, kind, duration, time window or a tag absent from the bloom
-//! filter) is skipped; every other candidate trace is read in full and verified with
+//! Candidates come from `p{p}.svc`, newest partition first. Inside a partition, the entries of
+//! the services asked for are walked by descending block latest start (a k-way merge of reverse
+//! range scans); an opened entry's traces whose summaries may match go to a heap keyed by their
+//! latest start, and a trace is taken from the heap only when no unopened entry could hold a
+//! later one, so candidates come out newest first across blocks. A summary that cannot hold a
+//! matching span (operation, kind, duration, time window or a tag absent from the bloom filter)
+//! is skipped; every other candidate trace is read in full and verified with
 //! [`TraceQuery::matches_trace`], so there are no false positives. The scan stops once `limit`
 //! verified traces are newer than anything the remaining entries could produce, which keeps
 //! the answer exactly the newest-first ranking the contract defines. Tags whose match Jaeger
@@ -34,8 +58,10 @@
 //! A block that fails to decompress or decode is logged with `tracing::warn` naming partition
 //! and block key and is skipped: `get_trace` returns the spans of the other blocks, and fails
 //! with [`StoreError::Corrupt`] only when some block of the trace was unreadable and no span
-//! could be read at all. `find_*` skip a candidate whose trace is unreadable. An index summary
-//! that cannot be decoded makes its trace a candidate (verification decides), never a miss.
+//! could be read at all. `find_*` skip a candidate whose trace is unreadable. A service entry
+//! that cannot be decoded makes every trace of its block a candidate (verification decides),
+//! never a miss; a `dir` entry that cannot be decoded is replaced by the block's own directory
+//! (and, at open, turns the partition's lookups into `dir` scans that read such blocks).
 //!
 //! # Durability
 //! [`Durability::Periodic`]: sled flushes its log at least every 1000 ms on its own.
@@ -45,7 +71,7 @@
 
 use std::collections::{BTreeMap, BinaryHeap, HashSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +84,10 @@ use spoor_core::{
 };
 
 use crate::{match_key, merge_links, StoreError, StoreResult, StoreStats, TraceStore};
+
+mod tracefilter;
+
+use tracefilter::TraceFilter;
 
 /// When the store makes writes durable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -100,10 +130,24 @@ impl SledConfig {
 
 /// zstd level for blocks: fast enough for >100k spans/s per core, still ~3-5x smaller.
 const ZSTD_LEVEL: i32 = 1;
+/// sled log segment size. Values over a quarter of it are written as separate blob files of
+/// exactly their size; 128 KiB (sled's default is 512 KiB) keeps blocks of pipeline-sized
+/// batches out of the log, whose rewrites cost ~40 % on disk (measured by tests/size.rs:
+/// 64 KiB 66.6, 128 KiB 65.2, 256 KiB 74.2, 512 KiB 91.9, 1 MiB 109.1 B/span).
+const SEGMENT_BYTES: usize = 128 << 10;
 /// Largest decompressed block accepted (guards allocations against a corrupt length).
 const MAX_BLOCK_BYTES: usize = 1 << 30;
 /// Decompressed blocks kept for repeated reads (find verifies several traces of one block).
 const BLOCK_CACHE_BYTES: usize = 16 << 20;
+/// Storage layout written and read by this build (kept in `meta`; 1 had a per-trace index).
+const LAYOUT_VERSION: u8 = 2;
+/// First byte of a `dir` value.
+const DIR_FORMAT: u8 = 1;
+/// First byte of a `svc` value.
+const SVC_FORMAT: u8 = 1;
+/// Most bytes of in-memory trace filters (all partitions); beyond it the oldest partitions'
+/// filters are shed and lookups there scan the partition's `dir` tree.
+const MAX_FILTER_BYTES: usize = 64 << 20;
 /// Bloom filter size cap per summary, in bytes.
 const MAX_BLOOM_BYTES: usize = 256;
 /// Bloom filter probes per item (8 bits per item: about 2.4 % false positives).
@@ -128,8 +172,24 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 #[derive(Clone)]
 struct Partition {
     blk: Tree,
-    tid: Tree,
+    dir: Tree,
     svc: Tree,
+    index: Arc<RwLock<TraceIndex>>,
+}
+
+/// The in-memory trace-id filters of one partition's blocks.
+struct TraceIndex {
+    /// (block seq, filter of its trace ids), in write order.
+    blocks: Vec<(u64, TraceFilter)>,
+    /// False once the filters were shed to stay within the memory cap (or a `dir` entry could
+    /// not be read at open): readers then scan the partition's `dir` tree instead.
+    complete: bool,
+}
+
+impl TraceIndex {
+    fn bytes(&self) -> usize {
+        self.blocks.iter().map(|(_, f)| f.bytes() + 16).sum()
+    }
 }
 
 /// Interned service and operation names, mirrored in the `strings` tree.
@@ -165,6 +225,10 @@ pub struct SledStore {
     spans_written: AtomicU64,
     partitions_expired: AtomicU64,
     cache: Mutex<BlockCache>,
+    /// Bytes held by all partitions' trace filters.
+    filter_bytes: AtomicUsize,
+    /// Most bytes of trace filters kept in memory ([`MAX_FILTER_BYTES`]).
+    filter_cap: usize,
 }
 
 fn add_u64(_key: &[u8], old: Option<&[u8]>, more: &[u8]) -> Option<Vec<u8>> {
@@ -207,6 +271,7 @@ impl SledStore {
             .path(&cfg.path)
             .cache_capacity(cfg.cache_bytes)
             .mode(sled::Mode::HighThroughput)
+            .segment_size(SEGMENT_BYTES)
             .flush_every_ms(match cfg.durability {
                 Durability::Periodic => Some(1000),
                 Durability::Sync => None,
@@ -242,9 +307,22 @@ impl SledStore {
             None => {
                 meta.insert(b"partition_nanos", &configured.to_be_bytes())
                     .map_err(io)?;
+                meta.insert(b"layout", &[LAYOUT_VERSION]).map_err(io)?;
                 configured
             }
         };
+        let layout = meta.get(b"layout").map_err(io)?;
+        if layout.as_deref() != Some(&[LAYOUT_VERSION][..]) {
+            let found = match layout.as_deref() {
+                None => "1".to_owned(),
+                Some([v]) => v.to_string(),
+                Some(other) => format!("{other:?}"),
+            };
+            return Err(StoreError::Io(format!(
+                "sled database at {} uses storage layout {found}, this build reads layout {LAYOUT_VERSION}",
+                cfg.path.display()
+            )));
+        }
 
         let strings_tree = db.open_tree("strings").map_err(io)?;
         let mut strings = Strings::default();
@@ -293,13 +371,17 @@ impl SledStore {
                 continue;
             };
             let part = open_partition(&db, p)?;
-            if let Some((k, _)) = part.blk.last().map_err(io)? {
-                next_seq = next_seq.max(be_u64(&k).unwrap_or(0).saturating_add(1));
+            for last in [part.blk.last(), part.dir.last()] {
+                if let Some((k, _)) = last.map_err(io)? {
+                    next_seq = next_seq.max(be_u64(&k).unwrap_or(0).saturating_add(1));
+                }
             }
+            load_filters(p, &part)?;
             partitions.insert(p, part);
         }
+        let filter_bytes: usize = partitions.values().map(|p| p.index.read().bytes()).sum();
 
-        Ok(SledStore {
+        let store = SledStore {
             db,
             partition_nanos,
             retention: cfg.retention,
@@ -314,7 +396,37 @@ impl SledStore {
             spans_written: AtomicU64::new(0),
             partitions_expired: AtomicU64::new(0),
             cache: Mutex::new(BlockCache::default()),
-        })
+            filter_bytes: AtomicUsize::new(filter_bytes),
+            filter_cap: MAX_FILTER_BYTES,
+        };
+        store.shed_filters(&store.partitions.read());
+        Ok(store)
+    }
+
+    /// Drops the trace filters of the oldest partitions until they fit in three quarters of the
+    /// cap; reads of those partitions then scan their `dir` trees.
+    fn shed_filters(&self, parts: &BTreeMap<u64, Partition>) {
+        if self.filter_bytes.load(Ordering::Relaxed) <= self.filter_cap {
+            return;
+        }
+        for (p, part) in parts {
+            if self.filter_bytes.load(Ordering::Relaxed) <= self.filter_cap / 4 * 3 {
+                break;
+            }
+            let mut index = part.index.write();
+            if !index.complete {
+                continue;
+            }
+            let freed = index.bytes();
+            index.blocks = Vec::new();
+            index.complete = false;
+            self.filter_bytes.fetch_sub(freed, Ordering::Relaxed);
+            tracing::warn!(
+                partition = p,
+                freed,
+                "trace filters exceed their memory cap; trace lookups in this partition scan its index"
+            );
+        }
     }
 
     /// Drops the partitions that ended before `now_nanos - retention`; the daemon calls this
@@ -322,6 +434,25 @@ impl SledStore {
     pub fn expire(&self, now_nanos: u64) -> StoreResult<u64> {
         let retention = u64::try_from(self.retention.as_nanos()).unwrap_or(u64::MAX);
         self.expire_before(now_nanos.saturating_sub(retention))
+    }
+
+    /// Entries and logical bytes (keys plus values, before sled's own overhead) per kind of
+    /// tree (`blk`, `dir`, `svc` summed over partitions, and each global tree), sorted by kind:
+    /// a diagnostic for sizing, it reads every entry.
+    pub fn tree_sizes(&self) -> StoreResult<Vec<(String, u64, u64)>> {
+        let mut kinds: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for name in self.db.tree_names() {
+            let name = String::from_utf8_lossy(&name).into_owned();
+            let kind = name.rsplit('.').next().unwrap_or(&name).to_owned();
+            let tree = self.db.open_tree(&name).map_err(io)?;
+            let e = kinds.entry(kind).or_default();
+            for item in tree.iter() {
+                let (k, v) = item.map_err(io)?;
+                e.0 += 1;
+                e.1 += (k.len() + v.len()) as u64;
+            }
+        }
+        Ok(kinds.into_iter().map(|(k, (n, b))| (k, n, b)).collect())
     }
 
     /// The durability mode the store was opened with.
@@ -391,28 +522,36 @@ impl SledStore {
 
     fn write_partition(&self, part: &Partition, spans: &[&Span]) -> StoreResult<()> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let raw = encode_block_refs(spans.iter().copied());
+        // Group by trace in first-appearance order; a trace's ordinal is its place in `dir`.
+        let mut ordinals: HashMap<TraceId, usize> = HashMap::new();
+        let mut traces: Vec<(TraceId, Vec<&Span>)> = Vec::new();
+        for s in spans {
+            let next = traces.len();
+            let i = *ordinals.entry(s.trace_id).or_insert(next);
+            if i == next {
+                traces.push((s.trace_id, Vec::new()));
+            }
+            traces[i].1.push(s);
+        }
+        let raw = encode_block_refs(traces.iter().flat_map(|(_, t)| t.iter().copied()));
         let compressed = zstd::bulk::compress(&raw, ZSTD_LEVEL)
             .map_err(|e| StoreError::Io(format!("zstd compression failed: {e}")))?;
         let mut value = Vec::with_capacity(4 + compressed.len());
         value.extend_from_slice(&(raw.len() as u32).to_le_bytes());
         value.extend_from_slice(&compressed);
 
-        // Group by trace, then by service inside the trace.
-        let mut traces: HashMap<TraceId, Vec<&Span>> = HashMap::new();
-        for s in spans {
-            traces.entry(s.trace_id).or_default().push(s);
+        let ids: Vec<TraceId> = traces.iter().map(|(id, _)| *id).collect();
+        let mut dir = Vec::with_capacity(1 + 16 * ids.len());
+        dir.push(DIR_FORMAT);
+        for id in &ids {
+            dir.extend_from_slice(&id.to_bytes());
         }
-        let mut tid = Batch::default();
-        let mut svc = Batch::default();
+
+        // Per service: (ordinal, summary) of every trace with spans of that service.
+        let mut by_service: BTreeMap<u32, Vec<(usize, Summary)>> = BTreeMap::new();
         let mut new_ops: Vec<(u32, u32, u8)> = Vec::new();
         let mut resource_ids: HashMap<*const spoor_core::Resource, u32> = HashMap::new();
-        for (trace_id, trace_spans) in &traces {
-            let mut key = [0u8; 24];
-            key[..16].copy_from_slice(&trace_id.to_bytes());
-            key[16..].copy_from_slice(&seq.to_be_bytes());
-            tid.insert(&key[..], &[][..]);
-            let mut summaries: Vec<(u32, Summary)> = Vec::new();
+        for (ordinal, (_, trace_spans)) in traces.iter().enumerate() {
             for s in trace_spans {
                 let service = match resource_ids.get(&Arc::as_ptr(&s.resource)) {
                     Some(id) => *id,
@@ -427,23 +566,23 @@ impl SledStore {
                 if !new_ops.contains(&entry) && !self.ops.read().contains(&entry) {
                     new_ops.push(entry);
                 }
-                let i = match summaries.iter().position(|(id, _)| *id == service) {
-                    Some(i) => i,
-                    None => {
-                        summaries.push((service, Summary::new(s.start_unix_nanos)));
-                        summaries.len() - 1
-                    }
-                };
-                summaries[i].1.add(s, op);
+                let list = by_service.entry(service).or_default();
+                if list.last().is_none_or(|(o, _)| *o != ordinal) {
+                    list.push((ordinal, Summary::new(s.start_unix_nanos)));
+                }
+                if let Some((_, summary)) = list.last_mut() {
+                    summary.add(s, op);
+                }
             }
-            for (service, summary) in summaries {
-                let mut key = Vec::with_capacity(36);
-                key.extend_from_slice(&service.to_be_bytes());
-                key.extend_from_slice(&summary.max_start.to_be_bytes());
-                key.extend_from_slice(&trace_id.to_bytes());
-                key.extend_from_slice(&seq.to_be_bytes());
-                svc.insert(key, summary.encode());
-            }
+        }
+        let mut svc = Batch::default();
+        for (service, list) in by_service {
+            let block_max = list.iter().map(|(_, s)| s.max_start).max().unwrap_or(0);
+            let mut key = [0u8; 20];
+            key[..4].copy_from_slice(&service.to_be_bytes());
+            key[4..12].copy_from_slice(&block_max.to_be_bytes());
+            key[12..].copy_from_slice(&seq.to_be_bytes());
+            svc.insert(&key[..], encode_service_entry(block_max, list)?);
         }
         // Names and operations first, then the block, then the indexes that point at it.
         if !new_ops.is_empty() {
@@ -459,11 +598,17 @@ impl SledStore {
             }
         }
         part.blk.insert(seq.to_be_bytes(), value).map_err(io)?;
-        part.tid.apply_batch(tid).map_err(io)?;
+        part.dir.insert(seq.to_be_bytes(), dir).map_err(io)?;
         part.svc.apply_batch(svc).map_err(io)?;
+        let filter = TraceFilter::new(&ids);
+        let mut index = part.index.write();
+        if index.complete {
+            self.filter_bytes
+                .fetch_add(filter.bytes() + 16, Ordering::Relaxed);
+            index.blocks.push((seq, filter));
+        }
         Ok(())
     }
-
     /// The decompressed block `seq` of partition `p`, from the cache or the tree.
     fn block(&self, p: u64, part: &Partition, seq: u64) -> StoreResult<Option<Arc<Vec<u8>>>> {
         if let Some((_, b)) = self
@@ -515,6 +660,43 @@ impl SledStore {
         Ok(Some(raw))
     }
 
+    /// The blocks of `part` that may hold spans of `id`: from the in-memory filters, or from a
+    /// scan of the `dir` tree when the partition's filters were shed.
+    fn candidate_blocks(&self, p: u64, part: &Partition, id: TraceId) -> StoreResult<Vec<u64>> {
+        let index = part.index.read();
+        if index.complete {
+            let mut seqs = Vec::new();
+            for (seq, filter) in &index.blocks {
+                if filter.may_contain(id) {
+                    seqs.push(*seq);
+                }
+            }
+            drop(index);
+            // Confirm with the block's id list: a false positive costs a small read, not a block.
+            let mut confirmed = Vec::with_capacity(seqs.len());
+            for seq in seqs {
+                match part.dir.get(seq.to_be_bytes()).map_err(io)? {
+                    Some(v) if dir_has(&v, id) == Some(false) => {}
+                    _ => confirmed.push(seq),
+                }
+            }
+            return Ok(confirmed);
+        }
+        drop(index);
+        let mut seqs = Vec::new();
+        for item in part.dir.iter() {
+            let (k, v) = item.map_err(io)?;
+            let Some(seq) = be_u64(&k).filter(|_| k.len() == 8) else {
+                tracing::warn!(partition = p, key = ?k, "skipping malformed block directory key");
+                continue;
+            };
+            if dir_has(&v, id) != Some(false) {
+                seqs.push(seq);
+            }
+        }
+        Ok(seqs)
+    }
+
     fn read_trace(
         &self,
         id: TraceId,
@@ -523,12 +705,7 @@ impl SledStore {
         let mut spans = Vec::new();
         let mut first_error = None;
         for (p, part) in partitions {
-            for item in part.tid.scan_prefix(id.to_bytes()) {
-                let (key, _) = item.map_err(io)?;
-                let Some(seq) = key.get(16..).and_then(be_u64) else {
-                    tracing::warn!(partition = p, key = ?key, "skipping malformed trace index key");
-                    continue;
-                };
+            for seq in self.candidate_blocks(*p, part, id)? {
                 let decoded = self.block(*p, part, seq).and_then(|b| match b {
                     None => Ok(Vec::new()),
                     Some(bytes) => BlockReader::open(&bytes)
@@ -558,6 +735,85 @@ impl SledStore {
         }
     }
 
+    /// The trace ids of block `seq` in `dir` order, and whether they came from `dir` (so that
+    /// service-entry ordinals refer to them). Falls back to the block's own directory.
+    fn block_ids(
+        &self,
+        p: u64,
+        part: &Partition,
+        seq: u64,
+    ) -> StoreResult<Option<(Vec<TraceId>, bool)>> {
+        if let Some(v) = part.dir.get(seq.to_be_bytes()).map_err(io)? {
+            if let Some(ids) = parse_dir(&v) {
+                return Ok(Some((ids, true)));
+            }
+            tracing::warn!(
+                partition = p,
+                block = seq,
+                "block directory entry is malformed"
+            );
+        }
+        match self.block(p, part, seq) {
+            Ok(Some(bytes)) => match BlockReader::open(&bytes) {
+                Ok(r) => Ok(Some((r.trace_ids().collect(), false))),
+                Err(e) => {
+                    tracing::warn!(partition = p, block = seq, error = %e, "skipping unreadable block");
+                    Ok(None)
+                }
+            },
+            Ok(None) => Ok(None),
+            Err(e @ StoreError::Corrupt { .. }) => {
+                tracing::warn!(error = %e, "skipping unreadable block");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Pushes the traces of one service index entry that may match onto `pending`, keyed by
+    /// the start of their latest span of that service in the block.
+    #[allow(clippy::too_many_arguments)]
+    fn open_entry(
+        &self,
+        p: u64,
+        part: &Partition,
+        seq: u64,
+        block_max: u64,
+        value: &[u8],
+        filter: &Filter,
+        seen: &HashSet<TraceId>,
+        pending: &mut BinaryHeap<(u64, TraceId)>,
+    ) -> StoreResult<()> {
+        let Some((ids, from_dir)) = self.block_ids(p, part, seq)? else {
+            return Ok(());
+        };
+        let entries = decode_service_entry(block_max, value)
+            .filter(|e| from_dir && e.iter().all(|(o, _, _)| *o < ids.len()));
+        match entries {
+            Some(entries) => {
+                for (ordinal, start, summary) in entries {
+                    let id = ids[ordinal];
+                    if !seen.contains(&id) && filter.may_match(start, summary.as_ref()) {
+                        pending.push((start, id));
+                    }
+                }
+            }
+            None => {
+                tracing::warn!(
+                    partition = p,
+                    block = seq,
+                    "service index entry is unreadable; every trace of the block is a candidate"
+                );
+                for id in ids {
+                    if !seen.contains(&id) {
+                        pending.push((block_max, id));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The newest matching traces, with their spans.
     fn find(&self, query: &TraceQuery) -> StoreResult<Vec<Trace>> {
         let limit = query.effective_limit();
@@ -582,6 +838,12 @@ impl SledStore {
         let mut best: BinaryHeap<std::cmp::Reverse<(u64, TraceId)>> = BinaryHeap::new();
         let mut found: HashMap<TraceId, Trace> = HashMap::new();
         let mut seen: HashSet<TraceId> = HashSet::new();
+        let full = |best: &BinaryHeap<std::cmp::Reverse<(u64, TraceId)>>, start: u64| {
+            best.len() >= limit
+                && best
+                    .peek()
+                    .is_some_and(|std::cmp::Reverse((k, _))| *k > start)
+        };
         'partitions: for (p, part) in partitions.iter().rev() {
             let p_start = p.saturating_mul(self.partition_nanos);
             let p_end = p_start.saturating_add(self.partition_nanos - 1);
@@ -596,12 +858,15 @@ impl SledStore {
                     from.extend_from_slice(&lo.to_be_bytes());
                     let mut to = s.to_be_bytes().to_vec();
                     to.extend_from_slice(&p_end.to_be_bytes());
-                    to.extend_from_slice(&[0xff; 24]);
+                    to.extend_from_slice(&[0xff; 8]);
                     part.svc.range(from..=to).rev().peekable()
                 })
                 .collect();
+            // Candidates of the entries opened so far, latest start on top. A candidate is
+            // taken only when no unopened entry (bounded by its block's latest start) could
+            // hold a later one, so candidates come out newest first across blocks.
+            let mut pending: BinaryHeap<(u64, TraceId)> = BinaryHeap::new();
             loop {
-                // The entry with the latest start among the services' iterators.
                 let mut pick: Option<(usize, u64)> = None;
                 for (i, it) in iters.iter_mut().enumerate() {
                     let start = match it.peek() {
@@ -613,42 +878,61 @@ impl SledStore {
                         pick = Some((i, start));
                     }
                 }
-                let Some((i, max_start)) = pick else { break };
-                let Some(item) = iters[i].next() else { break };
-                let (key, value) = item.map_err(io)?;
-                if best.len() >= limit
-                    && best
-                        .peek()
-                        .is_some_and(|std::cmp::Reverse((k, _))| *k > max_start)
-                {
+                let take_pending = match (pending.peek(), pick) {
+                    (Some((start, _)), Some((_, block_max))) => *start >= block_max,
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                };
+                if take_pending {
+                    let Some((start, trace_id)) = pending.pop() else {
+                        break;
+                    };
+                    if full(&best, start) {
+                        break 'partitions;
+                    }
+                    if !seen.insert(trace_id) {
+                        continue;
+                    }
+                    let trace = match self.read_trace(trace_id, &partitions) {
+                        Ok(Some(t)) => t,
+                        Ok(None) => continue,
+                        Err(e @ StoreError::Corrupt { .. }) => {
+                            tracing::warn!(trace_id = %trace_id, error = %e, "skipping unreadable candidate trace");
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    if let Some(k) = match_key(query, &trace.spans) {
+                        best.push(std::cmp::Reverse((k, trace_id)));
+                        found.insert(trace_id, trace);
+                        if best.len() > limit {
+                            if let Some(std::cmp::Reverse((_, dropped))) = best.pop() {
+                                found.remove(&dropped);
+                            }
+                        }
+                    }
+                    continue;
+                }
+                let Some((i, block_max)) = pick else { break };
+                if full(&best, block_max) {
                     break 'partitions;
                 }
-                let Some(trace_id) = key.get(12..28).and_then(TraceId::from_slice) else {
+                let Some(item) = iters[i].next() else { break };
+                let (key, value) = item.map_err(io)?;
+                let Some(seq) = key.get(12..).filter(|k| k.len() == 8).and_then(be_u64) else {
                     tracing::warn!(partition = p, key = ?key, "skipping malformed service index key");
                     continue;
                 };
-                if seen.contains(&trace_id) || !filter.may_match(max_start, &value) {
-                    continue;
-                }
-                seen.insert(trace_id);
-                let trace = match self.read_trace(trace_id, &partitions) {
-                    Ok(Some(t)) => t,
-                    Ok(None) => continue,
-                    Err(e @ StoreError::Corrupt { .. }) => {
-                        tracing::warn!(trace_id = %trace_id, error = %e, "skipping unreadable candidate trace");
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
-                if let Some(k) = match_key(query, &trace.spans) {
-                    best.push(std::cmp::Reverse((k, trace_id)));
-                    found.insert(trace_id, trace);
-                    if best.len() > limit {
-                        if let Some(std::cmp::Reverse((_, dropped))) = best.pop() {
-                            found.remove(&dropped);
-                        }
-                    }
-                }
+                self.open_entry(
+                    *p,
+                    part,
+                    seq,
+                    block_max,
+                    &value,
+                    &filter,
+                    &seen,
+                    &mut pending,
+                )?;
             }
         }
         let mut ranked: Vec<(u64, TraceId)> =
@@ -664,9 +948,104 @@ impl SledStore {
 fn open_partition(db: &sled::Db, p: u64) -> StoreResult<Partition> {
     Ok(Partition {
         blk: db.open_tree(format!("p{p}.blk")).map_err(io)?,
-        tid: db.open_tree(format!("p{p}.tid")).map_err(io)?,
+        dir: db.open_tree(format!("p{p}.dir")).map_err(io)?,
         svc: db.open_tree(format!("p{p}.svc")).map_err(io)?,
+        index: Arc::new(RwLock::new(TraceIndex {
+            blocks: Vec::new(),
+            complete: true,
+        })),
     })
+}
+
+/// Rebuilds the trace filters of a partition from its `dir` tree (at open).
+fn load_filters(p: u64, part: &Partition) -> StoreResult<()> {
+    let mut blocks = Vec::new();
+    let mut complete = true;
+    for item in part.dir.iter() {
+        let (k, v) = item.map_err(io)?;
+        match (be_u64(&k).filter(|_| k.len() == 8), parse_dir(&v)) {
+            (Some(seq), Some(ids)) => blocks.push((seq, TraceFilter::new(&ids))),
+            _ => {
+                tracing::warn!(partition = p, key = ?k, "malformed block directory entry; trace lookups in this partition scan its index");
+                complete = false;
+            }
+        }
+    }
+    let mut index = part.index.write();
+    if complete {
+        index.blocks = blocks;
+    } else {
+        index.blocks = Vec::new();
+        index.complete = false;
+    }
+    Ok(())
+}
+
+/// The trace ids of a `dir` value, or `None` if it is malformed.
+fn parse_dir(v: &[u8]) -> Option<Vec<TraceId>> {
+    let (&format, ids) = v.split_first()?;
+    if format != DIR_FORMAT || ids.len() % 16 != 0 {
+        return None;
+    }
+    ids.chunks_exact(16).map(TraceId::from_slice).collect()
+}
+
+/// Whether a `dir` value lists `id`; `None` if it is malformed.
+fn dir_has(v: &[u8], id: TraceId) -> Option<bool> {
+    let (&format, ids) = v.split_first()?;
+    if format != DIR_FORMAT || ids.len() % 16 != 0 {
+        return None;
+    }
+    let want = id.to_bytes();
+    Some(ids.chunks_exact(16).any(|c| c == want))
+}
+
+/// Encodes the summaries of one (service, block) index entry: `SVC_FORMAT`, raw length (u32
+/// LE), then zstd of: count, and per trace its ordinal in `dir`, `block_max` minus its latest
+/// start, summary length and the summary.
+fn encode_service_entry(block_max: u64, list: Vec<(usize, Summary)>) -> StoreResult<Vec<u8>> {
+    let mut raw = Vec::with_capacity(list.len() * 32);
+    put_varint(&mut raw, list.len() as u64);
+    for (ordinal, summary) in list {
+        put_varint(&mut raw, ordinal as u64);
+        put_varint(&mut raw, block_max - summary.max_start);
+        let bytes = summary.encode();
+        put_varint(&mut raw, bytes.len() as u64);
+        raw.extend_from_slice(&bytes);
+    }
+    let compressed = zstd::bulk::compress(&raw, ZSTD_LEVEL)
+        .map_err(|e| StoreError::Io(format!("zstd compression failed: {e}")))?;
+    let mut out = Vec::with_capacity(5 + compressed.len());
+    out.push(SVC_FORMAT);
+    out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+    out.extend_from_slice(&compressed);
+    Ok(out)
+}
+
+/// The (ordinal, latest start, summary) triples of a service index entry, or `None` if the
+/// entry is malformed.
+fn decode_service_entry(block_max: u64, v: &[u8]) -> Option<Vec<(usize, u64, Vec<u8>)>> {
+    let (&format, rest) = v.split_first()?;
+    if format != SVC_FORMAT {
+        return None;
+    }
+    let raw_len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    if raw_len > MAX_BLOCK_BYTES {
+        return None;
+    }
+    let raw = zstd::bulk::decompress(rest.get(4..)?, raw_len).ok()?;
+    let mut pos = 0;
+    let n = get_varint(&raw, &mut pos)?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let ordinal = usize::try_from(get_varint(&raw, &mut pos)?).ok()?;
+        let start = block_max.checked_sub(get_varint(&raw, &mut pos)?)?;
+        let len = usize::try_from(get_varint(&raw, &mut pos)?).ok()?;
+        let summary = raw.get(pos..pos.checked_add(len)?)?;
+        pos += len;
+        out.push((ordinal, start, summary.to_vec()));
+    }
+    (pos == raw.len()).then_some(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -888,6 +1267,7 @@ impl TraceStore for SledStore {
             };
             let refs: Vec<&Span> = spans.iter().collect();
             self.write_partition(part, &refs)?;
+            self.shed_filters(&parts);
         } else {
             let mut groups: BTreeMap<u64, Vec<&Span>> = BTreeMap::new();
             for s in spans {
@@ -904,6 +1284,7 @@ impl TraceStore for SledStore {
                 };
                 self.write_partition(part, group)?;
             }
+            self.shed_filters(&parts);
         }
         self.spans_written
             .fetch_add(spans.len() as u64, Ordering::Relaxed);
@@ -1030,10 +1411,13 @@ impl TraceStore for SledStore {
             })
             .collect();
         for p in &old {
-            for suffix in ["blk", "tid", "svc"] {
+            for suffix in ["blk", "dir", "svc"] {
                 self.db.drop_tree(format!("p{p}.{suffix}")).map_err(io)?;
             }
-            parts.remove(p);
+            if let Some(part) = parts.remove(p) {
+                let freed = part.index.read().bytes();
+                self.filter_bytes.fetch_sub(freed, Ordering::Relaxed);
+            }
         }
         drop(parts);
         let n = old.len() as u64;
@@ -1114,6 +1498,136 @@ mod tests {
             ..TraceQuery::between(0, u64::MAX)
         };
         assert_eq!(s.find_trace_ids(&q).unwrap(), vec![TraceId(1)]);
+    }
+
+    fn svc_query() -> TraceQuery {
+        TraceQuery {
+            service: Some("svc".into()),
+            ..TraceQuery::between(0, u64::MAX)
+        }
+    }
+
+    #[test]
+    fn shed_filters_fall_back_to_scanning_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(&dir);
+        s.filter_cap = 100; // one block's filter (32 + 16 bytes) fits, two do not
+        s.write_spans(&[span(1, 1, T), span(2, 2, T + 1)]).unwrap();
+        assert!(s.live_partitions()[0].1.index.read().complete);
+        s.write_spans(&[span(1, 3, T + 2), span(3, 4, T + 3)])
+            .unwrap();
+        s.write_spans(&[span(1, 5, T + 4)]).unwrap();
+        let (_, part) = s.live_partitions().remove(0);
+        assert!(!part.index.read().complete);
+        assert!(part.index.read().blocks.is_empty());
+        assert_eq!(s.filter_bytes.load(Ordering::Relaxed), 0);
+        let t = s.get_trace(TraceId(1)).unwrap().unwrap();
+        let mut ids: Vec<u64> = t.spans.iter().map(|s| s.span_id.0).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec![1, 3, 5]);
+        assert_eq!(s.get_trace(TraceId(9)).unwrap(), None);
+        assert_eq!(
+            s.find_trace_ids(&svc_query()).unwrap(),
+            vec![TraceId(1), TraceId(3), TraceId(2)]
+        );
+        // Expiry gives the bytes back.
+        let mut s = store(&tempfile::tempdir().unwrap());
+        s.filter_cap = 1 << 20;
+        s.write_spans(&[span(1, 1, T)]).unwrap();
+        assert_eq!(s.filter_bytes.load(Ordering::Relaxed), 48);
+        assert_eq!(s.expire_before(u64::MAX).unwrap(), 1);
+        assert_eq!(s.filter_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn filters_are_rebuilt_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = store(&dir);
+            s.write_spans(&[span(1, 1, T), span(2, 2, T + 1)]).unwrap();
+            s.write_spans(&[span(1, 3, T + 2)]).unwrap();
+            s.flush().unwrap();
+        }
+        let s = store(&dir);
+        let (_, part) = s.live_partitions().remove(0);
+        let index = part.index.read();
+        assert!(index.complete);
+        assert_eq!(
+            index.blocks.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        assert!(index.blocks[1].1.may_contain(TraceId(1)));
+        drop(index);
+        assert_eq!(s.get_trace(TraceId(1)).unwrap().unwrap().spans.len(), 2);
+    }
+
+    #[test]
+    fn unreadable_index_entries_make_candidates_not_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        s.write_spans(&[span(1, 1, T), span(2, 2, T + 1)]).unwrap();
+        s.write_spans(&[span(3, 3, T + 2)]).unwrap();
+        let (_, part) = s.live_partitions().remove(0);
+        // Garbage in every service entry: all traces of the blocks become candidates.
+        let keys: Vec<IVec> = part.svc.iter().keys().map(|k| k.unwrap()).collect();
+        assert_eq!(keys.len(), 2);
+        for k in &keys {
+            part.svc.insert(k, &b"\x01garbage"[..]).unwrap();
+        }
+        assert_eq!(
+            s.find_trace_ids(&svc_query()).unwrap(),
+            vec![TraceId(3), TraceId(2), TraceId(1)]
+        );
+        // A broken block directory as well: the ids come from the block itself.
+        part.dir.insert(0u64.to_be_bytes(), &b"\x07"[..]).unwrap();
+        assert_eq!(
+            s.find_trace_ids(&svc_query()).unwrap(),
+            vec![TraceId(3), TraceId(2), TraceId(1)]
+        );
+        assert_eq!(s.get_trace(TraceId(2)).unwrap().unwrap().spans.len(), 1);
+        // Reopened with the broken directory, the partition is scanned instead of filtered.
+        drop(part);
+        s.flush().unwrap();
+        drop(s);
+        let s = store(&dir);
+        assert!(!s.live_partitions()[0].1.index.read().complete);
+        assert_eq!(s.get_trace(TraceId(1)).unwrap().unwrap().spans.len(), 1);
+        assert_eq!(s.get_trace(TraceId(3)).unwrap().unwrap().spans.len(), 1);
+    }
+
+    #[test]
+    fn service_entries_round_trip() {
+        let mut a = Summary::new(T);
+        a.add(&span(1, 1, T + 5), 1);
+        let b = Summary::new(T + 9);
+        let value = encode_service_entry(T + 9, vec![(0, a), (3, b)]).unwrap();
+        let got = decode_service_entry(T + 9, &value).unwrap();
+        assert_eq!(
+            got.iter().map(|(o, s, _)| (*o, *s)).collect::<Vec<_>>(),
+            vec![(0, T + 5), (3, T + 9)]
+        );
+        assert_eq!(decode_service_entry(T + 9, &value[..value.len() - 1]), None);
+        assert_eq!(decode_service_entry(3, &value), None, "start before zero");
+        assert_eq!(decode_service_entry(T, b"\x02"), None);
+    }
+
+    #[test]
+    fn databases_of_another_layout_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        s.db.open_tree("meta").unwrap().remove(b"layout").unwrap();
+        s.flush().unwrap();
+        drop(s);
+        let err = SledStore::open(SledConfig::new(dir.path()))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err,
+            Some(format!(
+                "storage i/o failed: sled database at {} uses storage layout 1, this build reads layout 2",
+                dir.path().display()
+            ))
+        );
     }
 
     #[test]
