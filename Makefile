@@ -9,7 +9,7 @@ CLIENTS := tests/clients
 VENV := $(CLIENTS)/.venv
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test tools test-clients lint nostd cross unit e2e bench clean-data
+.PHONY: run build test tools test-clients lint nostd cross unit e2e bench bench-smoke clean-data
 
 ## run: build, then start the all-in-one daemon on embedded sled (query API on :16686)
 run: build
@@ -20,7 +20,7 @@ build:
 	$(CARGO) build --release -p spoor
 
 ## test: formatting, lints, no_std and cross-target builds, unit, conformance and end-to-end tests
-test: tools test-clients lint nostd cross unit e2e
+test: tools test-clients lint nostd cross unit e2e bench-smoke
 
 # Rust targets used to prove no_std and the Windows build.
 tools:
@@ -64,8 +64,17 @@ e2e: test-clients
 	$(CARGO) build -p spoor
 	$(CARGO) test -p spoor-tests -- --test-threads 2
 
+## bench: release builds, then the macro benchmarks (ingest, pipeline vs rotel, query latency,
+## bytes on disk); rewrites the generated part of BENCHMARKS.md. Extra flags: BENCH_ARGS="--spans 1000000"
+## bench: the macro benchmarks of BENCHMARKS.md (10M spans; minutes). BENCH_ARGS="--spans 1000000" for less
 bench:
-	@echo "benchmarks arrive with issue #3" && exit 1
+	python3 benches/macro.py $(BENCH_ARGS)
+
+# The benchmark harness in a tiny mode (seconds after the release build) so it cannot rot;
+# Criterion benches run once each in test mode (`cargo test --benches`).
+bench-smoke:
+	$(CARGO) test -p spoor-bench --benches
+	python3 benches/macro.py --smoke
 
 clean-data:
 	rm -rf $(DATA_DIR)

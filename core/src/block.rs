@@ -582,7 +582,9 @@ pub struct BlockTrace {
 /// A validated view of an encoded block; decodes trace segments on demand.
 pub struct BlockReader<'a> {
     bytes: &'a [u8],
-    strings: Vec<&'a str>,
+    /// Raw string-table entries and their byte offsets; UTF-8 is checked when a string is
+    /// decoded, so opening a block (done per candidate trace by searches) stays cheap.
+    strings: Vec<(&'a [u8], usize)>,
     resources: Vec<Arc<Resource>>,
     scopes: Vec<Arc<Scope>>,
     directory: Vec<DirEntry>,
@@ -635,8 +637,7 @@ impl<'a> BlockReader<'a> {
             let len = c.len("string")?;
             let offset = c.pos;
             let raw = c.take(len, "string")?;
-            strings
-                .push(core::str::from_utf8(raw).map_err(|_| BlockError::InvalidUtf8 { offset })?);
+            strings.push((raw, offset));
         }
         let mut reader = BlockReader {
             bytes,
@@ -749,7 +750,10 @@ impl<'a> BlockReader<'a> {
     }
 
     fn string(&self, c: &mut Cur<'_>) -> Result<String, BlockError> {
-        get_index(&self.strings, "string", c).map(String::from)
+        let (raw, offset) = get_index(&self.strings, "string", c)?;
+        core::str::from_utf8(raw)
+            .map(String::from)
+            .map_err(|_| BlockError::InvalidUtf8 { offset })
     }
 
     fn attrs(&self, c: &mut Cur<'_>, depth: usize) -> Result<Vec<KeyValue>, BlockError> {

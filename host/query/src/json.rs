@@ -93,21 +93,69 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Writes `s` as a JSON string the way Go's encoder does (HTML-safe escaping).
 pub fn write_go_string(s: &str, out: &mut String) {
+    // Runs of bytes that need no escaping are copied in one go: every byte Go escapes is ASCII,
+    // except U+2028 / U+2029, whose UTF-8 encodings start with 0xE2.
+    out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => push_u_escape(c as u32, out),
-            c if (c as u32) < 0x20 => push_u_escape(c as u32, out),
-            c => out.push(c),
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let plain = b >= 0x20 && !matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&' | 0xE2);
+        if plain {
+            i += 1;
+            continue;
         }
+        if b == 0xE2
+            && !(bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xA8 | 0xA9)))
+        {
+            i += 1;
+            continue;
+        }
+        out.push_str(&s[start..i]);
+        let width = match b {
+            b'"' => {
+                out.push_str("\\\"");
+                1
+            }
+            b'\\' => {
+                out.push_str("\\\\");
+                1
+            }
+            b'\n' => {
+                out.push_str("\\n");
+                1
+            }
+            b'\r' => {
+                out.push_str("\\r");
+                1
+            }
+            b'\t' => {
+                out.push_str("\\t");
+                1
+            }
+            0x08 => {
+                out.push_str("\\b");
+                1
+            }
+            0x0c => {
+                out.push_str("\\f");
+                1
+            }
+            0xE2 => {
+                push_u_escape(if bytes[i + 2] == 0xA8 { 0x2028 } else { 0x2029 }, out);
+                3
+            }
+            _ => {
+                push_u_escape(u32::from(b), out);
+                1
+            }
+        };
+        i += width;
+        start = i;
     }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 
@@ -196,6 +244,10 @@ mod tests {
             ("<a>&", r#""\u003ca\u003e\u0026""#),
             ("\n\r\t\u{8}\u{c}\u{1}", r#""\n\r\t\b\f\u0001""#),
             ("\u{2028}é", "\"\\u2028é\""),
+            ("a\u{2029}b", "\"a\\u2029b\""),
+            ("\u{2030}\u{20ac}", "\"\u{2030}\u{20ac}\""),
+            ("tail\u{1}", "\"tail\\u0001\""),
+            ("\u{7f}x\u{8}\u{c}", "\"\u{7f}x\\b\\f\""),
         ];
         for (s, want) in cases {
             assert_eq!(Json::str(*s).render(), *want, "string {s:?}");

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use clap::Parser;
 use spoor_core::batch::BatchConfig;
 use spoor_core::deps::LinkerConfig;
@@ -37,6 +38,11 @@ use crate::config::{Cli, Command, DurabilityKind, Settings, StorageKind};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::pipeline::{now_nanos, Pipeline, PipelineConfig};
+
+/// mimalloc: ingest allocates and frees many small strings per span, and with the system
+/// allocator half the daemon's CPU went to malloc/free (measured with perf, see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -73,6 +79,14 @@ fn main() -> ExitCode {
             eprintln!("spoor: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Disables Nagle's algorithm on accepted connections: small replies (OTLP acks, API
+/// responses) must not wait for the peer's delayed ACK.
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
 }
 
@@ -204,7 +218,7 @@ async fn run_all_in_one(settings: Settings) -> anyhow::Result<()> {
         },
     );
     let http_task = tokio::spawn(
-        axum::serve(http_l, http_router)
+        axum::serve(http_l.tap_io(no_delay), http_router)
             .with_graceful_shutdown(stopped(&receivers_rx))
             .into_future(),
     );
@@ -218,7 +232,7 @@ async fn run_all_in_one(settings: Settings) -> anyhow::Result<()> {
         },
     );
     let query_task = tokio::spawn(
-        axum::serve(query_l, query_router)
+        axum::serve(query_l.tap_io(no_delay), query_router)
             .with_graceful_shutdown(stopped(&servers_rx))
             .into_future(),
     );

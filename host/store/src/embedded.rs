@@ -199,6 +199,25 @@ struct Strings {
     names: Vec<String>,
 }
 
+/// zstd decompression with one reusable context per thread (creating a context per block was
+/// ~6% of a tag search's CPU).
+fn decompress(src: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    DCTX.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(d) => d.decompress(src, capacity),
+            None => Err(std::io::Error::other("no zstd context")),
+        }
+    })
+}
+
 /// A decompressed block and its (partition, seq).
 type CachedBlock = ((u64, u64), Arc<Vec<u8>>);
 
@@ -640,8 +659,7 @@ impl SledStore {
                 )))
             }
         };
-        let raw = zstd::bulk::decompress(&value[4..], raw_len)
-            .map_err(|e| corrupt(format!("zstd: {e}")))?;
+        let raw = decompress(&value[4..], raw_len).map_err(|e| corrupt(format!("zstd: {e}")))?;
         if raw.len() != raw_len {
             return Err(corrupt(format!(
                 "decompressed to {} bytes instead of {raw_len}",
@@ -1033,7 +1051,7 @@ fn decode_service_entry(block_max: u64, v: &[u8]) -> Option<Vec<(usize, u64, Vec
     if raw_len > MAX_BLOCK_BYTES {
         return None;
     }
-    let raw = zstd::bulk::decompress(rest.get(4..)?, raw_len).ok()?;
+    let raw = decompress(rest.get(4..)?, raw_len).ok()?;
     let mut pos = 0;
     let n = get_varint(&raw, &mut pos)?;
     let mut out = Vec::new();

@@ -49,7 +49,8 @@ pub async fn serve_otlp_grpc(
     tonic::transport::Server::builder()
         .add_service(svc)
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
+            // No Nagle: a small unary reply must not wait for the client's delayed ACK.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
         )
         .await
