@@ -54,6 +54,59 @@ pub struct Ports {
     pub query: u16,
     /// Admin.
     pub admin: u16,
+    /// Jaeger Thrift compact over UDP.
+    pub jaeger_compact: u16,
+    /// Jaeger Thrift binary over UDP.
+    pub jaeger_binary: u16,
+    /// Jaeger Thrift over HTTP.
+    pub jaeger_http: u16,
+    /// Jaeger gRPC.
+    pub jaeger_grpc: u16,
+    /// Zipkin HTTP.
+    pub zipkin: u16,
+}
+
+impl Ports {
+    /// Fresh free ports for every listener.
+    pub fn free() -> Ports {
+        Ports {
+            grpc: free_port(),
+            http: free_port(),
+            query: free_port(),
+            admin: free_port(),
+            jaeger_compact: free_udp_port(),
+            jaeger_binary: free_udp_port(),
+            jaeger_http: free_port(),
+            jaeger_grpc: free_port(),
+            zipkin: free_port(),
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        let flag = |name: &str, port: u16| [format!("--{name}"), format!("127.0.0.1:{port}")];
+        [
+            flag("otlp.grpc.host-port", self.grpc),
+            flag("otlp.http.host-port", self.http),
+            flag("query.http.host-port", self.query),
+            flag("admin.http.host-port", self.admin),
+            flag("jaeger.thrift-compact.host-port", self.jaeger_compact),
+            flag("jaeger.thrift-binary.host-port", self.jaeger_binary),
+            flag("jaeger.thrift-http.host-port", self.jaeger_http),
+            flag("jaeger.grpc.host-port", self.jaeger_grpc),
+            flag("zipkin.http.host-port", self.zipkin),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// A free UDP port on 127.0.0.1.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free udp port")
 }
 
 /// A running daemon; stopped (SIGKILL) when dropped if not stopped before.
@@ -71,13 +124,7 @@ impl Daemon {
     /// Starts `spoor all-in-one` with `args` (e.g. `--storage memory`) on fresh ports and waits
     /// until its health check says it is available.
     pub fn start(args: &[&str]) -> anyhow::Result<Daemon> {
-        let ports = Ports {
-            grpc: free_port(),
-            http: free_port(),
-            query: free_port(),
-            admin: free_port(),
-        };
-        Self::start_on(ports, args)
+        Self::start_on(Ports::free(), args)
     }
 
     /// Like [`Daemon::start`] on given ports (to restart on the same ones).
@@ -87,22 +134,7 @@ impl Daemon {
         let stderr = std::fs::File::create(&log)?;
         let child = Command::new(spoor_bin())
             .arg("all-in-one")
-            .args([
-                "--otlp.grpc.host-port",
-                &format!("127.0.0.1:{}", ports.grpc),
-            ])
-            .args([
-                "--otlp.http.host-port",
-                &format!("127.0.0.1:{}", ports.http),
-            ])
-            .args([
-                "--query.http.host-port",
-                &format!("127.0.0.1:{}", ports.query),
-            ])
-            .args([
-                "--admin.http.host-port",
-                &format!("127.0.0.1:{}", ports.admin),
-            ])
+            .args(ports.args())
             .args(["--batch.max-age", "20ms"])
             .args(args)
             .env_remove("SPOOR_CONFIG")

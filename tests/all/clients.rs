@@ -86,7 +86,8 @@ fn check_trace(d: &Daemon, trace_id: &str, run: &str) {
             .any(|f| f["key"] == "attempt" && f["value"] == 2),
         "{log}"
     );
-    // Durations in microseconds: the server span slept 2 ms and nests inside its parents.
+    // Durations in microseconds: the server span slept (2 ms in Python, 5 ms in JS; timers may
+    // fire a little early by the SDK clock, hence the 1 ms bound) and nests inside its parents.
     let (rs, rd) = (
         root["startTime"].as_u64().unwrap(),
         root["duration"].as_u64().unwrap(),
@@ -95,7 +96,7 @@ fn check_trace(d: &Daemon, trace_id: &str, run: &str) {
         server["startTime"].as_u64().unwrap(),
         server["duration"].as_u64().unwrap(),
     );
-    assert!(sd >= 2000, "server duration {sd}us");
+    assert!(sd >= 1000, "server duration {sd}us");
     assert!(
         ss >= rs && ss + sd <= rs + rd,
         "child outside parent: {root} {server}"

@@ -42,7 +42,7 @@ const call = tFe.startSpan('call cart', { kind: SpanKind.CLIENT }, trace.setSpan
 call.addEvent('retrying', { attempt: 2 });
 const server = tCart.startSpan('POST /cart', { kind: SpanKind.SERVER, attributes: { items: ['a', 'b'] } },
   trace.setSpan(ROOT_CONTEXT, call));
-await new Promise((r) => setTimeout(r, 2));
+await new Promise((r) => setTimeout(r, 5));
 server.setStatus({ code: SpanStatusCode.ERROR, message: 'out of stock' });
 server.end();
 call.end();

@@ -98,6 +98,33 @@ pub struct Options {
     /// Largest accepted OTLP request, compressed or not, in bytes [default: 16777216].
     #[arg(long = "otlp.max-body-bytes", env = "SPOOR_OTLP_MAX_BODY_BYTES")]
     pub otlp_max_body_bytes: Option<usize>,
+    /// Jaeger Thrift compact over UDP (`Agent.emitBatch`) [default: 0.0.0.0:6831].
+    #[arg(
+        long = "jaeger.thrift-compact.host-port",
+        env = "SPOOR_JAEGER_THRIFT_COMPACT_HOST_PORT"
+    )]
+    pub jaeger_compact: Option<String>,
+    /// Jaeger Thrift binary over UDP (`Agent.emitBatch`) [default: 0.0.0.0:6832].
+    #[arg(
+        long = "jaeger.thrift-binary.host-port",
+        env = "SPOOR_JAEGER_THRIFT_BINARY_HOST_PORT"
+    )]
+    pub jaeger_binary: Option<String>,
+    /// Jaeger Thrift over HTTP (`POST /api/traces`) [default: 0.0.0.0:14268].
+    #[arg(
+        long = "jaeger.thrift-http.host-port",
+        env = "SPOOR_JAEGER_THRIFT_HTTP_HOST_PORT"
+    )]
+    pub jaeger_http: Option<String>,
+    /// Jaeger gRPC api_v2 (`CollectorService/PostSpans`) [default: 0.0.0.0:14250].
+    #[arg(long = "jaeger.grpc.host-port", env = "SPOOR_JAEGER_GRPC_HOST_PORT")]
+    pub jaeger_grpc: Option<String>,
+    /// Zipkin HTTP (`/api/v2/spans`, `/api/v1/spans`) [default: 0.0.0.0:9411].
+    #[arg(long = "zipkin.http.host-port", env = "SPOOR_ZIPKIN_HTTP_HOST_PORT")]
+    pub zipkin_http: Option<String>,
+    /// Receiver families to run, comma-separated: otlp, jaeger, zipkin [default: all].
+    #[arg(long, env = "SPOOR_RECEIVERS", value_delimiter = ',')]
+    pub receivers: Option<Vec<String>>,
     /// Query API and UI listen address [default: 0.0.0.0:16686].
     #[arg(long = "query.http.host-port", env = "SPOOR_QUERY_HTTP_HOST_PORT")]
     pub query_http: Option<String>,
@@ -133,6 +160,9 @@ struct FileConfig {
     memory: Option<FileMemory>,
     sled: Option<FileSled>,
     otlp: Option<FileOtlp>,
+    jaeger: Option<FileJaeger>,
+    zipkin: Option<FileZipkin>,
+    receivers: Option<Vec<String>>,
     query: Option<FileHttp>,
     admin: Option<FileHttp>,
     pipeline: Option<FilePipeline>,
@@ -158,6 +188,21 @@ struct FileOtlp {
     grpc: Option<FileHttp>,
     http: Option<FileHttp>,
     max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileJaeger {
+    thrift_compact: Option<FileHttp>,
+    thrift_binary: Option<FileHttp>,
+    thrift_http: Option<FileHttp>,
+    grpc: Option<FileHttp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileZipkin {
+    http: Option<FileHttp>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,6 +238,9 @@ struct FileLog {
     level: Option<String>,
 }
 
+/// Receiver families `--receivers` can name; all run by default.
+pub const RECEIVER_FAMILIES: [&str; 3] = ["otlp", "jaeger", "zipkin"];
+
 /// Validated settings of the all-in-one role.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -208,10 +256,20 @@ pub struct Settings {
     pub durability: DurabilityKind,
     /// Memory store capacity in traces.
     pub memory_max_traces: usize,
-    /// OTLP/gRPC address.
-    pub otlp_grpc: SocketAddr,
+    /// OTLP/gRPC address (`None`: receiver off).
+    pub otlp_grpc: Option<SocketAddr>,
     /// OTLP/HTTP address.
-    pub otlp_http: SocketAddr,
+    pub otlp_http: Option<SocketAddr>,
+    /// Jaeger Thrift compact UDP address.
+    pub jaeger_compact: Option<SocketAddr>,
+    /// Jaeger Thrift binary UDP address.
+    pub jaeger_binary: Option<SocketAddr>,
+    /// Jaeger Thrift HTTP address.
+    pub jaeger_http: Option<SocketAddr>,
+    /// Jaeger gRPC address.
+    pub jaeger_grpc: Option<SocketAddr>,
+    /// Zipkin HTTP address.
+    pub zipkin_http: Option<SocketAddr>,
     /// OTLP request size limit.
     pub otlp_max_body_bytes: usize,
     /// Query API address.
@@ -244,6 +302,24 @@ impl Settings {
         let pipeline = file.pipeline.unwrap_or_default();
         let batch = file.batch.unwrap_or_default();
         let log = file.log.unwrap_or_default();
+        let jaeger = file.jaeger.unwrap_or_default();
+        let zipkin = file.zipkin.unwrap_or_default();
+        let families = opts
+            .receivers
+            .clone()
+            .or(file.receivers)
+            .unwrap_or_else(|| RECEIVER_FAMILIES.iter().map(|f| f.to_string()).collect());
+        for f in &families {
+            if !RECEIVER_FAMILIES.contains(&f.trim()) {
+                bail!(
+                    "invalid receivers entry {f:?}: expected some of {}",
+                    RECEIVER_FAMILIES.join(", ")
+                );
+            }
+        }
+        let on = |family: &str, addr: SocketAddr| {
+            families.iter().any(|f| f.trim() == family).then_some(addr)
+        };
         let host_port =
             |h: Option<FileHttp>| h.and_then(|h| h.host_port.or(h.http.and_then(|x| x.host_port)));
 
@@ -304,16 +380,66 @@ impl Settings {
                 .or(file.durability)
                 .unwrap_or(DurabilityKind::Periodic),
             memory_max_traces,
-            otlp_grpc: parse_addr(
-                "otlp.grpc.host-port",
-                opts.otlp_grpc.clone().or(host_port(otlp.grpc)),
-                "0.0.0.0:4317",
-            )?,
-            otlp_http: parse_addr(
-                "otlp.http.host-port",
-                opts.otlp_http.clone().or(host_port(otlp.http)),
-                "0.0.0.0:4318",
-            )?,
+            otlp_grpc: on(
+                "otlp",
+                parse_addr(
+                    "otlp.grpc.host-port",
+                    opts.otlp_grpc.clone().or(host_port(otlp.grpc)),
+                    "0.0.0.0:4317",
+                )?,
+            ),
+            otlp_http: on(
+                "otlp",
+                parse_addr(
+                    "otlp.http.host-port",
+                    opts.otlp_http.clone().or(host_port(otlp.http)),
+                    "0.0.0.0:4318",
+                )?,
+            ),
+            jaeger_compact: on(
+                "jaeger",
+                parse_addr(
+                    "jaeger.thrift-compact.host-port",
+                    opts.jaeger_compact
+                        .clone()
+                        .or(host_port(jaeger.thrift_compact)),
+                    "0.0.0.0:6831",
+                )?,
+            ),
+            jaeger_binary: on(
+                "jaeger",
+                parse_addr(
+                    "jaeger.thrift-binary.host-port",
+                    opts.jaeger_binary
+                        .clone()
+                        .or(host_port(jaeger.thrift_binary)),
+                    "0.0.0.0:6832",
+                )?,
+            ),
+            jaeger_http: on(
+                "jaeger",
+                parse_addr(
+                    "jaeger.thrift-http.host-port",
+                    opts.jaeger_http.clone().or(host_port(jaeger.thrift_http)),
+                    "0.0.0.0:14268",
+                )?,
+            ),
+            jaeger_grpc: on(
+                "jaeger",
+                parse_addr(
+                    "jaeger.grpc.host-port",
+                    opts.jaeger_grpc.clone().or(host_port(jaeger.grpc)),
+                    "0.0.0.0:14250",
+                )?,
+            ),
+            zipkin_http: on(
+                "zipkin",
+                parse_addr(
+                    "zipkin.http.host-port",
+                    opts.zipkin_http.clone().or(host_port(zipkin.http)),
+                    "0.0.0.0:9411",
+                )?,
+            ),
             otlp_max_body_bytes,
             query_http: parse_addr(
                 "query.http.host-port",
@@ -446,8 +572,13 @@ mod tests {
         let s = Settings::resolve(&Options::default()).unwrap();
         assert_eq!(s.storage, StorageKind::Sled);
         assert_eq!(s.retention, Duration::from_secs(72 * 3600));
-        assert_eq!(s.otlp_grpc.port(), 4317);
-        assert_eq!(s.otlp_http.port(), 4318);
+        assert_eq!(s.otlp_grpc.map(|a| a.port()), Some(4317));
+        assert_eq!(s.otlp_http.map(|a| a.port()), Some(4318));
+        assert_eq!(s.jaeger_compact.map(|a| a.port()), Some(6831));
+        assert_eq!(s.jaeger_binary.map(|a| a.port()), Some(6832));
+        assert_eq!(s.jaeger_http.map(|a| a.port()), Some(14268));
+        assert_eq!(s.jaeger_grpc.map(|a| a.port()), Some(14250));
+        assert_eq!(s.zipkin_http.map(|a| a.port()), Some(9411));
         assert_eq!(s.query_http.port(), 16686);
         assert_eq!(s.admin_http.port(), 14269);
         assert_eq!(s.durability, DurabilityKind::Periodic);
@@ -472,7 +603,7 @@ mod tests {
         assert_eq!(s.storage, StorageKind::Memory);
         assert_eq!(s.retention, Duration::from_secs(7200));
         assert_eq!(s.memory_max_traces, 5);
-        assert_eq!(s.otlp_grpc, "127.0.0.1:1234".parse().unwrap());
+        assert_eq!(s.otlp_grpc, Some("127.0.0.1:1234".parse().unwrap()));
         assert_eq!(s.query_http.port(), 9999);
 
         let dir = tempfile::tempdir().unwrap();
@@ -485,6 +616,28 @@ mod tests {
         })
         .unwrap();
         assert_eq!(s.storage, StorageKind::Blackhole);
+    }
+
+    #[test]
+    fn receiver_families() {
+        let s = Settings::resolve(&Options {
+            receivers: Some(vec!["otlp".into()]),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(s.otlp_grpc.is_some() && s.jaeger_compact.is_none() && s.zipkin_http.is_none());
+        let s =
+            with_file("receivers = [\"zipkin\"]\n[zipkin.http]\nhost-port = \"127.0.0.1:9999\"\n")
+                .unwrap();
+        assert_eq!(s.zipkin_http, Some("127.0.0.1:9999".parse().unwrap()));
+        assert!(s.otlp_grpc.is_none());
+        let err = Settings::resolve(&Options {
+            receivers: Some(vec!["kafka".into()]),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("kafka"), "{err}");
     }
 
     #[test]

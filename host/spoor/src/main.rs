@@ -17,7 +17,6 @@ mod pipeline;
 mod receivers;
 
 use std::future::IntoFuture;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -31,7 +30,6 @@ use spoor_core::deps::LinkerConfig;
 use spoor_core::validate::Limits;
 use spoor_store::embedded::{Durability, SledConfig, SledStore};
 use spoor_store::TraceStore;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{Cli, Command, DurabilityKind, Settings, StorageKind};
@@ -80,20 +78,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Disables Nagle's algorithm on accepted connections: small replies (OTLP acks, API
-/// responses) must not wait for the peer's delayed ACK.
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-    }
-}
-
-async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} (set --{flag})"))
 }
 
 fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn TraceStore>> {
@@ -151,19 +135,11 @@ async fn shutdown_signal() {
     }
 }
 
-fn stopped(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let mut rx = rx.clone();
-    async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    }
-}
-
 async fn run_all_in_one(settings: Settings) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
-    let admin_l = bind(settings.admin_http, "admin.http.host-port").await?;
-    let grpc_l = bind(settings.otlp_grpc, "otlp.grpc.host-port").await?;
-    let http_l = bind(settings.otlp_http, "otlp.http.host-port").await?;
-    let query_l = bind(settings.query_http, "query.http.host-port").await?;
+    let admin_l = receivers::bind_tcp(settings.admin_http, "admin.http.host-port").await?;
+    let listeners = receivers::bind_all(&settings).await?;
+    let query_l = receivers::bind_tcp(settings.query_http, "query.http.host-port").await?;
 
     let (stop_receivers, receivers_rx) = watch::channel(false);
     let (stop_servers, servers_rx) = watch::channel(false);
@@ -172,7 +148,7 @@ async fn run_all_in_one(settings: Settings) -> anyhow::Result<()> {
     let ready = admin.ready.clone();
     let admin_task = tokio::spawn(
         axum::serve(admin_l, admin.router())
-            .with_graceful_shutdown(stopped(&servers_rx))
+            .with_graceful_shutdown(receivers::stopped(&servers_rx))
             .into_future(),
     );
 
@@ -203,25 +179,7 @@ async fn run_all_in_one(settings: Settings) -> anyhow::Result<()> {
     );
     let ingest: Arc<dyn Ingest> = pipeline.clone();
 
-    let grpc_task = tokio::spawn(receivers::otlp_grpc::serve_otlp_grpc(
-        grpc_l,
-        ingest.clone(),
-        receivers::otlp_grpc::OtlpGrpcConfig {
-            max_message_bytes: settings.otlp_max_body_bytes,
-        },
-        stopped(&receivers_rx),
-    ));
-    let http_router = receivers::otlp_http::otlp_http_router(
-        ingest.clone(),
-        receivers::otlp_http::OtlpHttpConfig {
-            max_body_bytes: settings.otlp_max_body_bytes,
-        },
-    );
-    let http_task = tokio::spawn(
-        axum::serve(http_l.tap_io(no_delay), http_router)
-            .with_graceful_shutdown(stopped(&receivers_rx))
-            .into_future(),
-    );
+    let receiver_tasks = receivers::serve_all(listeners, &settings, &ingest, &receivers_rx);
     let query_router = spoor_query::router(
         store.clone(),
         spoor_query::QueryConfig {
@@ -232,8 +190,8 @@ async fn run_all_in_one(settings: Settings) -> anyhow::Result<()> {
         },
     );
     let query_task = tokio::spawn(
-        axum::serve(query_l.tap_io(no_delay), query_router)
-            .with_graceful_shutdown(stopped(&servers_rx))
+        axum::serve(query_l.tap_io(receivers::no_delay), query_router)
+            .with_graceful_shutdown(receivers::stopped(&servers_rx))
             .into_future(),
     );
     let maintenance = tokio::spawn(maintain(
@@ -245,8 +203,7 @@ async fn run_all_in_one(settings: Settings) -> anyhow::Result<()> {
 
     ready.store(true, Relaxed);
     tracing::info!(
-        otlp_grpc = %settings.otlp_grpc,
-        otlp_http = %settings.otlp_http,
+        receivers = %receivers::describe(&settings),
         query = %settings.query_http,
         admin = %settings.admin_http,
         "spoor all-in-one is ready"
@@ -256,11 +213,12 @@ async fn run_all_in_one(settings: Settings) -> anyhow::Result<()> {
     ready.store(false, Relaxed);
     let _ = stop_receivers.send(true);
     let drain = async {
-        if let Ok(Err(e)) = grpc_task.await {
-            tracing::error!(error = %e, "otlp grpc receiver failed");
-        }
-        if let Ok(Err(e)) = http_task.await {
-            tracing::error!(error = %e, "otlp http receiver failed");
+        for (name, task) in receiver_tasks {
+            match task.await {
+                Ok(Err(e)) => tracing::error!(receiver = name, error = %e, "receiver failed"),
+                Err(e) => tracing::error!(receiver = name, error = %e, "receiver task panicked"),
+                Ok(Ok(())) => {}
+            }
         }
     };
     if tokio::time::timeout(Duration::from_secs(10), drain)

@@ -3,14 +3,141 @@
 //! This module holds what the OTLP/HTTP and OTLP/gRPC receivers share: the one mapping from
 //! [`IngestError`] to HTTP status / gRPC code / retry hint, and the partial-success reply.
 
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+use axum::serve::ListenerExt;
 use spoor_otlp::proto;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use crate::ingest::{IngestError, IngestOutcome};
+use crate::config::Settings;
+use crate::ingest::{Ingest, IngestError, IngestOutcome};
 
 pub mod otlp_grpc;
 pub mod otlp_http;
+
+/// Sockets of every enabled receiver, bound before storage is opened so that a port in use
+/// stops start-up at once with the flag to change.
+pub struct Listeners {
+    otlp_grpc: Option<TcpListener>,
+    otlp_http: Option<TcpListener>,
+}
+
+/// Binds a TCP listener; the error names the address and the flag that sets it.
+pub async fn bind_tcp(addr: SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (set --{flag})"))
+}
+
+async fn bind_opt(addr: Option<SocketAddr>, flag: &str) -> anyhow::Result<Option<TcpListener>> {
+    match addr {
+        Some(a) => bind_tcp(a, flag).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The receiver table: every receiver the daemon runs, with the flag that sets its address.
+pub async fn bind_all(settings: &Settings) -> anyhow::Result<Listeners> {
+    Ok(Listeners {
+        otlp_grpc: bind_opt(settings.otlp_grpc, "otlp.grpc.host-port").await?,
+        otlp_http: bind_opt(settings.otlp_http, "otlp.http.host-port").await?,
+    })
+}
+
+/// One line naming every enabled receiver and its address, for the start-up log.
+pub fn describe(settings: &Settings) -> String {
+    let all = [
+        ("otlp_grpc", settings.otlp_grpc),
+        ("otlp_http", settings.otlp_http),
+        ("jaeger_thrift_compact", settings.jaeger_compact),
+        ("jaeger_thrift_binary", settings.jaeger_binary),
+        ("jaeger_thrift_http", settings.jaeger_http),
+        ("jaeger_grpc", settings.jaeger_grpc),
+        ("zipkin_http", settings.zipkin_http),
+    ];
+    all.iter()
+        .filter_map(|(n, a)| a.map(|a| format!("{n}={a}")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Disables Nagle's algorithm on accepted connections: small replies (OTLP acks, API
+/// responses) must not wait for the peer's delayed ACK.
+pub fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+}
+
+/// A future that resolves once `rx` turns true (the shutdown signal).
+pub fn stopped(
+    rx: &watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+/// Starts every bound receiver; each task ends after `stop` turns true and its in-flight
+/// requests finished.
+pub fn serve_all(
+    listeners: Listeners,
+    settings: &Settings,
+    ingest: &Arc<dyn Ingest>,
+    stop: &watch::Receiver<bool>,
+) -> Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> {
+    let mut tasks = Vec::new();
+    let max = settings.otlp_max_body_bytes;
+    if let Some(l) = listeners.otlp_grpc {
+        let cfg = otlp_grpc::OtlpGrpcConfig {
+            max_message_bytes: max,
+        };
+        tasks.push((
+            otlp_grpc::RECEIVER,
+            tokio::spawn(otlp_grpc::serve_otlp_grpc(
+                l,
+                ingest.clone(),
+                cfg,
+                stopped(stop),
+            )),
+        ));
+    }
+    if let Some(l) = listeners.otlp_http {
+        let router = otlp_http::otlp_http_router(
+            ingest.clone(),
+            otlp_http::OtlpHttpConfig {
+                max_body_bytes: max,
+            },
+        );
+        tasks.push((
+            otlp_http::RECEIVER,
+            tokio::spawn(serve_http(l, router, stop)),
+        ));
+    }
+    tasks
+}
+
+/// Serves an axum router on `listener` (with TCP_NODELAY) until `stop`.
+pub fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    stop: &watch::Receiver<bool>,
+) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
+    let fut = axum::serve(listener.tap_io(no_delay), router)
+        .with_graceful_shutdown(stopped(stop))
+        .into_future();
+    async move {
+        fut.await
+            .map_err(|e| anyhow::anyhow!("http server failed: {e}"))
+    }
+}
 
 /// Retry hint sent with "shutting down" refusals, so clients move to another replica or wait
 /// for the restart instead of hammering this one.
