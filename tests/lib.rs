@@ -101,6 +101,19 @@ impl Ports {
     }
 }
 
+/// Runs `spoor ARGS` to completion and returns its exit code and stderr (for start-up errors).
+pub fn run_spoor(args: &[&str]) -> anyhow::Result<(i32, String)> {
+    let out = Command::new(spoor_bin())
+        .args(args)
+        .env_remove("SPOOR_CONFIG")
+        .stdin(Stdio::null())
+        .output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
 /// A free UDP port on 127.0.0.1.
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
@@ -129,11 +142,16 @@ impl Daemon {
 
     /// Like [`Daemon::start`] on given ports (to restart on the same ones).
     pub fn start_on(ports: Ports, args: &[&str]) -> anyhow::Result<Daemon> {
+        Self::start_role("all-in-one", ports, args)
+    }
+
+    /// Starts one role (`all-in-one`, `collector`, `query`, `agent`) on given ports.
+    pub fn start_role(role: &str, ports: Ports, args: &[&str]) -> anyhow::Result<Daemon> {
         let logdir = tempfile::tempdir()?;
         let log = logdir.path().join("spoor.log");
         let stderr = std::fs::File::create(&log)?;
         let child = Command::new(spoor_bin())
-            .arg("all-in-one")
+            .arg(role)
             .args(ports.args())
             .args(["--batch.max-age", "20ms"])
             .args(args)

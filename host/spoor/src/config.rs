@@ -30,6 +30,14 @@ pub struct Cli {
 pub enum Command {
     /// Receivers, pipeline, storage and query API in one process (the default).
     AllInOne(Options),
+    /// Receivers, pipeline and storage writer, without the query API.
+    Collector(Options),
+    /// The query API over a store written by a collector (sled: not while a collector has it
+    /// open, as sled is single-process).
+    Query(Options),
+    /// Per-host agent: OTLP and Jaeger UDP receivers that batch and forward to a collector over
+    /// OTLP/gRPC, with retry and a bounded buffer (`pipeline.queue-bytes`).
+    Agent(Options),
 }
 
 /// Which storage backend to use.
@@ -122,6 +130,12 @@ pub struct Options {
     /// Zipkin HTTP (`/api/v2/spans`, `/api/v1/spans`) [default: 0.0.0.0:9411].
     #[arg(long = "zipkin.http.host-port", env = "SPOOR_ZIPKIN_HTTP_HOST_PORT")]
     pub zipkin_http: Option<String>,
+    /// Agent role: the collector's OTLP/gRPC endpoint, e.g. `http://collector:4317`.
+    #[arg(
+        long = "agent.collector-endpoint",
+        env = "SPOOR_AGENT_COLLECTOR_ENDPOINT"
+    )]
+    pub agent_collector_endpoint: Option<String>,
     /// Receiver families to run, comma-separated: otlp, jaeger, zipkin [default: all].
     #[arg(long, env = "SPOOR_RECEIVERS", value_delimiter = ',')]
     pub receivers: Option<Vec<String>>,
@@ -167,6 +181,7 @@ struct FileConfig {
     admin: Option<FileHttp>,
     pipeline: Option<FilePipeline>,
     batch: Option<FileBatch>,
+    agent: Option<FileAgent>,
     log: Option<FileLog>,
 }
 
@@ -188,6 +203,12 @@ struct FileOtlp {
     grpc: Option<FileHttp>,
     http: Option<FileHttp>,
     max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileAgent {
+    collector_endpoint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -270,6 +291,8 @@ pub struct Settings {
     pub jaeger_grpc: Option<SocketAddr>,
     /// Zipkin HTTP address.
     pub zipkin_http: Option<SocketAddr>,
+    /// Agent role: the collector's OTLP/gRPC endpoint.
+    pub agent_collector_endpoint: Option<String>,
     /// OTLP request size limit.
     pub otlp_max_body_bytes: usize,
     /// Query API address.
@@ -451,6 +474,10 @@ impl Settings {
                 opts.admin_http.clone().or(host_port(file.admin)),
                 "0.0.0.0:14269",
             )?,
+            agent_collector_endpoint: opts
+                .agent_collector_endpoint
+                .clone()
+                .or(file.agent.and_then(|a| a.collector_endpoint)),
             queue_bytes,
             batch_max_spans,
             batch_max_age,

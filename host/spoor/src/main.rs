@@ -10,6 +10,7 @@
 
 mod admin;
 mod config;
+mod forward;
 mod ingest;
 mod logging;
 mod metrics;
@@ -44,9 +45,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let opts = match cli.command {
-        Some(Command::AllInOne(o)) => o,
-        None => cli.options,
+    let (role, opts) = match cli.command {
+        Some(Command::AllInOne(o)) => (Role::AllInOne, o),
+        Some(Command::Collector(o)) => (Role::Collector, o),
+        Some(Command::Query(o)) => (Role::Query, o),
+        Some(Command::Agent(o)) => (Role::Agent, o),
+        None => (Role::AllInOne, cli.options),
     };
     let settings = match Settings::resolve(&opts) {
         Ok(s) => s,
@@ -70,7 +74,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run_all_in_one(settings)) {
+    match runtime.block_on(run(role, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -97,7 +101,16 @@ fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn TraceStore>> {
                 },
                 cache_bytes: 64 << 20,
             };
-            let store = SledStore::open(cfg).with_context(|| {
+            let store = SledStore::open(cfg).map_err(|e| {
+                if e.to_string().contains("could not acquire lock") {
+                    anyhow::anyhow!(
+                        "the sled store in {} is already open in another spoor process; sled is single-process, so run the collector and query roles together as `spoor all-in-one`, or give each process its own --data-dir",
+                        settings.data_dir.display()
+                    )
+                } else {
+                    anyhow::Error::new(e)
+                }
+            }).with_context(|| {
                 format!(
                     "cannot open sled storage in {}",
                     settings.data_dir.display()
@@ -135,11 +148,74 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run_all_in_one(settings: Settings) -> anyhow::Result<()> {
+/// What a role runs. One binary, four roles (Jaeger's deployment shapes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Receivers, pipeline, storage and query API in one process.
+    AllInOne,
+    /// Receivers, pipeline and storage writer; no query API.
+    Collector,
+    /// Query API over a store; no receivers.
+    Query,
+    /// Receivers (OTLP, Jaeger UDP) forwarding to a collector over OTLP/gRPC.
+    Agent,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::AllInOne => "all-in-one",
+            Role::Collector => "collector",
+            Role::Query => "query",
+            Role::Agent => "agent",
+        }
+    }
+
+    fn receives(self) -> bool {
+        self != Role::Query
+    }
+
+    fn serves_queries(self) -> bool {
+        matches!(self, Role::AllInOne | Role::Query)
+    }
+}
+
+/// Checks that the role and the settings fit together; errors say what to change.
+fn check_role(role: Role, settings: &mut Settings) -> anyhow::Result<()> {
+    match role {
+        Role::Query if settings.storage != StorageKind::Sled => anyhow::bail!(
+            "the query role reads a persistent store, but --storage {} keeps nothing another process can read: use --storage sled, or run all-in-one",
+            format!("{:?}", settings.storage).to_lowercase()
+        ),
+        Role::Agent if settings.agent_collector_endpoint.is_none() => {
+            anyhow::bail!("the agent role needs --agent.collector-endpoint (the collector's OTLP/gRPC address, e.g. http://collector:4317)")
+        }
+        Role::Agent => {
+            // The agent runs the receivers an application host speaks to; the rest is the
+            // collector's job.
+            settings.jaeger_http = None;
+            settings.jaeger_grpc = None;
+            settings.zipkin_http = None;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
+    check_role(role, &mut settings)?;
     let metrics = Arc::new(Metrics::default());
     let admin_l = receivers::bind_tcp(settings.admin_http, "admin.http.host-port").await?;
-    let listeners = receivers::bind_all(&settings).await?;
-    let query_l = receivers::bind_tcp(settings.query_http, "query.http.host-port").await?;
+    let listeners = if role.receives() {
+        Some(receivers::bind_all(&settings).await?)
+    } else {
+        None
+    };
+    let query_l = if role.serves_queries() {
+        Some(receivers::bind_tcp(settings.query_http, "query.http.host-port").await?)
+    } else {
+        None
+    };
 
     let (stop_receivers, receivers_rx) = watch::channel(false);
     let (stop_servers, servers_rx) = watch::channel(false);
@@ -152,61 +228,90 @@ async fn run_all_in_one(settings: Settings) -> anyhow::Result<()> {
             .into_future(),
     );
 
-    let store = {
+    let store: Arc<dyn TraceStore> = if role == Role::Agent {
+        let endpoint = settings
+            .agent_collector_endpoint
+            .clone()
+            .unwrap_or_default();
+        Arc::new(forward::ForwardStore::new(&forward::ForwardConfig {
+            endpoint,
+            timeout: Duration::from_secs(10),
+        })?)
+    } else {
         let s = settings.clone();
         tokio::task::spawn_blocking(move || open_store(&s))
             .await
             .context("storage open panicked")??
     };
-    tracing::info!(storage = ?settings.storage, data_dir = %settings.data_dir.display(), "storage open");
+    match role {
+        Role::Agent => {
+            tracing::info!(collector = ?settings.agent_collector_endpoint, "forwarding to collector")
+        }
+        _ => {
+            tracing::info!(storage = ?settings.storage, data_dir = %settings.data_dir.display(), "storage open")
+        }
+    }
 
-    let pipeline = Pipeline::start(
-        store.clone(),
-        metrics.clone(),
-        PipelineConfig {
-            queue_bytes: settings.queue_bytes,
-            batch: BatchConfig {
-                max_items: settings.batch_max_spans,
-                max_bytes: 16 << 20,
-                max_age_nanos: settings.batch_max_age.as_nanos() as u64,
+    let pipeline = role.receives().then(|| {
+        Pipeline::start(
+            store.clone(),
+            metrics.clone(),
+            PipelineConfig {
+                queue_bytes: settings.queue_bytes,
+                batch: BatchConfig {
+                    max_items: settings.batch_max_spans,
+                    max_bytes: 16 << 20,
+                    max_age_nanos: settings.batch_max_age.as_nanos() as u64,
+                },
+                sync: role != Role::Agent
+                    && settings.storage == StorageKind::Sled
+                    && settings.durability == DurabilityKind::Sync,
+                limits: Limits::default(),
+                retry_after: Duration::from_secs(1),
+                linker: LinkerConfig::default(),
+                links: role != Role::Agent,
             },
-            sync: settings.storage == StorageKind::Sled
-                && settings.durability == DurabilityKind::Sync,
-            limits: Limits::default(),
-            retry_after: Duration::from_secs(1),
-            linker: LinkerConfig::default(),
-        },
-    );
-    let ingest: Arc<dyn Ingest> = pipeline.clone();
-
-    let receiver_tasks = receivers::serve_all(listeners, &settings, &ingest, &receivers_rx);
-    let query_router = spoor_query::router(
-        store.clone(),
-        spoor_query::QueryConfig {
-            default_lookback: Duration::from_secs(3600),
-            max_lookback: None,
-            max_limit: 1500,
-            max_spans_per_trace: 0,
-        },
-    );
-    let query_task = tokio::spawn(
-        axum::serve(query_l.tap_io(receivers::no_delay), query_router)
-            .with_graceful_shutdown(receivers::stopped(&servers_rx))
-            .into_future(),
-    );
-    let maintenance = tokio::spawn(maintain(
-        store.clone(),
-        metrics.clone(),
-        settings.retention,
-        settings.partition,
-    ));
+        )
+    });
+    let receiver_tasks = match (&pipeline, listeners) {
+        (Some(p), Some(l)) => {
+            let ingest: Arc<dyn Ingest> = p.clone();
+            receivers::serve_all(l, &settings, &ingest, &receivers_rx)
+        }
+        _ => Vec::new(),
+    };
+    let query_task = query_l.map(|l| {
+        let router = spoor_query::router(
+            store.clone(),
+            spoor_query::QueryConfig {
+                default_lookback: Duration::from_secs(3600),
+                max_lookback: None,
+                max_limit: 1500,
+                max_spans_per_trace: 0,
+            },
+        );
+        tokio::spawn(
+            axum::serve(l.tap_io(receivers::no_delay), router)
+                .with_graceful_shutdown(receivers::stopped(&servers_rx))
+                .into_future(),
+        )
+    });
+    let maintenance = (role != Role::Agent).then(|| {
+        tokio::spawn(maintain(
+            store.clone(),
+            metrics.clone(),
+            settings.retention,
+            settings.partition,
+        ))
+    });
 
     ready.store(true, Relaxed);
     tracing::info!(
-        receivers = %receivers::describe(&settings),
-        query = %settings.query_http,
+        role = role.name(),
+        receivers = %if role.receives() { receivers::describe(&settings) } else { String::new() },
+        query = %if role.serves_queries() { settings.query_http.to_string() } else { String::new() },
         admin = %settings.admin_http,
-        "spoor all-in-one is ready"
+        "spoor is ready"
     );
 
     shutdown_signal().await;
@@ -227,15 +332,20 @@ async fn run_all_in_one(settings: Settings) -> anyhow::Result<()> {
     {
         tracing::warn!("receivers did not finish their requests within 10s");
     }
-    pipeline.shutdown().await;
-    maintenance.abort();
+    if let Some(p) = &pipeline {
+        p.shutdown().await;
+    }
+    if let Some(m) = maintenance {
+        m.abort();
+    }
     let _ = stop_servers.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        let _ = query_task.await;
+        if let Some(q) = query_task {
+            let _ = q.await;
+        }
         let _ = admin_task.await;
     })
     .await;
-    drop(ingest);
     drop(pipeline);
     drop(store);
     tracing::info!("spoor stopped");

@@ -45,6 +45,8 @@ pub struct PipelineConfig {
     pub retry_after: Duration,
     /// Dependency linking.
     pub linker: LinkerConfig,
+    /// Whether to derive dependency links at all (the agent leaves them to the collector).
+    pub links: bool,
 }
 
 type Ack = oneshot::Sender<Result<(), String>>;
@@ -100,6 +102,7 @@ impl Pipeline {
             batcher: Batcher::new(cfg.batch.clone()),
             linker: DependencyLinker::new(cfg.linker.clone()),
             sync: cfg.sync,
+            links: cfg.links,
             shutting_down: false,
             last_links: Instant::now(),
         };
@@ -252,6 +255,7 @@ struct Writer {
     batcher: Batcher<Item>,
     linker: DependencyLinker,
     sync: bool,
+    links: bool,
     shutting_down: bool,
     last_links: Instant,
 }
@@ -323,7 +327,9 @@ impl Writer {
             acks.extend(item.ack);
             permits.push(item._permit);
         }
-        self.linker.observe(&spans, now_nanos());
+        if self.links {
+            self.linker.observe(&spans, now_nanos());
+        }
 
         let mut backoff = Duration::from_millis(100);
         let mut attempts = 0u32;
@@ -460,6 +466,7 @@ mod tests {
             limits: Limits::default(),
             retry_after: Duration::from_secs(1),
             linker: LinkerConfig::default(),
+            links: true,
         }
     }
 
