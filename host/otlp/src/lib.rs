@@ -26,6 +26,7 @@ use spoor_core::{
     TraceId,
 };
 
+mod fast;
 pub mod json;
 pub mod proto;
 
@@ -72,9 +73,11 @@ impl From<prost::DecodeError> for DecodeError {
 }
 
 /// Decodes an `ExportTraceServiceRequest` protobuf body.
+///
+/// Reads the bytes in one pass straight into spans (see `fast.rs`); the result is the same as
+/// [`request_to_spans`] of the prost decode, and every body prost rejects is rejected.
 pub fn decode_proto(body: &[u8]) -> Result<Decoded, DecodeError> {
-    let req = proto::ExportTraceServiceRequest::decode(body)?;
-    Ok(request_to_spans(req))
+    fast::decode(body)
 }
 
 /// Decodes an OTLP/JSON `ExportTraceServiceRequest` body.
@@ -123,7 +126,11 @@ pub fn request_to_spans(req: proto::ExportTraceServiceRequest) -> Decoded {
 }
 
 fn convert_resource(r: proto::Resource) -> Resource {
-    let mut attributes = convert_attrs(r.attributes);
+    resource_from_parts(convert_attrs(r.attributes), r.dropped_attributes_count)
+}
+
+/// Builds a resource, lifting the first string `service.name` attribute out of `attributes`.
+fn resource_from_parts(mut attributes: Vec<KeyValue>, dropped_attributes_count: u32) -> Resource {
     let mut service_name = String::new();
     if let Some(i) = attributes
         .iter()
@@ -136,7 +143,7 @@ fn convert_resource(r: proto::Resource) -> Resource {
     Resource {
         service_name,
         attributes,
-        dropped_attributes_count: r.dropped_attributes_count,
+        dropped_attributes_count,
     }
 }
 

@@ -14,6 +14,9 @@ use spoor_otlp::{
     decode_json, decode_proto, encode_proto, json, proto, request_to_spans, DecodeError, Decoded,
 };
 
+#[path = "decode/equivalence.rs"]
+mod equivalence;
+
 fn kvs(attrs: &[KeyValue]) -> String {
     let parts: Vec<String> = attrs
         .iter()
@@ -492,11 +495,15 @@ fn malformed_protobuf_is_a_decode_error() {
             vec![
                 0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
             ],
-            "invalid varint",
+            "varint longer than 10 bytes at byte 1",
         ),
         ("length beyond the buffer", huge_len, "malformed protobuf: "),
-        ("wire type 7", vec![0x0f], "invalid wire type"),
-        ("field number 0", vec![0x00], "invalid tag value: 0"),
+        ("wire type 7", vec![0x0f], "invalid wire type 7 at byte 0"),
+        (
+            "field number 0",
+            vec![0x00],
+            "invalid field tag 0 at byte 0",
+        ),
         (
             "string that is not utf-8",
             {
@@ -506,7 +513,7 @@ fn malformed_protobuf_is_a_decode_error() {
                 let rs = [vec![0x12, ss.len() as u8], ss].concat();
                 [vec![0x0a, rs.len() as u8], rs].concat()
             },
-            "not UTF-8",
+            "field 5 of Span at byte 6 is not valid utf-8",
         ),
     ];
     for (what, bytes, want) in cases {
