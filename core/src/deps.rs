@@ -25,9 +25,8 @@ pub const MAX_SERVICES: usize = 10_000;
 
 /// Sizing of a [`DependencyLinker`].
 ///
-/// Memory with the defaults, on a 64-bit target: remembered spans about 75 bytes each
-/// (hash map entry, control byte and load-factor slack, plus the eviction ring), so 100 000
-/// spans take about 7.5 MiB; parked children about 250 bytes each including slack, so 10 000
+/// Memory with the defaults, on a 64-bit target: remembered spans about 60 bytes each
+/// (hash map entry, control byte and load-factor slack), so 100 000 spans take about 6 MiB; parked children about 250 bytes each including slack, so 10 000
 /// take about 2.5 MiB; at most [`MAX_SERVICES`] interned names, about 1.5 MiB for names of 30
 /// bytes. About 12 MiB in all, plus the counts accumulated between two
 /// [`take_links`](DependencyLinker::take_links).
@@ -35,9 +34,12 @@ pub const MAX_SERVICES: usize = 10_000;
 pub struct LinkerConfig {
     /// Width of a time bucket (default [`DEFAULT_BUCKET_NANOS`]); 0 is treated as 1.
     pub bucket_nanos: u64,
-    /// Spans whose service is remembered for children arriving later, oldest evicted first
-    /// (default 100 000; at 100 000 spans/s that is one second of traffic, enough for children
-    /// that arrive after their parent in the same or the next batch).
+    /// Spans whose service is remembered for children arriving later (default 100 000; at
+    /// 100 000 spans/s that is one second of traffic, enough for children that arrive after
+    /// their parent in the same or the next batch). Eviction is by generation: spans go into a
+    /// current set, and when it holds half this number the previous set is dropped whole and the
+    /// current one becomes the previous. So at least the most recent half and never more than
+    /// this number are remembered, and no span costs a removal.
     pub max_remembered_spans: usize,
     /// Children parked until their parent arrives, oldest dropped first (default 10 000).
     pub max_pending: usize,
@@ -112,7 +114,8 @@ pub struct DependencyLinker {
     ids: HashMap<String, u32>,
     /// Remembered spans and their service, with the insertion order for FIFO eviction.
     remembered: HashMap<Key, u32>,
-    remembered_order: VecDeque<Key>,
+    /// The previous generation of remembered spans (see [`LinkerConfig::max_remembered_spans`]).
+    remembered_old: HashMap<Key, u32>,
     /// Parked children by parent key, and (parent key, seq) of every parked child in arrival
     /// order; entries of children already linked are stale and skipped.
     parked: HashMap<Key, Group>,
@@ -136,7 +139,7 @@ impl DependencyLinker {
             names: Vec::new(),
             ids: HashMap::new(),
             remembered: HashMap::new(),
-            remembered_order: VecDeque::new(),
+            remembered_old: HashMap::new(),
             parked: HashMap::new(),
             parked_order: VecDeque::new(),
             pending: 0,
@@ -194,7 +197,7 @@ impl DependencyLinker {
                 continue;
             }
             let pk = key(s.trace_id, parent);
-            match self.remembered.get(&pk) {
+            match self.remembered.get(&pk).or_else(|| self.remembered_old.get(&pk)) {
                 Some(&parent_svc) => self.count(parent_svc, svc, s.start_unix_nanos),
                 None => self.park(pk, svc, s.start_unix_nanos, now_nanos),
             }
@@ -238,7 +241,7 @@ impl DependencyLinker {
     /// Current counters.
     pub fn stats(&self) -> LinkerStats {
         LinkerStats {
-            remembered: self.remembered.len(),
+            remembered: self.remembered.len() + self.remembered_old.len(),
             pending: self.pending,
             dropped_pending: self.dropped_pending,
             expired_pending: self.expired_pending,
@@ -263,20 +266,14 @@ impl DependencyLinker {
         if self.cfg.max_remembered_spans == 0 {
             return;
         }
-        match self.remembered.entry(k) {
-            Entry::Occupied(mut e) => {
-                e.insert(svc);
-            }
-            Entry::Vacant(e) => {
-                e.insert(svc);
-                self.remembered_order.push_back(k);
-                if self.remembered_order.len() > self.cfg.max_remembered_spans {
-                    if let Some(old) = self.remembered_order.pop_front() {
-                        self.remembered.remove(&old);
-                    }
-                }
-            }
+        let generation = self.cfg.max_remembered_spans.div_ceil(2);
+        if self.remembered.len() >= generation {
+            core::mem::swap(&mut self.remembered, &mut self.remembered_old);
+            self.remembered.clear();
         }
+        // One hash per span: a span seen again may sit in both generations, harmlessly (same
+        // key, its latest service wins on lookup because the current generation is read first).
+        self.remembered.insert(k, svc);
     }
 
     fn count(&mut self, parent: u32, child: u32, child_start: u64) {
@@ -570,20 +567,26 @@ mod tests {
     }
 
     #[test]
-    fn remembered_is_bounded_fifo() {
-        let mut lk = DependencyLinker::new(cfg(3, 100, u64::MAX));
-        lk.observe(&[s(1, 1, 0, "a", 0), s(1, 2, 0, "a", 0)], 0);
-        lk.observe(&[s(1, 1, 0, "a", 0)], 0); // seen again: not a second entry
-        lk.observe(&[s(1, 3, 0, "a", 0), s(1, 4, 0, "a", 0)], 0);
+    fn remembered_is_bounded_by_generations() {
+        // Capacity 4: generations of 2; the older generation is dropped whole.
+        let mut lk = DependencyLinker::new(cfg(4, 100, u64::MAX));
+        let first: Vec<Span> = (1..=5).map(|i| s(1, i, 0, "a", 0)).collect();
+        lk.observe(&first, 0);
+        // {1,2} dropped when 5 started a generation: {3,4} old, {5} current.
         assert_eq!(lk.stats().remembered, 3);
-        // span 1 was evicted, so its child parks; span 2..4 are known
-        lk.observe(&[s(1, 21, 1, "b", 0), s(1, 24, 4, "b", 0)], 0);
+        // Remembering the two children rolls a generation again ({5,21} old, {24} current):
+        // span 1 is gone, so its child parks; span 5 is still known.
+        lk.observe(&[s(1, 21, 1, "b", 0), s(1, 24, 5, "b", 0)], 0);
         assert_eq!(lk.stats().pending, 1);
         assert_eq!(lk.take_links(0), vec![(0, vec![l("a", "b", 1)])]);
         for i in 100..10_000 {
             lk.observe(&[s(2, i, 0, "a", 0)], 0);
+            assert!(lk.stats().remembered <= 4);
         }
-        assert_eq!(lk.stats().remembered, 3);
+        // The most recent spans are always remembered, also when seen twice.
+        lk.observe(&[s(2, 9_999, 0, "a", 0)], 0);
+        lk.observe(&[s(2, 50_001, 9_999, "c", 0)], 0);
+        assert_eq!(lk.take_links(0), vec![(0, vec![l("a", "c", 1)])]);
     }
 
     #[test]
