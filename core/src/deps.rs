@@ -197,7 +197,11 @@ impl DependencyLinker {
                 continue;
             }
             let pk = key(s.trace_id, parent);
-            match self.remembered.get(&pk).or_else(|| self.remembered_old.get(&pk)) {
+            match self
+                .remembered
+                .get(&pk)
+                .or_else(|| self.remembered_old.get(&pk))
+            {
                 Some(&parent_svc) => self.count(parent_svc, svc, s.start_unix_nanos),
                 None => self.park(pk, svc, s.start_unix_nanos, now_nanos),
             }

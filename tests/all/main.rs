@@ -4,5 +4,6 @@
 mod bad_input;
 mod clients;
 mod golden;
+mod jaeger;
 mod restart;
 mod roles;

@@ -18,6 +18,9 @@ use tokio::task::JoinHandle;
 use crate::config::Settings;
 use crate::ingest::{Ingest, IngestError, IngestOutcome};
 
+pub mod jaeger_grpc;
+pub mod jaeger_http;
+pub mod jaeger_udp;
 pub mod otlp_grpc;
 pub mod otlp_http;
 
@@ -26,6 +29,27 @@ pub mod otlp_http;
 pub struct Listeners {
     otlp_grpc: Option<TcpListener>,
     otlp_http: Option<TcpListener>,
+    jaeger_compact: Option<tokio::net::UdpSocket>,
+    jaeger_binary: Option<tokio::net::UdpSocket>,
+    jaeger_http: Option<TcpListener>,
+    jaeger_grpc: Option<TcpListener>,
+}
+
+/// Binds a UDP socket; the error names the address and the flag that sets it.
+pub async fn bind_udp(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::UdpSocket> {
+    tokio::net::UdpSocket::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on udp {addr} (set --{flag})"))
+}
+
+async fn bind_udp_opt(
+    addr: Option<SocketAddr>,
+    flag: &str,
+) -> anyhow::Result<Option<tokio::net::UdpSocket>> {
+    match addr {
+        Some(a) => bind_udp(a, flag).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Binds a TCP listener; the error names the address and the flag that sets it.
@@ -47,6 +71,12 @@ pub async fn bind_all(settings: &Settings) -> anyhow::Result<Listeners> {
     Ok(Listeners {
         otlp_grpc: bind_opt(settings.otlp_grpc, "otlp.grpc.host-port").await?,
         otlp_http: bind_opt(settings.otlp_http, "otlp.http.host-port").await?,
+        jaeger_compact: bind_udp_opt(settings.jaeger_compact, "jaeger.thrift-compact.host-port")
+            .await?,
+        jaeger_binary: bind_udp_opt(settings.jaeger_binary, "jaeger.thrift-binary.host-port")
+            .await?,
+        jaeger_http: bind_opt(settings.jaeger_http, "jaeger.thrift-http.host-port").await?,
+        jaeger_grpc: bind_opt(settings.jaeger_grpc, "jaeger.grpc.host-port").await?,
     })
 }
 
@@ -119,6 +149,50 @@ pub fn serve_all(
         tasks.push((
             otlp_http::RECEIVER,
             tokio::spawn(serve_http(l, router, stop)),
+        ));
+    }
+    for (socket, protocol) in [
+        (
+            listeners.jaeger_compact,
+            jaeger_udp::ThriftProtocol::Compact,
+        ),
+        (listeners.jaeger_binary, jaeger_udp::ThriftProtocol::Binary),
+    ] {
+        if let Some(s) = socket {
+            tasks.push((
+                protocol.receiver(),
+                tokio::spawn(jaeger_udp::serve_jaeger_udp(
+                    s,
+                    protocol,
+                    ingest.clone(),
+                    stopped(stop),
+                )),
+            ));
+        }
+    }
+    if let Some(l) = listeners.jaeger_http {
+        let router = jaeger_http::jaeger_http_router(
+            ingest.clone(),
+            jaeger_http::JaegerHttpConfig {
+                max_body_bytes: max,
+            },
+        );
+        tasks.push((
+            jaeger_http::RECEIVER,
+            tokio::spawn(serve_http(l, router, stop)),
+        ));
+    }
+    if let Some(l) = listeners.jaeger_grpc {
+        tasks.push((
+            jaeger_grpc::RECEIVER,
+            tokio::spawn(jaeger_grpc::serve_jaeger_grpc(
+                l,
+                ingest.clone(),
+                jaeger_grpc::JaegerGrpcConfig {
+                    max_message_bytes: max,
+                },
+                stopped(stop),
+            )),
         ));
     }
     tasks
