@@ -3,7 +3,9 @@
 
 mod bad_input;
 mod clients;
+mod garbage;
 mod golden;
 mod jaeger;
 mod restart;
 mod roles;
+mod zipkin;

@@ -23,6 +23,7 @@ pub mod jaeger_http;
 pub mod jaeger_udp;
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod zipkin_http;
 
 /// Sockets of every enabled receiver, bound before storage is opened so that a port in use
 /// stops start-up at once with the flag to change.
@@ -33,6 +34,7 @@ pub struct Listeners {
     jaeger_binary: Option<tokio::net::UdpSocket>,
     jaeger_http: Option<TcpListener>,
     jaeger_grpc: Option<TcpListener>,
+    zipkin_http: Option<TcpListener>,
 }
 
 /// Binds a UDP socket; the error names the address and the flag that sets it.
@@ -77,6 +79,7 @@ pub async fn bind_all(settings: &Settings) -> anyhow::Result<Listeners> {
             .await?,
         jaeger_http: bind_opt(settings.jaeger_http, "jaeger.thrift-http.host-port").await?,
         jaeger_grpc: bind_opt(settings.jaeger_grpc, "jaeger.grpc.host-port").await?,
+        zipkin_http: bind_opt(settings.zipkin_http, "zipkin.http.host-port").await?,
     })
 }
 
@@ -193,6 +196,18 @@ pub fn serve_all(
                 },
                 stopped(stop),
             )),
+        ));
+    }
+    if let Some(l) = listeners.zipkin_http {
+        let router = zipkin_http::zipkin_http_router(
+            ingest.clone(),
+            zipkin_http::ZipkinHttpConfig {
+                max_body_bytes: max,
+            },
+        );
+        tasks.push((
+            zipkin_http::RECEIVER,
+            tokio::spawn(serve_http(l, router, stop)),
         ));
     }
     tasks
