@@ -699,6 +699,95 @@ def step_query(args, report: Report, tmp: Path) -> None:
 # Output
 
 
+# ---------------------------------------------------------------------------------------------
+# Step 6: per-receiver throughput (Jaeger Thrift, Zipkin) into the blackhole store
+
+# (loadgen mode, daemon receiver label, port key)
+RECEIVER_MODES = [
+    ("jaeger-udp-compact", "jaeger_thrift_compact", "jaeger_compact"),
+    ("jaeger-udp-binary", "jaeger_thrift_binary", "jaeger_binary"),
+    ("jaeger-http", "jaeger_thrift_http", "jaeger_http"),
+    ("zipkin-json", "zipkin_http", "zipkin"),
+    ("zipkin-proto", "zipkin_http", "zipkin"),
+]
+
+
+def metric(admin_port: int, name: str, receiver: str) -> float:
+    """One receiver's counter from the daemon's /metrics (0 if not exported yet)."""
+    c = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=5)
+    c.request("GET", "/metrics")
+    r = c.getresponse()
+    body = r.read().decode("utf-8", "replace")
+    c.close()
+    if r.status != 200:
+        raise StepError(f"GET /metrics on the admin port answered {r.status}")
+    want = f'{name}{{receiver="{receiver}"}} '
+    for line in body.splitlines():
+        if line.startswith(want):
+            return float(line[len(want):])
+    return 0.0
+
+
+def step_receivers(args, report: Report, tmp: Path) -> None:
+    log(f"step 6: per-receiver throughput into the blackhole store, {args.receiver_duration} s each")
+    ports = new_ports()
+    extra = {k: free_port() for k in ("jaeger_compact", "jaeger_binary", "jaeger_http", "zipkin")}
+    argv = spoor_argv("blackhole", None, ports) + [
+        "--jaeger.thrift-compact.host-port", f"127.0.0.1:{extra['jaeger_compact']}",
+        "--jaeger.thrift-binary.host-port", f"127.0.0.1:{extra['jaeger_binary']}",
+        "--jaeger.thrift-http.host-port", f"127.0.0.1:{extra['jaeger_http']}",
+        "--zipkin.http.host-port", f"127.0.0.1:{extra['zipkin']}",
+    ]  # fmt: skip
+    report.command("6. daemon (blackhole, every receiver)", argv, tmp)
+    proc = start_spoor("spoor-receivers", argv, ports, tmp, 60)
+    try:
+        for mode, receiver, port_key in RECEIVER_MODES:
+            label = f"6. receiver throughput: {mode}"
+            try:
+                udp = mode.startswith("jaeger-udp")
+                port = extra[port_key]
+                endpoint = f"127.0.0.1:{port}" if udp else f"http://127.0.0.1:{port}"
+                lg_argv = [
+                    str(LOADGEN), "--protocol", mode, "--endpoint", endpoint,
+                    "--connections", str(args.connections), "--batch-spans", str(args.batch_spans),
+                    "--spans-per-trace", str(args.spans_per_trace),
+                    "--duration", f"{args.receiver_duration}s", "--quiet", "--json",
+                ]  # fmt: skip
+                if udp:
+                    lg_argv += ["--rate", str(args.udp_rate)]
+                else:
+                    lg_argv += ["--pool-spans", str(args.pool_spans)]
+                report.command(label, lg_argv, tmp)
+                proc.check_alive()
+                acc0 = metric(ports["admin"], "spoor_receiver_spans_accepted_total", receiver)
+                cpu0 = cpu_seconds(proc.pid)
+                cp = run_checked(lg_argv, f"loadgen {mode}", timeout=args.receiver_duration + 600, stdout=subprocess.PIPE)
+                proc.check_alive()
+                wait_idle(proc.pid)
+                cpu = cpu_seconds(proc.pid) - cpu0
+                accepted = metric(ports["admin"], "spoor_receiver_spans_accepted_total", receiver) - acc0
+                lg = parse_json_line(cp.stdout, f"loadgen {mode}")
+                secs = lg["elapsed_secs"] or 1e-9
+                per_cpu = accepted / cpu if cpu > 0 else 0.0
+                result = f"{fmt_int(accepted / secs)} accepted spans/s; {fmt_int(per_cpu)} spans/CPU-s"
+                if udp:
+                    sent = lg["spans_sent"]
+                    drop = 1.0 - accepted / sent if sent else 0.0
+                    result += f"; {drop * 100:.2f}% dropped of {fmt_int(sent)} sent at {fmt_int(args.udp_rate)} spans/s"
+                else:
+                    result += f"; loadgen saw {fmt_int(lg['spans_accepted'])} accepted, {fmt_int(lg['spans_errored'])} errored"
+                log(f"  {mode}: {result}")
+                report.goal(label, result, "—", None)
+            except Exception as e:  # noqa: BLE001 - one mode failing must not hide the others
+                if not isinstance(e, StepError):
+                    e = StepError(f"{type(e).__name__}: {e}")
+                log(f"FAILED {label}: {e}")
+                report.failed(label, e)
+    finally:
+        proc.stop()
+
+
+
 def render(report: Report) -> str:
     a = report.params
     lines = [
@@ -767,6 +856,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-rotel", action="store_true", help="skip the rotel comparison")
     ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
     ap.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md", help="file to write (default BENCHMARKS.md)")
+    ap.add_argument("--receiver-duration", type=int, default=10,
+                    help="seconds of each receiver's run in step 6 (default 10)")  # fmt: skip
+    ap.add_argument("--udp-rate", type=int, default=50_000,
+                    help="spans/s offered to the Jaeger UDP receivers in step 6 (default 50,000)")  # fmt: skip
     ap.add_argument("--smoke", action="store_true",
                     help="tiny sizes (2 s loads, 20,000 spans, 20 requests each), no rotel; prints the table, "
                     "writes nothing")  # fmt: skip
@@ -774,7 +867,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.duration, args.spans, args.requests, args.warmup = 2, 20_000, 20, 5
         args.pool_spans, args.no_rotel = 50_000, True
-    for name in ("spans", "duration", "connections", "batch_spans", "spans_per_trace", "pool_spans", "requests"):
+        args.receiver_duration, args.udp_rate = 1, 20_000
+    for name in ("receiver_duration", "udp_rate", "spans", "duration", "connections", "batch_spans", "spans_per_trace", "pool_spans", "requests"):
         if getattr(args, name) <= 0:
             ap.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.warmup < 0:
@@ -806,6 +900,7 @@ def main(argv: list[str] | None = None) -> int:
             ("1. ingest into sled", step_ingest),
             ("2. pipeline alone", step_pipeline),
             ("3. query latency / 4. bytes on disk", step_query),
+            ("6. receiver throughput", step_receivers),
         ]
         for name, fn in steps:
             try:

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use spoor_bench::gen::{GenConfig, Generator};
-use spoor_bench::payload::{Protocol, SpanBatches};
+use spoor_bench::payload::SpanBatches;
 use spoor_bench::preload::preload;
 use spoor_core::batch::{BatchConfig, Batcher};
 use spoor_core::block::{encode_block, BlockReader};
@@ -39,8 +39,10 @@ fn batch_of_spans(seed: u64) -> Vec<Span> {
 
 fn otlp(c: &mut Criterion) {
     let spans = batch_of_spans(1);
-    let proto = Protocol::OtlpHttpProto.encode(&spans);
-    let json = Protocol::OtlpHttpJson.encode(&spans);
+    let proto = spoor_otlp::encode_proto(&spans);
+    let json = spoor_otlp::json::encode_traces_data(&spans)
+        .to_string()
+        .into_bytes();
     let mut g = c.benchmark_group("otlp");
     g.throughput(Throughput::Elements(BATCH as u64));
     g.bench_function("decode_proto_1000", |b| {

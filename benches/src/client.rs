@@ -1,5 +1,6 @@
 //! Export clients that send pre-encoded request bodies: a tonic gRPC client with a pass-through
-//! codec, and a hyper 1 HTTP/1.1 client. Each client holds its own connection.
+//! codec, a hyper 1 HTTP/1.1 client, and a UDP socket for Jaeger's agent protocol. Each client
+//! holds its own connection (or socket).
 
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ pub enum Outcome {
     Refused,
     /// Transport failure or any other error status.
     Error(String),
+    /// Sent as a UDP datagram: there is no reply, so whether it was taken is unknown.
+    Sent,
 }
 
 /// Why a client could not be set up.
@@ -110,25 +113,35 @@ type HttpClient = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>
 pub enum Client {
     /// gRPC over one HTTP/2 connection.
     Grpc(tonic::client::Grpc<tonic::transport::Channel>),
-    /// OTLP/HTTP over one kept-alive HTTP/1.1 connection.
+    /// HTTP (OTLP, Jaeger Thrift or Zipkin) over one kept-alive HTTP/1.1 connection.
     Http {
         /// The client (pool of at most one idle connection).
         client: Box<HttpClient>,
-        /// The full `/v1/traces` URI.
+        /// The full URI requests go to.
         uri: http::Uri,
         /// The body's content type.
         content_type: &'static str,
+        /// Whether the answer is an OTLP export response (else any 2xx means taken).
+        otlp: bool,
     },
+    /// One UDP socket connected to the receiver (Jaeger `emitBatch` datagrams).
+    Udp(tokio::net::UdpSocket),
 }
 
-/// The URI HTTP requests go to: `endpoint` itself when it ends in `/v1/traces`, else
+/// The URI OTLP/HTTP requests go to: `endpoint` itself when it ends in `/v1/traces`, else
 /// `endpoint` with that path appended.
 pub fn http_traces_uri(endpoint: &str) -> Result<http::Uri, ConnectError> {
+    http_uri(endpoint, HTTP_TRACES_PATH)
+}
+
+/// The URI HTTP requests go to: `endpoint` itself when it ends in `path`, else `endpoint`
+/// with `path` appended.
+pub fn http_uri(endpoint: &str, path: &str) -> Result<http::Uri, ConnectError> {
     let trimmed = endpoint.trim_end_matches('/');
-    let full = if trimmed.ends_with(HTTP_TRACES_PATH) {
+    let full = if trimmed.ends_with(path) {
         trimmed.to_string()
     } else {
-        format!("{trimmed}{HTTP_TRACES_PATH}")
+        format!("{trimmed}{path}")
     };
     let uri: http::Uri =
         full.parse()
@@ -146,7 +159,8 @@ pub fn http_traces_uri(endpoint: &str) -> Result<http::Uri, ConnectError> {
 }
 
 impl Client {
-    /// Opens a client for `protocol` at `endpoint` (gRPC connects now, HTTP on first use).
+    /// Opens a client for `protocol` at `endpoint` (gRPC connects now, HTTP on first use; UDP
+    /// binds a local socket and fixes its peer, `host:port` with an optional `udp://`).
     pub async fn connect(
         protocol: Protocol,
         endpoint: &str,
@@ -167,8 +181,40 @@ impl Client {
                 })?;
                 Ok(Client::Grpc(tonic::client::Grpc::new(channel)))
             }
-            Protocol::OtlpHttpProto | Protocol::OtlpHttpJson => {
-                let uri = http_traces_uri(endpoint)?;
+            Protocol::JaegerUdpCompact | Protocol::JaegerUdpBinary => {
+                let peer = endpoint.strip_prefix("udp://").unwrap_or(endpoint);
+                let addr = tokio::net::lookup_host(peer)
+                    .await
+                    .map_err(|e| ConnectError::Endpoint {
+                        endpoint: endpoint.to_string(),
+                        detail: format!("expected host:port ({e})"),
+                    })?
+                    .next()
+                    .ok_or_else(|| ConnectError::Endpoint {
+                        endpoint: endpoint.to_string(),
+                        detail: "resolves to no address".into(),
+                    })?;
+                let local: std::net::SocketAddr = if addr.is_ipv4() {
+                    ([0, 0, 0, 0], 0).into()
+                } else {
+                    (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+                };
+                let connect_err = |e: std::io::Error| ConnectError::Connect {
+                    endpoint: endpoint.to_string(),
+                    detail: e.to_string(),
+                };
+                let socket = tokio::net::UdpSocket::bind(local)
+                    .await
+                    .map_err(connect_err)?;
+                socket.connect(addr).await.map_err(connect_err)?;
+                Ok(Client::Udp(socket))
+            }
+            Protocol::OtlpHttpProto
+            | Protocol::OtlpHttpJson
+            | Protocol::JaegerHttp
+            | Protocol::ZipkinJson
+            | Protocol::ZipkinProto => {
+                let uri = http_uri(endpoint, protocol.http_path())?;
                 let mut connector = HttpConnector::new();
                 connector.set_nodelay(true);
                 connector.set_connect_timeout(Some(timeout));
@@ -179,6 +225,7 @@ impl Client {
                     client: Box::new(client),
                     uri,
                     content_type: protocol.content_type(),
+                    otlp: protocol.is_otlp(),
                 })
             }
         }
@@ -202,10 +249,19 @@ impl Client {
                     Err(status) => grpc_status_outcome(&status),
                 }
             }
+            Client::Udp(socket) => match socket.send(&body).await {
+                Ok(n) if n == body.len() => Outcome::Sent,
+                Ok(n) => Outcome::Error(format!(
+                    "udp datagram of {} bytes went out as {n} bytes",
+                    body.len()
+                )),
+                Err(e) => Outcome::Error(format!("udp send failed: {e}")),
+            },
             Client::Http {
                 client,
                 uri,
                 content_type,
+                otlp,
             } => {
                 let req = http::Request::post(uri.clone())
                     .header(http::header::CONTENT_TYPE, *content_type)
@@ -230,7 +286,11 @@ impl Client {
                     Ok(b) => b.to_bytes(),
                     Err(e) => return Outcome::Error(format!("reading response body failed: {e}")),
                 };
-                http_outcome(status, is_json, &bytes)
+                if *otlp {
+                    http_outcome(status, is_json, &bytes)
+                } else {
+                    plain_http_outcome(status, &bytes)
+                }
             }
         }
     }
@@ -259,6 +319,19 @@ pub fn http_outcome(status: http::StatusCode, is_json: bool, body: &[u8]) -> Out
         }
     };
     Outcome::Accepted { rejected }
+}
+
+/// Classifies the answer of a receiver without partial success (Jaeger `/api/traces`,
+/// Zipkin `/api/v2/spans`, which answer 202): any 2xx took every span.
+pub fn plain_http_outcome(status: http::StatusCode, body: &[u8]) -> Outcome {
+    if status == http::StatusCode::TOO_MANY_REQUESTS {
+        Outcome::Refused
+    } else if status.is_success() {
+        Outcome::Accepted { rejected: 0 }
+    } else {
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        Outcome::Error(format!("http status {}: {text}", status.as_u16()))
+    }
 }
 
 /// `partialSuccess.rejectedSpans` of a JSON export response (a string or a number; 0 if absent).
@@ -365,6 +438,54 @@ mod tests {
             grpc_status_outcome(&tonic::Status::unavailable("down")),
             Outcome::Error("grpc status Unavailable: down".into())
         );
+    }
+
+    #[test]
+    fn plain_http_outcomes() {
+        let cases = [
+            (202, "", Outcome::Accepted { rejected: 0 }),
+            (200, "ok", Outcome::Accepted { rejected: 0 }),
+            (429, "", Outcome::Refused),
+            (
+                400,
+                "bad thrift",
+                Outcome::Error("http status 400: bad thrift".into()),
+            ),
+        ];
+        for (code, body, want) in cases {
+            let status = http::StatusCode::from_u16(code).unwrap();
+            assert_eq!(plain_http_outcome(status, body.as_bytes()), want, "{code}");
+        }
+    }
+
+    #[test]
+    fn receiver_uris() {
+        let cases = [
+            (
+                Protocol::JaegerHttp,
+                "http://h:14268",
+                "http://h:14268/api/traces",
+            ),
+            (
+                Protocol::JaegerHttp,
+                "http://h:14268/api/traces",
+                "http://h:14268/api/traces",
+            ),
+            (
+                Protocol::ZipkinJson,
+                "http://h:9411/",
+                "http://h:9411/api/v2/spans",
+            ),
+            (
+                Protocol::ZipkinProto,
+                Protocol::ZipkinProto.default_endpoint(),
+                "http://127.0.0.1:9411/api/v2/spans",
+            ),
+        ];
+        for (protocol, endpoint, want) in cases {
+            let uri = http_uri(endpoint, protocol.http_path()).unwrap();
+            assert_eq!(uri.to_string(), want);
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Wire payloads: the three OTLP protocols, batching generated spans into requests, and the
-//! pool of requests encoded before a run starts so that nothing is built on the hot path.
+//! Wire payloads: the OTLP, Jaeger Thrift and Zipkin protocols, batching generated spans into
+//! requests (or UDP datagrams), and the pool of requests encoded before a run starts so that
+//! nothing is built on the hot path.
 
 use std::collections::VecDeque;
 
@@ -7,6 +8,10 @@ use bytes::Bytes;
 use spoor_core::Span;
 
 use crate::gen::Generator;
+
+/// The largest UDP datagram the Jaeger modes send: the agent's limit (65,000 bytes), so the
+/// datagram fits in one IPv4 UDP packet with headers to spare.
+pub const MAX_DATAGRAM_BYTES: usize = 65_000;
 
 /// How requests are sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -17,11 +22,56 @@ pub enum Protocol {
     OtlpHttpProto,
     /// OTLP over HTTP with a JSON body.
     OtlpHttpJson,
+    /// Jaeger `Agent.emitBatch` in Thrift compact over UDP (one batch per datagram).
+    JaegerUdpCompact,
+    /// Jaeger `Agent.emitBatch` in Thrift binary over UDP (one batch per datagram).
+    JaegerUdpBinary,
+    /// Jaeger Thrift binary `Batch` over HTTP (`POST /api/traces`).
+    JaegerHttp,
+    /// Zipkin v2 JSON over HTTP (`POST /api/v2/spans`).
+    ZipkinJson,
+    /// Zipkin v2 proto3 `ListOfSpans` over HTTP (`POST /api/v2/spans`).
+    ZipkinProto,
+}
+
+/// Why a payload did not decode (only the tests and the smoke check decode).
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// An OTLP body.
+    #[error(transparent)]
+    Otlp(#[from] spoor_otlp::DecodeError),
+    /// A Jaeger Thrift body.
+    #[error(transparent)]
+    Jaeger(#[from] spoor_jaeger::DecodeError),
+    /// A Zipkin body.
+    #[error(transparent)]
+    Zipkin(#[from] spoor_zipkin::DecodeError),
+}
+
+/// What a payload decoded to, with the receiver's own decoder.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Decoded {
+    /// Spans that converted.
+    pub spans: Vec<Span>,
+    /// Spans the decoder dropped.
+    pub rejected: usize,
 }
 
 impl Protocol {
     /// All protocols.
-    pub const ALL: [Protocol; 3] = [
+    pub const ALL: [Protocol; 8] = [
+        Protocol::OtlpGrpc,
+        Protocol::OtlpHttpProto,
+        Protocol::OtlpHttpJson,
+        Protocol::JaegerUdpCompact,
+        Protocol::JaegerUdpBinary,
+        Protocol::JaegerHttp,
+        Protocol::ZipkinJson,
+        Protocol::ZipkinProto,
+    ];
+
+    /// The OTLP protocols, which carry every field of Spoor's span model.
+    pub const OTLP: [Protocol; 3] = [
         Protocol::OtlpGrpc,
         Protocol::OtlpHttpProto,
         Protocol::OtlpHttpJson,
@@ -33,15 +83,42 @@ impl Protocol {
             Protocol::OtlpGrpc => "otlp-grpc",
             Protocol::OtlpHttpProto => "otlp-http-proto",
             Protocol::OtlpHttpJson => "otlp-http-json",
+            Protocol::JaegerUdpCompact => "jaeger-udp-compact",
+            Protocol::JaegerUdpBinary => "jaeger-udp-binary",
+            Protocol::JaegerHttp => "jaeger-http",
+            Protocol::ZipkinJson => "zipkin-json",
+            Protocol::ZipkinProto => "zipkin-proto",
         }
     }
 
-    /// The HTTP content type of a request body.
+    /// Whether payloads go out as UDP datagrams (no reply, so acceptance is unknown).
+    pub fn is_udp(self) -> bool {
+        matches!(self, Protocol::JaegerUdpCompact | Protocol::JaegerUdpBinary)
+    }
+
+    /// Whether the receiver answers with an OTLP export response (partial success).
+    pub fn is_otlp(self) -> bool {
+        Protocol::OTLP.contains(&self)
+    }
+
+    /// The HTTP content type of a request body (`""` for UDP).
     pub fn content_type(self) -> &'static str {
         match self {
             Protocol::OtlpGrpc => "application/grpc",
-            Protocol::OtlpHttpProto => "application/x-protobuf",
-            Protocol::OtlpHttpJson => "application/json",
+            Protocol::OtlpHttpProto | Protocol::ZipkinProto => "application/x-protobuf",
+            Protocol::OtlpHttpJson | Protocol::ZipkinJson => "application/json",
+            Protocol::JaegerHttp => "application/x-thrift",
+            Protocol::JaegerUdpCompact | Protocol::JaegerUdpBinary => "",
+        }
+    }
+
+    /// The HTTP path requests go to (`""` for gRPC and UDP).
+    pub fn http_path(self) -> &'static str {
+        match self {
+            Protocol::OtlpHttpProto | Protocol::OtlpHttpJson => "/v1/traces",
+            Protocol::JaegerHttp => "/api/traces",
+            Protocol::ZipkinJson | Protocol::ZipkinProto => "/api/v2/spans",
+            Protocol::OtlpGrpc | Protocol::JaegerUdpCompact | Protocol::JaegerUdpBinary => "",
         }
     }
 
@@ -50,29 +127,115 @@ impl Protocol {
         match self {
             Protocol::OtlpGrpc => "http://127.0.0.1:4317",
             Protocol::OtlpHttpProto | Protocol::OtlpHttpJson => "http://127.0.0.1:4318",
+            Protocol::JaegerUdpCompact => "127.0.0.1:6831",
+            Protocol::JaegerUdpBinary => "127.0.0.1:6832",
+            Protocol::JaegerHttp => "http://127.0.0.1:14268/api/traces",
+            Protocol::ZipkinJson | Protocol::ZipkinProto => "http://127.0.0.1:9411/api/v2/spans",
         }
     }
 
-    /// Encodes spans as one export request body (for gRPC: the protobuf message, unframed).
-    pub fn encode(self, spans: &[Span]) -> Bytes {
+    /// Encodes spans as requests: one for OTLP and Zipkin; one per process (resource) for
+    /// Jaeger, whose `Batch` holds one process, and for UDP as many datagrams as it takes to
+    /// keep each within [`MAX_DATAGRAM_BYTES`] (a single span too large for one is sent alone
+    /// anyway, so the receiver's handling of it is measured too).
+    pub fn encode(self, spans: &[Span]) -> Vec<Payload> {
+        let one = |body: Vec<u8>| {
+            vec![Payload {
+                body: Bytes::from(body),
+                spans: spans.len() as u64,
+            }]
+        };
         match self {
+            Protocol::OtlpGrpc | Protocol::OtlpHttpProto => one(spoor_otlp::encode_proto(spans)),
+            Protocol::OtlpHttpJson => one(spoor_otlp::json::encode_traces_data(spans)
+                .to_string()
+                .into_bytes()),
+            Protocol::ZipkinJson => one(spoor_zipkin::encode_v2_json(&spoor_zipkin::from_spans(
+                spans,
+            ))),
+            Protocol::ZipkinProto => one(spoor_zipkin::encode_v2_proto(&spoor_zipkin::from_spans(
+                spans,
+            ))),
+            Protocol::JaegerHttp => spoor_jaeger::convert::spans_to_batches(spans)
+                .into_iter()
+                .map(|b| Payload {
+                    spans: b.spans.len() as u64,
+                    body: Bytes::from(spoor_jaeger::encode_http_batch(&b)),
+                })
+                .collect(),
+            Protocol::JaegerUdpCompact | Protocol::JaegerUdpBinary => {
+                let thrift = if self == Protocol::JaegerUdpCompact {
+                    spoor_jaeger::Protocol::Compact
+                } else {
+                    spoor_jaeger::Protocol::Binary
+                };
+                let mut out = Vec::new();
+                for b in spoor_jaeger::convert::spans_to_batches(spans) {
+                    datagrams(b, thrift, &mut out);
+                }
+                out
+            }
+        }
+    }
+
+    /// Decodes a body made by [`Protocol::encode`] back into spans, with the decoder the
+    /// receiver uses.
+    pub fn decode(self, body: &[u8]) -> Result<Decoded, DecodeError> {
+        let (spans, rejected) = match self {
             Protocol::OtlpGrpc | Protocol::OtlpHttpProto => {
-                Bytes::from(spoor_otlp::encode_proto(spans))
+                let d = spoor_otlp::decode_proto(body)?;
+                (d.spans, d.rejected)
             }
             Protocol::OtlpHttpJson => {
-                let value = spoor_otlp::json::encode_traces_data(spans);
-                Bytes::from(value.to_string().into_bytes())
+                let d = spoor_otlp::decode_json(body)?;
+                (d.spans, d.rejected)
             }
-        }
+            Protocol::JaegerUdpCompact => {
+                let d = spoor_jaeger::decode_emit_batch(body, spoor_jaeger::Protocol::Compact)?;
+                (d.spans, d.rejected)
+            }
+            Protocol::JaegerUdpBinary => {
+                let d = spoor_jaeger::decode_emit_batch(body, spoor_jaeger::Protocol::Binary)?;
+                (d.spans, d.rejected)
+            }
+            Protocol::JaegerHttp => {
+                let d = spoor_jaeger::decode_http_batch(body)?;
+                (d.spans, d.rejected)
+            }
+            Protocol::ZipkinJson => {
+                let d = spoor_zipkin::decode_v2_json(body)?;
+                (d.spans, d.rejected)
+            }
+            Protocol::ZipkinProto => {
+                let d = spoor_zipkin::decode_v2_proto(body)?;
+                (d.spans, d.rejected)
+            }
+        };
+        Ok(Decoded { spans, rejected })
     }
+}
 
-    /// Decodes a body made by [`Protocol::encode`] back into spans.
-    pub fn decode(self, body: &[u8]) -> Result<spoor_otlp::Decoded, spoor_otlp::DecodeError> {
-        match self {
-            Protocol::OtlpGrpc | Protocol::OtlpHttpProto => spoor_otlp::decode_proto(body),
-            Protocol::OtlpHttpJson => spoor_otlp::decode_json(body),
-        }
+/// Encodes one Jaeger batch as `emitBatch` datagrams of at most [`MAX_DATAGRAM_BYTES`],
+/// halving the batch until each part fits.
+fn datagrams(batch: spoor_jaeger::Batch, thrift: spoor_jaeger::Protocol, out: &mut Vec<Payload>) {
+    let body = spoor_jaeger::encode_emit_batch(&batch, thrift, out.len() as i32);
+    if body.len() <= MAX_DATAGRAM_BYTES || batch.spans.len() <= 1 {
+        out.push(Payload {
+            body: Bytes::from(body),
+            spans: batch.spans.len() as u64,
+        });
+        return;
     }
+    let mut first = batch;
+    let second_spans = first.spans.split_off(first.spans.len() / 2);
+    let second = spoor_jaeger::Batch {
+        process: first.process.clone(),
+        spans: second_spans,
+        seq_no: None,
+        stats: None,
+    };
+    datagrams(first, thrift, out);
+    datagrams(second, thrift, out);
 }
 
 /// Cuts the generator's traces into batches of `batch_spans` spans (the last one may be
@@ -147,7 +310,8 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Encodes `target_spans` spans from `gen` into requests of `batch_spans` spans, stopping
+    /// Encodes `target_spans` spans from `gen` in batches of `batch_spans` spans (a batch may
+    /// become several requests, see [`Protocol::encode`]), stopping
     /// early (and setting [`Pool::capped`]) once the bodies exceed `max_bytes`.
     pub fn build(
         gen: &mut Generator,
@@ -159,13 +323,11 @@ impl Pool {
         let mut pool = Pool::default();
         let mut batches = SpanBatches::new(gen, batch_spans, target_spans);
         for spans in batches.by_ref() {
-            let body = protocol.encode(&spans);
-            pool.spans += spans.len() as u64;
-            pool.bytes += body.len() as u64;
-            pool.payloads.push(Payload {
-                body,
-                spans: spans.len() as u64,
-            });
+            for p in protocol.encode(&spans) {
+                pool.spans += p.spans;
+                pool.bytes += p.body.len() as u64;
+                pool.payloads.push(p);
+            }
             if pool.bytes >= max_bytes && pool.spans < target_spans {
                 pool.capped = true;
                 break;
@@ -178,8 +340,11 @@ impl Pool {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
     use crate::gen::GenConfig;
+    use spoor_core::{SpanId, TraceId};
 
     fn gen(spans_per_trace: usize) -> Generator {
         Generator::new(GenConfig {
@@ -207,26 +372,80 @@ mod tests {
         }
     }
 
+    /// Encode then decode with the receiver's decoder: same span count and the same ids, in
+    /// every protocol.
     #[test]
     fn pool_round_trips_in_every_protocol() {
+        let want: Vec<(TraceId, SpanId)> = {
+            let mut g = gen(7);
+            let mut ids: Vec<_> = SpanBatches::new(&mut g, 10, 95)
+                .flatten()
+                .map(|s| (s.trace_id, s.span_id))
+                .collect();
+            ids.sort();
+            ids
+        };
         for protocol in Protocol::ALL {
+            let name = protocol.name();
             let mut g = gen(7);
             let pool = Pool::build(&mut g, protocol, 10, 95, u64::MAX);
-            assert_eq!(pool.payloads.len(), 10);
-            assert_eq!(pool.spans, 95);
-            assert_eq!(pool.traces, 14);
+            // OTLP and Zipkin send a batch as one request; Jaeger one per process (service)
+            if protocol.is_otlp() || name.starts_with("zipkin") {
+                assert_eq!(pool.payloads.len(), 10, "{name}");
+            } else {
+                assert!(pool.payloads.len() > 10, "{name}: {}", pool.payloads.len());
+            }
+            assert_eq!(pool.spans, 95, "{name}");
+            assert_eq!(pool.traces, 14, "{name}");
             assert!(!pool.capped);
-            let decoded: usize = pool
-                .payloads
-                .iter()
-                .map(|p| {
-                    let d = protocol.decode(&p.body).unwrap();
-                    assert_eq!(d.rejected, 0);
-                    assert_eq!(d.spans.len() as u64, p.spans);
-                    d.spans.len()
-                })
-                .sum();
-            assert_eq!(decoded, 95, "{}", protocol.name());
+            let mut got = Vec::new();
+            for p in &pool.payloads {
+                let d = protocol.decode(&p.body).unwrap();
+                assert_eq!(d.rejected, 0, "{name}");
+                assert_eq!(d.spans.len() as u64, p.spans, "{name}");
+                got.extend(d.spans.iter().map(|s| (s.trace_id, s.span_id)));
+            }
+            got.sort();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn jaeger_batches_hold_one_service_each() {
+        let mut g = gen(20);
+        let spans = g.next_trace();
+        let services: BTreeSet<&str> = spans.iter().map(|s| s.service()).collect();
+        for protocol in [Protocol::JaegerHttp, Protocol::JaegerUdpCompact] {
+            let payloads = protocol.encode(&spans);
+            assert_eq!(payloads.len(), services.len(), "{}", protocol.name());
+            for p in payloads {
+                let d = protocol.decode(&p.body).unwrap();
+                let got: BTreeSet<&str> = d.spans.iter().map(|s| s.service()).collect();
+                assert_eq!(got.len(), 1, "{}", protocol.name());
+            }
+        }
+    }
+
+    #[test]
+    fn udp_datagrams_are_split_to_fit() {
+        for protocol in [Protocol::JaegerUdpCompact, Protocol::JaegerUdpBinary] {
+            let mut g = Generator::new(GenConfig {
+                services: 1,
+                spans_per_trace: 2000,
+                attrs: 16,
+                attr_bytes: 64,
+                ..GenConfig::default()
+            })
+            .unwrap();
+            let spans = g.next_trace();
+            let payloads = protocol.encode(&spans);
+            assert!(payloads.len() > 1, "{}", protocol.name());
+            let mut n = 0;
+            for p in &payloads {
+                assert!(p.body.len() <= MAX_DATAGRAM_BYTES, "{}", p.body.len());
+                n += protocol.decode(&p.body).unwrap().spans.len();
+            }
+            assert_eq!(n, 2000, "{}", protocol.name());
         }
     }
 

@@ -45,6 +45,7 @@ struct Shared {
     claimed: AtomicU64,
     offered: AtomicU64,
     accepted: AtomicU64,
+    sent_unacked: AtomicU64,
     rejected: AtomicU64,
     refused: AtomicU64,
     errored: AtomicU64,
@@ -86,8 +87,11 @@ pub struct RunReport {
     pub requests_error: u64,
     /// Spans in all requests sent.
     pub spans_offered: u64,
-    /// Spans the receiver took (offered in successful requests minus partial-success rejects).
+    /// Spans the receiver took (offered in successful requests minus partial-success rejects);
+    /// always 0 over UDP, where it is unknown (see [`RunReport::accepted_known`]).
     pub spans_accepted: u64,
+    /// Spans sent as UDP datagrams without error (no reply tells whether they were taken).
+    pub spans_sent_unacknowledged: u64,
     /// Spans rejected by partial success.
     pub spans_rejected: u64,
     /// Spans in refused requests.
@@ -132,9 +136,16 @@ impl RunReport {
         }
     }
 
-    /// The report as one JSON object, every figure included.
+    /// Whether the receiver told which spans it took (not over UDP: read its metrics instead).
+    pub fn accepted_known(&self) -> bool {
+        !self.protocol.is_udp()
+    }
+
+    /// The report as one JSON object, every figure included; over UDP `spans_accepted` and
+    /// `accepted_spans_per_sec` are `null` (unknown) and `spans_sent` counts what went out.
     pub fn to_json(&self) -> serde_json::Value {
         let us = |ns: u64| ns as f64 / 1000.0;
+        let known = self.accepted_known();
         json!({
             "mode": "network",
             "protocol": self.protocol.name(),
@@ -149,12 +160,15 @@ impl RunReport {
             "requests_refused": self.requests_refused,
             "requests_error": self.requests_error,
             "spans_offered": self.spans_offered,
-            "spans_accepted": self.spans_accepted,
+            "accepted_known": known,
+            "spans_accepted": known.then_some(self.spans_accepted),
+            "spans_sent": self.spans_sent_unacknowledged,
             "spans_rejected": self.spans_rejected,
             "spans_refused": self.spans_refused,
             "spans_errored": self.spans_errored,
             "offered_spans_per_sec": self.per_sec(self.spans_offered),
-            "accepted_spans_per_sec": self.per_sec(self.spans_accepted),
+            "accepted_spans_per_sec": known.then(|| self.per_sec(self.spans_accepted)),
+            "sent_spans_per_sec": self.per_sec(self.spans_sent_unacknowledged),
             "requests_per_sec": self.per_sec(self.requests),
             "bytes_sent": self.bytes_sent,
             "mib_per_sec": self.per_sec(self.bytes_sent) / (1024.0 * 1024.0),
@@ -219,14 +233,26 @@ impl RunReport {
                     self.per_sec(self.spans_offered)
                 ),
             ),
-            (
-                "spans accepted",
-                format!(
-                    "{} ({:.0}/s)",
-                    self.spans_accepted,
-                    self.per_sec(self.spans_accepted)
-                ),
-            ),
+            if self.accepted_known() {
+                (
+                    "spans accepted",
+                    format!(
+                        "{} ({:.0}/s)",
+                        self.spans_accepted,
+                        self.per_sec(self.spans_accepted)
+                    ),
+                )
+            } else {
+                (
+                    "spans accepted",
+                    format!(
+                        "unknown: UDP has no reply; {} spans sent ({:.0}/s), see the receiver's \
+                         metrics for what it took and dropped",
+                        self.spans_sent_unacknowledged,
+                        self.per_sec(self.spans_sent_unacknowledged)
+                    ),
+                )
+            },
             ("spans rejected", self.spans_rejected.to_string()),
             ("spans refused", self.spans_refused.to_string()),
             ("spans errored", self.spans_errored.to_string()),
@@ -346,6 +372,7 @@ pub async fn run(
         requests_error: g(&shared.requests_error),
         spans_offered: g(&shared.offered),
         spans_accepted: g(&shared.accepted),
+        spans_sent_unacknowledged: g(&shared.sent_unacked),
         spans_rejected: g(&shared.rejected),
         spans_refused: g(&shared.refused),
         spans_errored: g(&shared.errored),
@@ -417,6 +444,9 @@ async fn worker(
                     .fetch_add(p.spans - rejected, Ordering::Relaxed);
                 shared.rejected.fetch_add(rejected, Ordering::Relaxed);
             }
+            Outcome::Sent => {
+                shared.sent_unacked.fetch_add(p.spans, Ordering::Relaxed);
+            }
             Outcome::Refused => {
                 shared.refused.fetch_add(p.spans, Ordering::Relaxed);
                 shared.requests_refused.fetch_add(1, Ordering::Relaxed);
@@ -454,7 +484,7 @@ async fn progress_loop(shared: Arc<Shared>, start: Instant, total: Option<u64>) 
         let line = format!(
             "{:7.1}s  offered {offered}{of_total}  accepted {}  refused {}  errors {}  {:.0} spans/s",
             start.elapsed().as_secs_f64(),
-            shared.accepted.load(Ordering::Relaxed),
+            shared.accepted.load(Ordering::Relaxed) + shared.sent_unacked.load(Ordering::Relaxed),
             shared.refused.load(Ordering::Relaxed),
             shared.requests_error.load(Ordering::Relaxed),
             inst,

@@ -1,6 +1,6 @@
 //! The load run against fake receivers on 127.0.0.1: a tonic gRPC server and a minimal
 //! HTTP/1.1 server, each refusing one request and rejecting one span of every other, so the
-//! run's counters can be checked exactly.
+//! run's counters can be checked exactly; and a UDP socket decoding Jaeger datagrams.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -334,4 +334,102 @@ async fn unreachable_receiver_is_an_error_not_a_hang() {
         (10, 10, 100, 0)
     );
     assert!(r.first_error.unwrap().starts_with("http request failed"));
+}
+
+/// A UDP socket on 127.0.0.1 that decodes every datagram as a Jaeger `emitBatch` and counts
+/// the spans and the trace ids it read.
+async fn udp_receiver(thrift: spoor_jaeger::Protocol) -> (String, Arc<Seen>, Arc<AtomicU64>) {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = socket.local_addr().unwrap().to_string();
+    let seen = Arc::new(Seen::default());
+    let undecodable = Arc::new(AtomicU64::new(0));
+    let (s, u) = (Arc::clone(&seen), Arc::clone(&undecodable));
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let Ok(n) = socket.recv(&mut buf).await else {
+                return;
+            };
+            match spoor_jaeger::decode_emit_batch(&buf[..n], thrift) {
+                Ok(d) if d.rejected == 0 => {
+                    s.take(d.spans.len());
+                }
+                _ => {
+                    u.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+    });
+    (endpoint, seen, undecodable)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_run_reaches_a_socket_receiver() {
+    for (protocol, thrift) in [
+        (Protocol::JaegerUdpCompact, spoor_jaeger::Protocol::Compact),
+        (Protocol::JaegerUdpBinary, spoor_jaeger::Protocol::Binary),
+    ] {
+        let name = protocol.name();
+        let (endpoint, seen, undecodable) = udp_receiver(thrift).await;
+        let mut gen = Generator::new(GenConfig {
+            spans_per_trace: 5,
+            ..GenConfig::default()
+        })
+        .unwrap();
+        let pool = Pool::build(&mut gen, protocol, 10, 100, u64::MAX);
+        // Jaeger sends one datagram per service of each batch
+        assert!(pool.payloads.len() > 10, "{name}");
+        let cfg = RunConfig {
+            protocol,
+            endpoint: format!("udp://{endpoint}"),
+            connections: 2,
+            // paced, so the loopback socket buffer never overflows
+            rate: Some(5_000.0),
+            duration: Duration::from_secs(60),
+            total_spans: Some(100),
+            timeout: Duration::from_secs(10),
+            progress: false,
+        };
+        let r = run(cfg, Arc::new(pool), 10, Duration::ZERO).await.unwrap();
+        assert_eq!(r.first_error, None, "{name}");
+        assert_eq!(r.requests as usize, r.pool_requests, "{name}");
+        assert_eq!(
+            (
+                r.spans_offered,
+                r.spans_sent_unacknowledged,
+                r.spans_accepted
+            ),
+            (100, 100, 0),
+            "{name}: offered, sent, accepted"
+        );
+        assert!(!r.accepted_known());
+        let json = r.to_json();
+        assert_eq!(json["spans_accepted"], serde_json::Value::Null, "{name}");
+        assert_eq!(json["spans_sent"], 100, "{name}");
+        assert!(r.to_table().contains("unknown: UDP has no reply"), "{name}");
+        // datagrams are in flight after the last send: wait for the receiver to read them
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while seen.spans.load(Ordering::SeqCst) < 100 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(undecodable.load(Ordering::SeqCst), 0, "{name}");
+        assert_eq!(seen.spans.load(Ordering::SeqCst), 100, "{name}");
+        assert_eq!(seen.requests.load(Ordering::SeqCst), r.requests, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_endpoint_must_be_host_port() {
+    let err = spoor_bench::client::Client::connect(
+        Protocol::JaegerUdpCompact,
+        "not an address",
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("invalid endpoint \"not an address\": expected host:port"),
+        "{err}"
+    );
 }

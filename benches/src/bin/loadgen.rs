@@ -1,5 +1,6 @@
 //! `spoor-loadgen`: sends generated traces to an OTLP receiver (gRPC, HTTP/protobuf or
-//! HTTP/JSON) and reports throughput and latency, or preloads a sled store, or runs the smoke
+//! HTTP/JSON), a Jaeger one (Thrift compact or binary over UDP, Thrift over HTTP) or a Zipkin
+//! one (v2 JSON or proto3) and reports throughput and latency, or preloads a sled store, or runs the smoke
 //! check. Every payload is encoded before the clock starts.
 
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use spoor_bench::payload::{Pool, Protocol};
 use spoor_bench::run::{run, RunConfig};
 use spoor_bench::units::parse_duration;
 
-/// Load generator for Spoor (and any OTLP trace receiver).
+/// Load generator for Spoor (and any OTLP, Jaeger or Zipkin trace receiver).
 ///
 /// Trace ids repeat only when a run sends more spans than the pool holds: the pool holds
 /// --total-spans spans when that is given, else --rate x --duration spans when a rate is given,
@@ -26,8 +27,10 @@ struct Args {
     /// Wire protocol.
     #[arg(long, value_enum, default_value = "otlp-grpc")]
     protocol: Protocol,
-    /// Receiver address, http://host:port (default: 127.0.0.1:4317 for gRPC, :4318 for HTTP);
-    /// HTTP requests go to its /v1/traces path.
+    /// Receiver address: http://host:port for gRPC and HTTP (default :4317 for otlp-grpc, :4318
+    /// for otlp-http-*, :14268 for jaeger-http, :9411 for zipkin-*; HTTP requests go to
+    /// /v1/traces, /api/traces or /api/v2/spans unless the endpoint ends in that path), host:port
+    /// for UDP (default 127.0.0.1:6831 compact, :6832 binary; datagrams of at most 65,000 bytes).
     #[arg(long)]
     endpoint: Option<String>,
     /// Concurrent connections (one tokio task each).
@@ -43,7 +46,8 @@ struct Args {
     /// the pool short: then rounded up to a whole request).
     #[arg(long)]
     total_spans: Option<u64>,
-    /// Spans per request.
+    /// Spans per request (Jaeger splits a batch into one request per service, and over UDP
+    /// further until each datagram fits).
     #[arg(long, default_value_t = 512)]
     batch_spans: usize,
     /// Number of services.
@@ -233,7 +237,15 @@ fn real_main(args: Args) -> anyhow::Result<()> {
     if args.json {
         println!("{}", report.to_json());
     }
-    if report.spans_offered > 0 && report.spans_accepted == 0 {
+    if report.protocol.is_udp() {
+        if report.spans_offered > 0 && report.spans_sent_unacknowledged == 0 {
+            bail!(
+                "no datagram could be sent to {} ({})",
+                report.endpoint,
+                report.first_error.as_deref().unwrap_or("unknown error")
+            );
+        }
+    } else if report.spans_offered > 0 && report.spans_accepted == 0 {
         bail!(
             "no span was accepted by {} ({})",
             report.endpoint,

@@ -400,3 +400,202 @@ pub fn proto_batch(batch: &proto::Batch) -> Decoded {
     }
     out
 }
+
+// ---- Spoor's span model -> Jaeger Thrift (the inverse of `thrift_batch`) -------------------
+
+/// A value as Jaeger text: arrays and maps, which Jaeger tags cannot hold, become JSON-like
+/// strings, as the OpenTelemetry Collector's translator writes them.
+fn value_text(v: &AnyValue, out: &mut String) {
+    use core::fmt::Write as _;
+    match v {
+        AnyValue::Str(s) => {
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    c if (c as u32) < 0x20 => {
+                        let _ = write!(out, "\\u{:04x}", c as u32);
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+        }
+        AnyValue::Bool(b) => {
+            let _ = write!(out, "{b}");
+        }
+        AnyValue::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        AnyValue::Double(d) => {
+            let _ = write!(out, "{d}");
+        }
+        AnyValue::Bytes(b) => {
+            out.push('"');
+            for byte in b {
+                let _ = write!(out, "{byte:02x}");
+            }
+            out.push('"');
+        }
+        AnyValue::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                value_text(item, out);
+            }
+            out.push(']');
+        }
+        AnyValue::Map(kvs) => {
+            out.push('{');
+            for (i, kv) in kvs.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                value_text(&AnyValue::Str(kv.key.clone()), out);
+                out.push(':');
+                value_text(&kv.value, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn to_thrift_tag(kv: &KeyValue) -> model::Tag {
+    match &kv.value {
+        AnyValue::Str(s) => model::Tag::string(&kv.key, s),
+        AnyValue::Bool(b) => model::Tag::bool(&kv.key, *b),
+        AnyValue::Int(i) => model::Tag::long(&kv.key, *i),
+        AnyValue::Double(d) => model::Tag::double(&kv.key, *d),
+        AnyValue::Bytes(b) => model::Tag::binary(&kv.key, b),
+        v @ (AnyValue::Array(_) | AnyValue::Map(_)) => {
+            let mut text = String::new();
+            value_text(v, &mut text);
+            model::Tag::string(&kv.key, &text)
+        }
+    }
+}
+
+fn nanos_to_micros(ns: u64) -> i64 {
+    i64::try_from(ns / 1000).unwrap_or(i64::MAX)
+}
+
+/// The tags that carry what `thrift_batch` lifts out of them: kind, status, trace state and
+/// scope, after the span's own attributes.
+fn span_tags(s: &Span) -> Vec<model::Tag> {
+    let mut tags: Vec<model::Tag> = s.attributes.iter().map(to_thrift_tag).collect();
+    if s.kind != SpanKind::Unspecified {
+        tags.push(model::Tag::string(TAG_SPAN_KIND, s.kind.as_jaeger_str()));
+    }
+    match s.status.code {
+        StatusCode::Error => {
+            tags.push(model::Tag::bool(TAG_ERROR, true));
+            // always written, so that an `http.status_message` tag is not taken for it
+            tags.push(model::Tag::string(TAG_STATUS_DESC, &s.status.message));
+        }
+        StatusCode::Ok => tags.push(model::Tag::string(TAG_STATUS_CODE, "OK")),
+        StatusCode::Unset => {
+            // without it, an `http.status_code` tag would imply a status
+            if get(&s.attributes, TAG_HTTP_STATUS_CODE).is_some() {
+                tags.push(model::Tag::string(TAG_STATUS_CODE, "UNSET"));
+            }
+        }
+    }
+    if !s.trace_state.is_empty() {
+        tags.push(model::Tag::string(TAG_TRACE_STATE, &s.trace_state));
+    }
+    if !s.scope.name.is_empty() {
+        tags.push(model::Tag::string(TAG_SCOPE_NAME, &s.scope.name));
+    }
+    if !s.scope.version.is_empty() {
+        tags.push(model::Tag::string(TAG_SCOPE_VERSION, &s.scope.version));
+    }
+    tags
+}
+
+fn to_thrift_span(s: &Span) -> model::Span {
+    let logs = s
+        .events
+        .iter()
+        .map(|e| {
+            let mut fields = Vec::with_capacity(e.attributes.len() + 1);
+            if !e.name.is_empty() {
+                fields.push(model::Tag::string(LOG_EVENT, &e.name));
+            }
+            fields.extend(e.attributes.iter().map(to_thrift_tag));
+            model::Log {
+                timestamp: nanos_to_micros(e.time_unix_nanos),
+                fields,
+            }
+        })
+        .collect();
+    let references = s
+        .links
+        .iter()
+        .map(|l| {
+            let child_of = matches!(
+                get(&l.attributes, REF_TYPE_ATTR),
+                Some(AnyValue::Str(t)) if t == "child_of"
+            );
+            model::SpanRef {
+                ref_type: if child_of {
+                    model::SpanRefType::ChildOf
+                } else {
+                    model::SpanRefType::FollowsFrom
+                },
+                trace_id_low: l.trace_id.low() as i64,
+                trace_id_high: l.trace_id.high() as i64,
+                span_id: l.span_id.0 as i64,
+            }
+        })
+        .collect();
+    model::Span {
+        trace_id_low: s.trace_id.low() as i64,
+        trace_id_high: s.trace_id.high() as i64,
+        span_id: s.span_id.0 as i64,
+        parent_span_id: s.parent_span_id.map_or(0, |p| p.0 as i64),
+        operation_name: s.name.clone(),
+        references,
+        flags: s.flags as i32,
+        start_time: nanos_to_micros(s.start_unix_nanos),
+        duration: s.duration_nanos / 1000,
+        tags: span_tags(s),
+        logs,
+        incomplete: None,
+    }
+}
+
+/// Converts spans into Thrift batches, one per distinct `Arc<Resource>` (the Jaeger process),
+/// in order of first appearance. This is the inverse of [`thrift_batch`] for spans Jaeger can
+/// represent: times in whole microseconds, no scope attributes, no link trace state or link
+/// attributes other than [`REF_TYPE_ATTR`], no dropped counts or warnings; array and map
+/// values become JSON-like strings.
+pub fn spans_to_batches(spans: &[Span]) -> Vec<model::Batch> {
+    let mut batches: Vec<(Arc<Resource>, model::Batch)> = Vec::new();
+    for s in spans {
+        let i = match batches
+            .iter()
+            .position(|(r, _)| Arc::ptr_eq(r, &s.resource))
+        {
+            Some(i) => i,
+            None => {
+                let process = model::Process {
+                    service_name: s.resource.service_name.clone(),
+                    tags: s.resource.attributes.iter().map(to_thrift_tag).collect(),
+                };
+                batches.push((
+                    s.resource.clone(),
+                    model::Batch {
+                        process,
+                        ..Default::default()
+                    },
+                ));
+                batches.len() - 1
+            }
+        };
+        batches[i].1.spans.push(to_thrift_span(s));
+    }
+    batches.into_iter().map(|(_, b)| b).collect()
+}
