@@ -387,14 +387,18 @@ impl AnyValue {
         }
     }
 
-    /// Rough heap size in bytes, used for batch byte limits and memory accounting.
+    /// Heap bytes this value owns (not counting its own inline size), including allocator
+    /// overhead: used to bound queues in real memory.
     pub fn approx_size(&self) -> usize {
         match self {
-            AnyValue::Str(s) => s.len(),
-            AnyValue::Bytes(b) => b.len(),
-            AnyValue::Array(a) => a.iter().map(|v| 16 + v.approx_size()).sum(),
-            AnyValue::Map(m) => m.iter().map(KeyValue::approx_size).sum(),
-            _ => 8,
+            AnyValue::Str(s) => heap_bytes(s.len()),
+            AnyValue::Bytes(b) => heap_bytes(b.len()),
+            AnyValue::Array(a) => {
+                heap_bytes(a.len() * core::mem::size_of::<AnyValue>())
+                    + a.iter().map(AnyValue::approx_size).sum::<usize>()
+            }
+            AnyValue::Map(m) => attrs_heap_bytes(m),
+            _ => 0,
         }
     }
 }
@@ -449,10 +453,27 @@ impl KeyValue {
         }
     }
 
-    /// Rough heap size in bytes.
+    /// Heap bytes this attribute owns (its key and value), including allocator overhead.
     pub fn approx_size(&self) -> usize {
-        16 + self.key.len() + self.value.approx_size()
+        heap_bytes(self.key.len()) + self.value.approx_size()
     }
+}
+
+/// What an allocation of `len` bytes costs: nothing when empty, else the bytes rounded up to
+/// the allocator's 16-byte granularity plus 8 bytes of bookkeeping (a fair average for
+/// mimalloc's and glibc's small size classes).
+fn heap_bytes(len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        len.div_ceil(16) * 16 + 8
+    }
+}
+
+/// Heap bytes of an attribute list: the vector's slots plus what each attribute owns.
+fn attrs_heap_bytes(attrs: &[KeyValue]) -> usize {
+    heap_bytes(attrs.len() * core::mem::size_of::<KeyValue>())
+        + attrs.iter().map(KeyValue::approx_size).sum::<usize>()
 }
 
 /// Finds an attribute by key (first match).
@@ -580,40 +601,33 @@ impl Span {
             || matches!(find_attr(&self.attributes, "error"), Some(AnyValue::Str(s)) if s == "true")
     }
 
-    /// Rough size in bytes, for batch byte limits and memory accounting. Shared resource and
-    /// scope are not counted.
+    /// Memory this span occupies in bytes (its inline size plus everything it owns on the heap,
+    /// with allocator overhead), for queue bounds and batch byte limits. The shared resource
+    /// and scope are not counted: they belong to the batch.
     pub fn approx_size(&self) -> usize {
-        160 + self.name.len()
-            + self.trace_state.len()
-            + self.status.message.len()
-            + self
-                .attributes
-                .iter()
-                .map(KeyValue::approx_size)
-                .sum::<usize>()
+        core::mem::size_of::<Span>()
+            + heap_bytes(self.name.len())
+            + heap_bytes(self.trace_state.len())
+            + heap_bytes(self.status.message.len())
+            + attrs_heap_bytes(&self.attributes)
+            + heap_bytes(self.events.len() * core::mem::size_of::<Event>())
             + self
                 .events
                 .iter()
-                .map(|e| {
-                    48 + e.name.len()
-                        + e.attributes
-                            .iter()
-                            .map(KeyValue::approx_size)
-                            .sum::<usize>()
-                })
+                .map(|e| heap_bytes(e.name.len()) + attrs_heap_bytes(&e.attributes))
                 .sum::<usize>()
+            + heap_bytes(self.links.len() * core::mem::size_of::<Link>())
             + self
                 .links
                 .iter()
-                .map(|l| {
-                    64 + l.trace_state.len()
-                        + l.attributes
-                            .iter()
-                            .map(KeyValue::approx_size)
-                            .sum::<usize>()
-                })
+                .map(|l| heap_bytes(l.trace_state.len()) + attrs_heap_bytes(&l.attributes))
                 .sum::<usize>()
-            + self.warnings.iter().map(|w| 24 + w.len()).sum::<usize>()
+            + heap_bytes(self.warnings.len() * core::mem::size_of::<String>())
+            + self
+                .warnings
+                .iter()
+                .map(|w| heap_bytes(w.len()))
+                .sum::<usize>()
     }
 }
 
@@ -711,6 +725,24 @@ mod tests {
         assert!(AnyValue::Bytes(alloc::vec![0xde, 0xad]).matches_text("DEAD"));
         assert!(!AnyValue::Bytes(alloc::vec![0xde, 0xad]).matches_text("dea"));
         assert!(AnyValue::Str("x".into()).matches_text("x"));
+    }
+
+    #[test]
+    fn approx_size_counts_heap_with_overhead() {
+        let bare = Span::default();
+        assert_eq!(bare.approx_size(), core::mem::size_of::<Span>());
+        let mut s = Span {
+            name: "x".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.approx_size(), core::mem::size_of::<Span>() + 24);
+        s.attributes = alloc::vec![KeyValue::string("k", "0123456789abcdef0")];
+        // slot (56 -> 64 + 8) + key (1 -> 16 + 8) + value (17 -> 32 + 8)
+        let kv = core::mem::size_of::<KeyValue>().div_ceil(16) * 16 + 8;
+        assert_eq!(
+            s.approx_size(),
+            core::mem::size_of::<Span>() + 24 + kv + 24 + 40
+        );
     }
 
     #[test]
