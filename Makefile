@@ -20,7 +20,7 @@ build:
 	$(CARGO) build --release -p spoor
 
 ## test: formatting, lints, no_std and cross-target builds, unit, conformance and end-to-end tests
-test: tools test-clients lint nostd cross unit e2e bench-smoke
+test: tools test-clients lint nostd cross unit bench-smoke e2e
 
 # Rust targets used to prove no_std and the Windows build.
 tools:
