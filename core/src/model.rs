@@ -394,7 +394,7 @@ impl AnyValue {
             AnyValue::Str(s) => heap_bytes(s.len()),
             AnyValue::Bytes(b) => heap_bytes(b.len()),
             AnyValue::Array(a) => {
-                heap_bytes(a.len() * core::mem::size_of::<AnyValue>())
+                heap_bytes(core::mem::size_of_val(a.as_slice()))
                     + a.iter().map(AnyValue::approx_size).sum::<usize>()
             }
             AnyValue::Map(m) => attrs_heap_bytes(m),
@@ -472,7 +472,7 @@ fn heap_bytes(len: usize) -> usize {
 
 /// Heap bytes of an attribute list: the vector's slots plus what each attribute owns.
 fn attrs_heap_bytes(attrs: &[KeyValue]) -> usize {
-    heap_bytes(attrs.len() * core::mem::size_of::<KeyValue>())
+    heap_bytes(core::mem::size_of_val(attrs))
         + attrs.iter().map(KeyValue::approx_size).sum::<usize>()
 }
 
@@ -610,19 +610,19 @@ impl Span {
             + heap_bytes(self.trace_state.len())
             + heap_bytes(self.status.message.len())
             + attrs_heap_bytes(&self.attributes)
-            + heap_bytes(self.events.len() * core::mem::size_of::<Event>())
+            + heap_bytes(core::mem::size_of_val(self.events.as_slice()))
             + self
                 .events
                 .iter()
                 .map(|e| heap_bytes(e.name.len()) + attrs_heap_bytes(&e.attributes))
                 .sum::<usize>()
-            + heap_bytes(self.links.len() * core::mem::size_of::<Link>())
+            + heap_bytes(core::mem::size_of_val(self.links.as_slice()))
             + self
                 .links
                 .iter()
                 .map(|l| heap_bytes(l.trace_state.len()) + attrs_heap_bytes(&l.attributes))
                 .sum::<usize>()
-            + heap_bytes(self.warnings.len() * core::mem::size_of::<String>())
+            + heap_bytes(core::mem::size_of_val(self.warnings.as_slice()))
             + self
                 .warnings
                 .iter()

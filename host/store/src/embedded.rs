@@ -5,9 +5,13 @@
 //! three sled trees, so retention drops whole partitions (Jaeger's daily index + index cleaner).
 //! sled costs ~100 B per entry, so the layout keeps the NUMBER of entries per block small (one
 //! block, one directory entry, one entry per service of the block) instead of per trace:
-//! - `p{p}.blk`: block sequence number (u64 BE) -> `raw length (u32 LE) ++ zstd(level 1,
-//!   encode_block(spans of ONE write_spans call that fall in p))`. Spans of a trace stay together
-//!   in one segment of the block; readers decompress a block and decode only the wanted segment.
+//! - `blocks/p{p}.blk` (a file next to sled's, append-only): the blocks, each `raw length
+//!   (u32 LE) ++ zstd(level 1, encode_block(spans of ONE write_spans call that fall in p))`.
+//!   Spans of a trace stay together in one segment of the block; readers decompress a block and
+//!   decode only the wanted segment. Blocks live outside sled because sled 0.34 keeps every
+//!   large value it writes in memory whatever its cache size (RSS grew 1:1 with bytes written).
+//! - `p{p}.blk` (tree): block sequence number (u64 BE) -> where the block is in the file:
+//!   offset (u64 LE) ++ length (u32 LE) ++ FNV-1a 64 of the bytes (u64 LE).
 //! - `p{p}.dir`: block seq (u64 BE) -> `DIR_FORMAT (1) ++` the block's trace ids (16 B each) in
 //!   first-appearance order; a trace's place in this list is its *ordinal* in the block.
 //! - `p{p}.svc`: service id (u32 BE) ++ latest span start of the service in the block (u64 BE)
@@ -20,13 +24,14 @@
 //! Global trees: `strings` (id u32 BE -> service or operation name; cached in memory), `ops`
 //! (service id ++ operation id ++ kind -> empty; cached in memory), `deps` (bucket start u64 BE
 //! ++ parent id ++ child id -> call count u64 BE, summed by a sled merge operator) and `meta`
-//! (the partition length, fixed when the database is created, and the layout version, 2; a
-//! database of another layout is refused at open). sled runs with 128 KiB log segments so that
-//! blocks above 32 KiB are stored as blob files of exactly their size.
+//! (the partition length, fixed when the database is created, and the layout version, 3; a
+//! database of another layout is refused at open). Retention drops a partition's trees and
+//! deletes its block file.
 //!
 //! Measured by `tests/size.rs` (100k spans in 2,000-span batches): 168.6 B/span on disk with
-//! the previous per-trace index (layout 1), 66.3 B/span now (blocks 38.9, service entries 14.3,
-//! directories 1.3, the rest sled's overhead).
+//! the previous per-trace index (layout 1), 66.3 B/span with blocks in sled (layout 2), 66.4
+//! B/span with blocks in files (layout 3, files included). 2M spans written through the store
+//! peaked at 66 MB RSS (183 MB with blocks in sled).
 //!
 //! # Finding a trace, and memory
 //! Each partition keeps in memory one split-block bloom filter per block over the block's
@@ -55,7 +60,9 @@
 //! whose text form is not unique (doubles, bytes) are never used to skip a candidate.
 //!
 //! # Corrupt data
-//! A block that fails to decompress or decode is logged with `tracing::warn` naming partition
+//! A block whose bytes fail the length or checksum check of its `blk` entry (torn by a crash,
+//! or damaged) is reported as corrupt at `block file <path>, offset <n>`; one that fails to
+//! decompress or decode, at `partition <p>, block <seq>`. Either is logged with `tracing::warn` naming partition
 //! and block key and is skipped: `get_trace` returns the spans of the other blocks, and fails
 //! with [`StoreError::Corrupt`] only when some block of the trace was unreadable and no span
 //! could be read at all. `find_*` skip a candidate whose trace is unreadable. A service entry
@@ -64,13 +71,17 @@
 //! (and, at open, turns the partition's lookups into `dir` scans that read such blocks).
 //!
 //! # Durability
-//! [`Durability::Periodic`]: sled flushes its log at least every 1000 ms on its own.
-//! [`Durability::Sync`]: no background flushing; the pipeline calls `flush` (sled's
-//! `Db::flush`) before acknowledging a batch. Either way `flush` makes all earlier writes
-//! durable.
+//! [`Durability::Periodic`]: sled flushes its log at least every 1000 ms on its own, and a
+//! background thread syncs the block files written to every 1000 ms,
+//! so a crash loses at most about the last two seconds; an index entry that reached the disk
+//! before its block bytes is caught by the checksum and skipped as corrupt.
+//! [`Durability::Sync`]: no background flushing; the pipeline calls `flush` before
+//! acknowledging a batch. Either way `flush` syncs every block file written since the last
+//! flush (`File::sync_data`) and then sled's log (`Db::flush`), so all earlier writes are
+//! durable and a durable index entry never points at unsynced bytes.
 
 use std::collections::{BTreeMap, BinaryHeap, HashSet, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,8 +96,10 @@ use spoor_core::{
 
 use crate::{match_key, merge_links, StoreError, StoreResult, StoreStats, TraceStore};
 
+mod blockfile;
 mod tracefilter;
 
+use blockfile::{BlockFile, BlockRef, DirtyFiles};
 use tracefilter::TraceFilter;
 
 /// When the store makes writes durable.
@@ -130,17 +143,19 @@ impl SledConfig {
 
 /// zstd level for blocks: fast enough for >100k spans/s per core, still ~3-5x smaller.
 const ZSTD_LEVEL: i32 = 1;
-/// sled log segment size. Values over a quarter of it are written as separate blob files of
-/// exactly their size; 128 KiB (sled's default is 512 KiB) keeps blocks of pipeline-sized
-/// batches out of the log, whose rewrites cost ~40 % on disk (measured by tests/size.rs:
-/// 64 KiB 66.6, 128 KiB 65.2, 256 KiB 74.2, 512 KiB 91.9, 1 MiB 109.1 B/span).
+/// sled log segment size (sled's default is 512 KiB). Chosen when blocks were sled values
+/// (layout 2: 64 KiB 66.6, 128 KiB 65.2, 256 KiB 74.2, 512 KiB 91.9 B/span by tests/size.rs);
+/// kept since the index entries alone fit it well.
 const SEGMENT_BYTES: usize = 128 << 10;
 /// Largest decompressed block accepted (guards allocations against a corrupt length).
 const MAX_BLOCK_BYTES: usize = 1 << 30;
 /// Decompressed blocks kept for repeated reads (find verifies several traces of one block).
 const BLOCK_CACHE_BYTES: usize = 16 << 20;
-/// Storage layout written and read by this build (kept in `meta`; 1 had a per-trace index).
-const LAYOUT_VERSION: u8 = 2;
+/// Storage layout written and read by this build (kept in `meta`; 1 had a per-trace index, 2
+/// kept the compressed blocks in the `blk` trees).
+const LAYOUT_VERSION: u8 = 3;
+/// Most time block files may go unsynced under [`Durability::Periodic`].
+const FILE_SYNC_INTERVAL: Duration = Duration::from_millis(1000);
 /// First byte of a `dir` value.
 const DIR_FORMAT: u8 = 1;
 /// First byte of a `svc` value.
@@ -172,6 +187,7 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 #[derive(Clone)]
 struct Partition {
     blk: Tree,
+    file: Arc<BlockFile>,
     dir: Tree,
     svc: Tree,
     index: Arc<RwLock<TraceIndex>>,
@@ -231,6 +247,10 @@ struct BlockCache {
 /// The sled-backed store. See the module documentation for the layout.
 pub struct SledStore {
     db: sled::Db,
+    /// `{path}/blocks`: one block file per partition.
+    blocks_dir: PathBuf,
+    /// Block files appended to since their last sync.
+    dirty: Arc<DirtyFiles>,
     partition_nanos: u64,
     retention: Duration,
     durability: Durability,
@@ -343,6 +363,14 @@ impl SledStore {
             )));
         }
 
+        let blocks_dir = cfg.path.join("blocks");
+        std::fs::create_dir_all(&blocks_dir).map_err(|e| {
+            StoreError::Io(format!(
+                "cannot create block directory {}: {e}",
+                blocks_dir.display()
+            ))
+        })?;
+
         let strings_tree = db.open_tree("strings").map_err(io)?;
         let mut strings = Strings::default();
         for item in strings_tree.iter() {
@@ -389,7 +417,7 @@ impl SledStore {
             else {
                 continue;
             };
-            let part = open_partition(&db, p)?;
+            let part = open_partition(&db, &blocks_dir, p)?;
             for last in [part.blk.last(), part.dir.last()] {
                 if let Some((k, _)) = last.map_err(io)? {
                     next_seq = next_seq.max(be_u64(&k).unwrap_or(0).saturating_add(1));
@@ -400,8 +428,14 @@ impl SledStore {
         }
         let filter_bytes: usize = partitions.values().map(|p| p.index.read().bytes()).sum();
 
+        let dirty = Arc::new(DirtyFiles::default());
+        if cfg.durability == Durability::Periodic {
+            spawn_file_syncer(Arc::downgrade(&dirty))?;
+        }
         let store = SledStore {
             db,
+            blocks_dir,
+            dirty,
             partition_nanos,
             retention: cfg.retention,
             durability: cfg.durability,
@@ -474,6 +508,15 @@ impl SledStore {
         Ok(kinds.into_iter().map(|(k, (n, b))| (k, n, b)).collect())
     }
 
+    /// Bytes in the block files of the live partitions.
+    fn block_file_bytes(&self) -> u64 {
+        self.partitions
+            .read()
+            .values()
+            .map(|part| part.file.len())
+            .sum()
+    }
+
     /// The durability mode the store was opened with.
     pub fn durability(&self) -> Durability {
         self.durability
@@ -524,7 +567,7 @@ impl SledStore {
         let mut write = self.partitions.write();
         for p in needed {
             if !write.contains_key(p) {
-                let part = open_partition(&self.db, *p)?;
+                let part = open_partition(&self.db, &self.blocks_dir, *p)?;
                 write.insert(*p, part);
             }
         }
@@ -616,7 +659,13 @@ impl SledStore {
                 }
             }
         }
-        part.blk.insert(seq.to_be_bytes(), value).map_err(io)?;
+        let (at, fresh) = part.file.append(&value)?;
+        if fresh {
+            self.dirty.add(part.file.clone());
+        }
+        part.blk
+            .insert(seq.to_be_bytes(), &at.encode()[..])
+            .map_err(io)?;
         part.dir.insert(seq.to_be_bytes(), dir).map_err(io)?;
         part.svc.apply_batch(svc).map_err(io)?;
         let filter = TraceFilter::new(&ids);
@@ -639,13 +688,20 @@ impl SledStore {
         {
             return Ok(Some(b.clone()));
         }
-        let Some(value) = part.blk.get(seq.to_be_bytes()).map_err(io)? else {
+        let Some(at) = part.blk.get(seq.to_be_bytes()).map_err(io)? else {
             return Ok(None);
         };
         let corrupt = |detail: String| StoreError::Corrupt {
             location: format!("partition {p}, block {seq}"),
             detail,
         };
+        let Some(at) = BlockRef::decode(&at) else {
+            return Err(corrupt(format!(
+                "bad block reference of {} bytes",
+                at.len()
+            )));
+        };
+        let value = part.file.read(at)?;
         let raw_len = value
             .get(..4)
             .and_then(|b| <[u8; 4]>::try_from(b).ok())
@@ -963,9 +1019,26 @@ impl SledStore {
     }
 }
 
-fn open_partition(db: &sled::Db, p: u64) -> StoreResult<Partition> {
+/// Syncs the dirty block files every [`FILE_SYNC_INTERVAL`] until the store is dropped.
+fn spawn_file_syncer(dirty: std::sync::Weak<DirtyFiles>) -> StoreResult<()> {
+    std::thread::Builder::new()
+        .name("spoor-blocksync".into())
+        .spawn(move || loop {
+            std::thread::sleep(FILE_SYNC_INTERVAL);
+            let Some(dirty) = dirty.upgrade() else {
+                return;
+            };
+            // A failure is logged by `sync_all` and retried on the next round.
+            let _ = dirty.sync_all();
+        })
+        .map(|_| ())
+        .map_err(|e| StoreError::Io(format!("cannot start the block file sync thread: {e}")))
+}
+
+fn open_partition(db: &sled::Db, blocks_dir: &Path, p: u64) -> StoreResult<Partition> {
     Ok(Partition {
         blk: db.open_tree(format!("p{p}.blk")).map_err(io)?,
+        file: Arc::new(BlockFile::open(blocks_dir.join(format!("p{p}.blk")))?),
         dir: db.open_tree(format!("p{p}.dir")).map_err(io)?,
         svc: db.open_tree(format!("p{p}.svc")).map_err(io)?,
         index: Arc::new(RwLock::new(TraceIndex {
@@ -1327,6 +1400,8 @@ impl TraceStore for SledStore {
     }
 
     fn flush(&self) -> StoreResult<()> {
+        // Block bytes first: an index entry made durable never points at unsynced bytes.
+        self.dirty.sync_all()?;
         self.db.flush().map(|_| ()).map_err(io)
     }
 
@@ -1436,6 +1511,17 @@ impl TraceStore for SledStore {
                 let freed = part.index.read().bytes();
                 self.filter_bytes.fetch_sub(freed, Ordering::Relaxed);
             }
+            let path = self.blocks_dir.join(format!("p{p}.blk"));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StoreError::Io(format!(
+                        "cannot delete block file {}: {e}",
+                        path.display()
+                    )))
+                }
+            }
         }
         drop(parts);
         let n = old.len() as u64;
@@ -1451,7 +1537,11 @@ impl TraceStore for SledStore {
             spans_written: self.spans_written.load(Ordering::Relaxed),
             traces: 0,
             traces_evicted: 0,
-            bytes_on_disk: self.db.size_on_disk().unwrap_or(0),
+            bytes_on_disk: self
+                .db
+                .size_on_disk()
+                .unwrap_or(0)
+                .saturating_add(self.block_file_bytes()),
             partitions: self.partitions.read().len() as u64,
             partitions_expired: self.partitions_expired.load(Ordering::Relaxed),
         }
@@ -1491,11 +1581,20 @@ mod tests {
         let s = store(&dir);
         s.write_spans(&[span(1, 1, T), span(2, 9, T)]).unwrap();
         s.write_spans(&[span(1, 2, T + 1)]).unwrap();
+        s.write_spans(&[span(3, 3, T + 2)]).unwrap();
         let (p, part) = s.live_partitions().remove(0);
-        // Damage the first block (seq 0): trace 1 keeps its span from block 1.
-        part.blk
-            .insert(0u64.to_be_bytes(), &b"\x10\x00\x00\x00garbage"[..])
-            .unwrap();
+        let path = dir.path().join("blocks").join(format!("p{p}.blk"));
+        assert_eq!(part.file.path(), path);
+        // Damage the bytes of the first block (seq 0, at offset 0 of the block file): trace 1
+        // keeps its span from block 1.
+        let at = BlockRef::decode(&part.blk.get(0u64.to_be_bytes()).unwrap().unwrap()).unwrap();
+        assert_eq!(at.offset, 0);
+        {
+            use std::io::{Seek, SeekFrom, Write};
+            let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.seek(SeekFrom::Start(0)).unwrap();
+            f.write_all(b"\x10\x00\x00\x00garbage").unwrap();
+        }
         s.cache.lock().entries.clear();
         let t = s.get_trace(TraceId(1)).unwrap().unwrap();
         assert_eq!(
@@ -1503,19 +1602,75 @@ mod tests {
             vec![SpanId(2)]
         );
         // Trace 2 lived only in the damaged block.
-        let err = s.get_trace(TraceId(2)).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "stored data is corrupt at partition {p}, block 0: zstd: Src size is incorrect"
-            )
+        let err = s.get_trace(TraceId(2)).unwrap_err().to_string();
+        let prefix = format!(
+            "stored data is corrupt at block file {}, offset 0: checksum ",
+            path.display()
         );
+        let suffix = format!(" of {} bytes, expected {:016x}", at.len, at.checksum);
+        assert!(err.starts_with(&prefix) && err.ends_with(&suffix), "{err}");
         // find skips the unreadable candidate and still answers.
         let q = TraceQuery {
             service: Some("svc".into()),
             ..TraceQuery::between(0, u64::MAX)
         };
+        assert_eq!(s.find_trace_ids(&q).unwrap(), vec![TraceId(3), TraceId(1)]);
+        // Bytes that pass the checksum but do not decompress are named by block.
+        let (bad, _) = part.file.append(b"\x10\x00\x00\x00garbage").unwrap();
+        part.blk
+            .insert(2u64.to_be_bytes(), &bad.encode()[..])
+            .unwrap();
+        s.cache.lock().entries.clear();
+        assert_eq!(
+            s.get_trace(TraceId(3)).unwrap_err().to_string(),
+            format!(
+                "stored data is corrupt at partition {p}, block 2: zstd: Src size is incorrect"
+            )
+        );
+        // An index entry pointing past the end of the file (torn by a crash).
+        let len = part.file.len();
+        let past = BlockRef {
+            offset: len - 4,
+            len: 100,
+            checksum: 0,
+        };
+        part.blk
+            .insert(2u64.to_be_bytes(), &past.encode()[..])
+            .unwrap();
+        assert_eq!(
+            s.get_trace(TraceId(3)).unwrap_err().to_string(),
+            format!(
+                "stored data is corrupt at block file {}, offset {}: block of 100 bytes ends past the end of the file (4 bytes read)",
+                path.display(),
+                len - 4
+            )
+        );
         assert_eq!(s.find_trace_ids(&q).unwrap(), vec![TraceId(1)]);
+    }
+
+    #[test]
+    fn block_files_are_sized_synced_and_deleted_with_their_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        s.write_spans(&[span(1, 1, T), span(2, 2, T + 1)]).unwrap();
+        let path = dir
+            .path()
+            .join("blocks")
+            .join(format!("p{}.blk", T / 3_600_000_000_000));
+        let file_len = std::fs::metadata(&path).unwrap().len();
+        assert!(file_len > 0);
+        s.flush().unwrap();
+        assert!(s.stats().bytes_on_disk >= file_len + s.db.size_on_disk().unwrap());
+        assert_eq!(s.expire_before(u64::MAX).unwrap(), 1);
+        assert!(!path.exists());
+        assert_eq!(s.get_trace(TraceId(1)).unwrap(), None);
+        // The partition comes back with a fresh file.
+        s.write_spans(&[span(3, 3, T)]).unwrap();
+        assert_eq!(s.get_trace(TraceId(3)).unwrap().unwrap().spans.len(), 1);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            s.block_file_bytes()
+        );
     }
 
     fn svc_query() -> TraceQuery {
@@ -1549,7 +1704,8 @@ mod tests {
             vec![TraceId(1), TraceId(3), TraceId(2)]
         );
         // Expiry gives the bytes back.
-        let mut s = store(&tempfile::tempdir().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(&dir);
         s.filter_cap = 1 << 20;
         s.write_spans(&[span(1, 1, T)]).unwrap();
         assert_eq!(s.filter_bytes.load(Ordering::Relaxed), 48);
@@ -1642,7 +1798,7 @@ mod tests {
         assert_eq!(
             err,
             Some(format!(
-                "storage i/o failed: sled database at {} uses storage layout 1, this build reads layout 2",
+                "storage i/o failed: sled database at {} uses storage layout 1, this build reads layout 3",
                 dir.path().display()
             ))
         );
