@@ -14,11 +14,13 @@ extern crate std;
 
 pub mod batch;
 pub mod block;
+pub mod decoded;
 pub mod deps;
 pub mod model;
 pub mod query;
 pub mod skew;
 pub mod validate;
 
+pub use decoded::Decoded;
 pub use model::*;
 pub use query::TraceQuery;

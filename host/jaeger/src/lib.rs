@@ -12,7 +12,6 @@ pub mod proto;
 pub mod thrift;
 
 use prost::Message as _;
-use spoor_core::Span;
 
 pub use model::Batch;
 pub use thrift::Protocol;
@@ -62,16 +61,8 @@ pub enum DecodeError {
     NoBatch,
 }
 
-/// What a payload decoded to.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Decoded {
-    /// Spans that converted.
-    pub spans: Vec<Span>,
-    /// Spans dropped while converting (bad ids, negative times).
-    pub rejected: usize,
-    /// One line per rejected span.
-    pub problems: Vec<String>,
-}
+/// What a request decoded to: the one definition shared by every codec.
+pub use spoor_core::Decoded;
 
 /// Reads an `Agent.emitBatch` message (one UDP datagram) in `protocol`.
 pub fn read_emit_batch(buf: &[u8], protocol: Protocol) -> Result<Batch, DecodeError> {

@@ -33,16 +33,8 @@ pub mod proto;
 /// The resource attribute lifted into [`Resource::service_name`].
 pub const SERVICE_NAME_KEY: &str = "service.name";
 
-/// The spans of one request, plus what was rejected while decoding it.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Decoded {
-    /// The spans that decoded.
-    pub spans: Vec<Span>,
-    /// Number of spans rejected (bad id lengths).
-    pub rejected: usize,
-    /// One line per rejected span (or dropped link), naming where and why.
-    pub problems: Vec<String>,
-}
+/// What a request decoded to: the one definition shared by every codec.
+pub use spoor_core::Decoded;
 
 /// Why a request body could not be decoded at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

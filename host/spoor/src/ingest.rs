@@ -21,6 +21,18 @@ pub struct IngestBatch {
     pub problems: Vec<String>,
 }
 
+impl IngestBatch {
+    /// The batch a receiver hands on for what its codec decoded.
+    pub fn from_decoded(receiver: &'static str, decoded: spoor_core::Decoded) -> Self {
+        IngestBatch {
+            receiver,
+            spans: decoded.spans,
+            rejected: decoded.rejected,
+            problems: decoded.problems,
+        }
+    }
+}
+
 /// What the pipeline did with a batch; receivers turn it into the protocol's success reply
 /// (partial success when `rejected > 0`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -41,16 +41,8 @@ pub enum DecodeError {
     Protobuf(String),
 }
 
-/// What a request body decoded to.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Decoded {
-    /// Spans that converted.
-    pub spans: Vec<Span>,
-    /// Spans left out (bad ids, bad fields, times out of range).
-    pub rejected: usize,
-    /// One line per rejected span, naming it by position (`span 3: …`).
-    pub problems: Vec<String>,
-}
+/// What a request decoded to: the one definition shared by every codec.
+pub use spoor_core::Decoded;
 
 fn parse_json(body: &[u8]) -> Result<serde_json::Value, DecodeError> {
     serde_json::from_slice(body).map_err(|e| DecodeError::Json {

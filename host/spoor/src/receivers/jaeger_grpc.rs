@@ -120,12 +120,7 @@ impl UnaryService<Bytes> for PostSpans {
                     return Err(Status::invalid_argument(message));
                 }
             };
-            let batch = IngestBatch {
-                receiver: RECEIVER,
-                spans: decoded.spans,
-                rejected: decoded.rejected,
-                problems: decoded.problems,
-            };
+            let batch = IngestBatch::from_decoded(RECEIVER, decoded);
             match ingest.ingest(batch).await {
                 // api_v2 has no partial success: rejected spans are reported by the pipeline's
                 // metrics and logs, the call itself succeeds as Jaeger's collector does

@@ -134,12 +134,7 @@ async fn read_request(st: &HttpState, req: Request) -> Result<IngestBatch, (Stat
             format!("cannot decode thrift batch: {e}"),
         )
     })?;
-    Ok(IngestBatch {
-        receiver: RECEIVER,
-        spans: decoded.spans,
-        rejected: decoded.rejected,
-        problems: decoded.problems,
-    })
+    Ok(IngestBatch::from_decoded(RECEIVER, decoded))
 }
 
 #[cfg(test)]

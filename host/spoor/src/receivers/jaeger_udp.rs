@@ -64,12 +64,7 @@ fn decode(datagram: &[u8], protocol: ThriftProtocol) -> Result<IngestBatch, Stri
             }
         )
     })?;
-    Ok(IngestBatch {
-        receiver: protocol.receiver(),
-        spans: decoded.spans,
-        rejected: decoded.rejected,
-        problems: decoded.problems,
-    })
+    Ok(IngestBatch::from_decoded(protocol.receiver(), decoded))
 }
 
 /// Receives datagrams on `socket` until `shutdown` resolves, then waits for the batches already

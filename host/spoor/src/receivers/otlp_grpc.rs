@@ -117,12 +117,7 @@ impl UnaryService<Bytes> for Export {
                     return Err(Status::invalid_argument(message));
                 }
             };
-            let batch = IngestBatch {
-                receiver: RECEIVER,
-                spans: decoded.spans,
-                rejected: decoded.rejected,
-                problems: decoded.problems,
-            };
+            let batch = IngestBatch::from_decoded(RECEIVER, decoded);
             match ingest.ingest(batch).await {
                 Ok(outcome) => Ok(tonic::Response::new(export_response(&outcome))),
                 Err(err) => {

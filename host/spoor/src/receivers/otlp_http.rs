@@ -250,15 +250,7 @@ async fn read_request(st: &HttpState, req: Request) -> Result<(Format, IngestBat
         Format::Json => spoor_otlp::decode_json(&body),
     }
     .map_err(|e| Refused::new(f, StatusCode::BAD_REQUEST, e.to_string()))?;
-    Ok((
-        format,
-        IngestBatch {
-            receiver: RECEIVER,
-            spans: decoded.spans,
-            rejected: decoded.rejected,
-            problems: decoded.problems,
-        },
-    ))
+    Ok((format, IngestBatch::from_decoded(RECEIVER, decoded)))
 }
 
 #[cfg(test)]

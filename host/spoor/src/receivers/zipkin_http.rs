@@ -196,12 +196,7 @@ async fn read_request(st: &HttpState, api: Api, req: Request) -> Result<IngestBa
         // nothing usable: say why, as Zipkin does for a body it cannot read
         return Err((StatusCode::BAD_REQUEST, decoded.problems.join("; ")));
     }
-    Ok(IngestBatch {
-        receiver: RECEIVER,
-        spans: decoded.spans,
-        rejected: decoded.rejected,
-        problems: decoded.problems,
-    })
+    Ok(IngestBatch::from_decoded(RECEIVER, decoded))
 }
 
 #[cfg(test)]
