@@ -428,3 +428,46 @@ pub fn run_client(program: &Path, args: &[&str]) -> anyhow::Result<serde_json::V
         .to_string();
     serde_json::from_str(&last).with_context(|| format!("client printed {last:?}"))
 }
+
+/// The Python interpreter of the test clients' virtualenv (`make test-clients`).
+pub fn python() -> PathBuf {
+    repo_root().join("tests/clients/.venv/bin/python")
+}
+
+/// Helpers to read the Jaeger JSON of one trace (`data[i]` of `/api/traces`).
+pub mod jaeger_json {
+    use serde_json::Value;
+
+    /// The span with this operation name (case-insensitive: zipkin-js lowercases names).
+    pub fn span<'a>(trace: &'a Value, name: &str) -> &'a Value {
+        trace["spans"]
+            .as_array()
+            .expect("spans")
+            .iter()
+            .find(|s| {
+                s["operationName"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .unwrap_or_else(|| panic!("no span {name} in {trace}"))
+    }
+
+    /// The tag with this key.
+    pub fn tag<'a>(span: &'a Value, key: &str) -> &'a Value {
+        span["tags"]
+            .as_array()
+            .expect("tags")
+            .iter()
+            .find(|t| t["key"] == key)
+            .unwrap_or_else(|| panic!("no tag {key} in {span}"))
+    }
+
+    /// The service name of the span's process.
+    pub fn service_of(trace: &Value, span: &Value) -> String {
+        let pid = span["processID"].as_str().expect("processID");
+        trace["processes"][pid]["serviceName"]
+            .as_str()
+            .expect("serviceName")
+            .to_string()
+    }
+}

@@ -3,37 +3,8 @@
 //! with its services, parent/child links, kinds, typed tags, events, status and durations.
 
 use serde_json::Value;
-use spoor_tests::{repo_root, run_client, Daemon};
-
-fn python() -> std::path::PathBuf {
-    repo_root().join("tests/clients/.venv/bin/python")
-}
-
-fn span<'a>(trace: &'a Value, name: &str) -> &'a Value {
-    trace["spans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["operationName"] == name)
-        .unwrap_or_else(|| panic!("no span {name} in {trace}"))
-}
-
-fn tag<'a>(span: &'a Value, key: &str) -> &'a Value {
-    span["tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["key"] == key)
-        .unwrap_or_else(|| panic!("no tag {key} in {span}"))
-}
-
-fn service_of(trace: &Value, span: &Value) -> String {
-    let pid = span["processID"].as_str().unwrap();
-    trace["processes"][pid]["serviceName"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
+use spoor_tests::jaeger_json::{service_of, span, tag};
+use spoor_tests::{python, run_client, Daemon};
 
 fn check_trace(d: &Daemon, trace_id: &str, run: &str) {
     let v = d

@@ -8,37 +8,8 @@
 use serde_json::Value;
 use spoor_jaeger::model::{Batch, Log, Process, Span, SpanRef, SpanRefType, Tag};
 use spoor_jaeger::{proto, Protocol};
-use spoor_tests::{check_golden, http, repo_root, run_client, Daemon};
-
-fn python() -> std::path::PathBuf {
-    repo_root().join("tests/clients/.venv/bin/python")
-}
-
-fn span<'a>(trace: &'a Value, name: &str) -> &'a Value {
-    trace["spans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["operationName"] == name)
-        .unwrap_or_else(|| panic!("no span {name} in {trace}"))
-}
-
-fn tag<'a>(span: &'a Value, key: &str) -> &'a Value {
-    span["tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["key"] == key)
-        .unwrap_or_else(|| panic!("no tag {key} in {span}"))
-}
-
-fn service_of(trace: &Value, span: &Value) -> String {
-    let pid = span["processID"].as_str().unwrap();
-    trace["processes"][pid]["serviceName"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
+use spoor_tests::jaeger_json::{service_of, span, tag};
+use spoor_tests::{check_golden, http, python, run_client, Daemon};
 
 fn has_field(log: &Value, key: &str, value: Value) -> bool {
     log["fields"]
