@@ -10,16 +10,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use prost::Message;
 use spoor_jaeger::proto::{PostSpansResponse, COLLECTOR_SERVICE, POST_SPANS_PATH};
 use spoor_otlp::proto::RpcStatus;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Status};
 
 use super::refusal;
 use crate::ingest::{Ingest, IngestBatch};
+use crate::receivers::grpc_codec::RequestBytesCodec;
 
 /// Name of this receiver in metrics and in [`Ingest::bad_request`].
 pub const RECEIVER: &str = "jaeger_grpc";
@@ -93,7 +94,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for CollectorServiceServer
         let post = PostSpans {
             ingest: Arc::clone(&self.ingest),
         };
-        let mut grpc = Grpc::new(RequestBytesCodec)
+        let mut grpc = Grpc::new(RequestBytesCodec::<PostSpansResponse>::default())
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(self.max_message_bytes);
         Box::pin(async move { Ok(grpc.unary(post, req).await) })
@@ -136,46 +137,6 @@ impl UnaryService<Bytes> for PostSpans {
                 }
             }
         })
-    }
-}
-
-/// Hands the request over as raw bytes (a decode failure becomes INVALID_ARGUMENT naming the
-/// problem) and encodes the response with prost.
-#[derive(Clone, Copy, Default)]
-struct RequestBytesCodec;
-
-impl Codec for RequestBytesCodec {
-    type Encode = PostSpansResponse;
-    type Decode = Bytes;
-    type Encoder = RequestBytesCodec;
-    type Decoder = RequestBytesCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RequestBytesCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RequestBytesCodec
-    }
-}
-
-impl Encoder for RequestBytesCodec {
-    type Item = PostSpansResponse;
-    type Error = Status;
-
-    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("cannot encode PostSpans response: {e}")))
-    }
-}
-
-impl Decoder for RequestBytesCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        let n = src.remaining();
-        Ok(Some(src.copy_to_bytes(n)))
     }
 }
 

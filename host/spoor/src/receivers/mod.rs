@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use crate::config::Settings;
 use crate::ingest::{Ingest, IngestError, IngestOutcome};
 
+mod grpc_codec;
 pub mod jaeger_grpc;
 pub mod jaeger_http;
 pub mod jaeger_udp;

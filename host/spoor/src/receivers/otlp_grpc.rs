@@ -8,15 +8,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use prost::Message;
 use spoor_otlp::proto;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Status};
 
 use super::{export_response, refusal};
 use crate::ingest::{Ingest, IngestBatch};
+use crate::receivers::grpc_codec::RequestBytesCodec;
 
 /// Name of this receiver in metrics and in [`Ingest::bad_request`].
 pub const RECEIVER: &str = "otlp_grpc";
@@ -90,7 +91,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for TraceServiceServer {
         let export = Export {
             ingest: Arc::clone(&self.ingest),
         };
-        let mut grpc = Grpc::new(RequestBytesCodec)
+        let mut grpc = Grpc::new(RequestBytesCodec::<proto::ExportTraceServiceResponse>::default())
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(self.max_message_bytes);
         Box::pin(async move { Ok(grpc.unary(export, req).await) })
@@ -132,47 +133,6 @@ impl UnaryService<Bytes> for Export {
                 }
             }
         })
-    }
-}
-
-/// Hands the request message over as raw bytes (so a decode failure is answered with
-/// INVALID_ARGUMENT naming the problem, where `ProstCodec` would answer INTERNAL) and encodes
-/// the response with prost.
-#[derive(Clone, Copy, Default)]
-struct RequestBytesCodec;
-
-impl Codec for RequestBytesCodec {
-    type Encode = proto::ExportTraceServiceResponse;
-    type Decode = Bytes;
-    type Encoder = RequestBytesCodec;
-    type Decoder = RequestBytesCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RequestBytesCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RequestBytesCodec
-    }
-}
-
-impl Encoder for RequestBytesCodec {
-    type Item = proto::ExportTraceServiceResponse;
-    type Error = Status;
-
-    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("cannot encode export response: {e}")))
-    }
-}
-
-impl Decoder for RequestBytesCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        let n = src.remaining();
-        Ok(Some(src.copy_to_bytes(n)))
     }
 }
 
