@@ -19,12 +19,13 @@
 //!   spans of that service in the block: ordinal, block latest start minus the trace's latest
 //!   start of that service, and a summary: spread of span starts, the (operation, kind, min
 //!   duration, max duration) seen, and a small bloom filter of the `key=value` texts of span,
-//!   resource and event attributes `)`. One entry per (service, block).
+//!   resource and event attributes and of the span status (`error=true`,
+//!   `otel.status_code=OK|ERROR`) `)`. One entry per (service, block).
 //!
 //! Global trees: `strings` (id u32 BE -> service or operation name; cached in memory), `ops`
 //! (service id ++ operation id ++ kind -> empty; cached in memory), `deps` (bucket start u64 BE
 //! ++ parent id ++ child id -> call count u64 BE, summed by a sled merge operator) and `meta`
-//! (the partition length, fixed when the database is created, and the layout version, 3; a
+//! (the partition length, fixed when the database is created, and the layout version, 4; a
 //! database of another layout is refused at open). Retention drops a partition's trees and
 //! deletes its block file.
 //!
@@ -56,8 +57,10 @@
 //! [`TraceQuery::matches_trace`], so there are no false positives. The scan stops once `limit`
 //! verified traces are newer than anything the remaining entries could produce, which keeps
 //! the answer exactly the newest-first ranking the contract defines. Tags whose match Jaeger
-//! synthesises from span fields (`error`, `span.kind`, `otel.*`, `service.name`) and values
-//! whose text form is not unique (doubles, bytes) are never used to skip a candidate.
+//! synthesises from span fields (`span.kind`, `otel.status_description`, `otel.scope.*`,
+//! `service.name`; the status behind `error` and `otel.status_code` is in the bloom filter)
+//! and values whose text form is not unique (doubles, bytes) are never used to skip a
+//! candidate.
 //!
 //! # Corrupt data
 //! A block whose bytes fail the length or checksum check of its `blk` entry (torn by a crash,
@@ -91,7 +94,8 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use sled::{Batch, IVec, Tree};
 use spoor_core::block::{encode_block_refs, BlockReader};
 use spoor_core::{
-    AnyValue, DependencyLink, KeyValue, Operation, Span, SpanKind, Trace, TraceId, TraceQuery,
+    AnyValue, DependencyLink, KeyValue, Operation, Span, SpanKind, StatusCode, Trace, TraceId,
+    TraceQuery,
 };
 
 use crate::{match_key, merge_links, StoreError, StoreResult, StoreStats, TraceStore};
@@ -152,8 +156,8 @@ const MAX_BLOCK_BYTES: usize = 1 << 30;
 /// Decompressed blocks kept for repeated reads (find verifies several traces of one block).
 const BLOCK_CACHE_BYTES: usize = 16 << 20;
 /// Storage layout written and read by this build (kept in `meta`; 1 had a per-trace index, 2
-/// kept the compressed blocks in the `blk` trees).
-const LAYOUT_VERSION: u8 = 3;
+/// kept the compressed blocks in the `blk` trees, 3 left the span status out of summaries).
+const LAYOUT_VERSION: u8 = 4;
 /// Most time block files may go unsynced under [`Durability::Periodic`].
 const FILE_SYNC_INTERVAL: Duration = Duration::from_millis(1000);
 /// First byte of a `dir` value.
@@ -169,11 +173,11 @@ const MAX_BLOOM_BYTES: usize = 256;
 const BLOOM_PROBES: u32 = 4;
 /// Marker value for attributes whose text form is not unique (doubles, bytes).
 const ANY_TEXT: &str = "\u{0}*";
-/// Tags whose match can come from span fields instead of attributes.
+/// Tags whose match can come from span fields instead of attributes. `error` and
+/// `otel.status_code` are not among them: summaries (layout 4) hash the span status as
+/// `error=true` and `otel.status_code=OK|ERROR`, so those tags prune like attributes.
 const SYNTHETIC_TAGS: &[&str] = &[
     "span.kind",
-    "error",
-    "otel.status_code",
     "otel.status_description",
     "otel.scope.name",
     "otel.scope.version",
@@ -1215,6 +1219,14 @@ impl Summary {
             }
             None => self.ops.push((op, kind, d, d)),
         }
+        match s.status.code {
+            StatusCode::Error => {
+                self.hashes.push(tag_hash("error", "true"));
+                self.hashes.push(tag_hash("otel.status_code", "ERROR"));
+            }
+            StatusCode::Ok => self.hashes.push(tag_hash("otel.status_code", "OK")),
+            StatusCode::Unset => {}
+        }
         self.add_attrs(&s.attributes);
         self.add_attrs(&s.resource.attributes);
         for e in &s.events {
@@ -1714,6 +1726,40 @@ mod tests {
     }
 
     #[test]
+    fn traces_verified_block_by_block_are_complete_and_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let hour = 3_600_000_000_000;
+        let slow = |trace, id, start| Span {
+            duration_nanos: 1_000,
+            ..span(trace, id, start)
+        };
+        // 1: alone in block 0; 2: in blocks 0 and 1; 3: in block 0 and the next partition;
+        // 4: alone in block 0 but too fast.
+        s.write_spans(&[
+            slow(1, 1, T),
+            slow(2, 2, T + 1),
+            span(2, 3, T + 2),
+            slow(3, 4, T + 3),
+            span(4, 5, T + 4),
+        ])
+        .unwrap();
+        s.write_spans(&[span(2, 6, T + 5)]).unwrap();
+        s.write_spans(&[span(3, 7, T + hour)]).unwrap();
+        let q = TraceQuery {
+            duration_min_nanos: Some(500),
+            ..svc_query()
+        };
+        let found: Vec<(u128, usize)> = s
+            .find_traces(&q)
+            .unwrap()
+            .iter()
+            .map(|t| (t.trace_id.0, t.spans.len()))
+            .collect();
+        assert_eq!(found, vec![(3, 2), (2, 3), (1, 1)]);
+    }
+
+    #[test]
     fn filters_are_rebuilt_at_open() {
         let dir = tempfile::tempdir().unwrap();
         {
@@ -1798,7 +1844,7 @@ mod tests {
         assert_eq!(
             err,
             Some(format!(
-                "storage i/o failed: sled database at {} uses storage layout 1, this build reads layout 3",
+                "storage i/o failed: sled database at {} uses storage layout 1, this build reads layout 4",
                 dir.path().display()
             ))
         );
@@ -1836,9 +1882,14 @@ mod tests {
         );
         assert_eq!(f(with_tag("n", "8")), Some(false));
         assert_eq!(
-            f(with_tag("error", "true")),
+            f(with_tag("span.kind", "server")),
             Some(true),
             "synthetic tags are never pruned"
+        );
+        assert_eq!(
+            f(with_tag("error", "true")),
+            Some(false),
+            "no error status, no error attribute"
         );
         assert_eq!(
             f(TraceQuery {
@@ -1903,11 +1954,21 @@ mod tests {
             ("otel.scope.version", "v"),
             ("service.name", "svc"),
         ];
+        let mut sum = Summary::new(T);
+        sum.add(&sp, 0);
+        let value = sum.encode();
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
         for (k, v) in cases {
             assert!(spoor_core::query::span_has_tag(&sp, k, v), "{k}={v}");
+            let q = TraceQuery {
+                tags: vec![(k.into(), v.into())],
+                ..TraceQuery::between(0, u64::MAX)
+            };
+            let filter = Filter::new(&s, &q).unwrap();
             assert!(
-                SYNTHETIC_TAGS.contains(&k),
-                "{k} must not be pruned by the bloom filter"
+                filter.may_match(T, &value),
+                "{k}={v} must not be pruned by the bloom filter"
             );
         }
     }
