@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::refusal;
 use crate::ingest::{Ingest, IngestBatch};
+use crate::receivers::read_body;
 
 /// Name of this receiver in metrics and in [`Ingest::bad_request`].
 pub const RECEIVER: &str = "jaeger_thrift_http";
@@ -103,31 +103,9 @@ async fn post_traces(State(st): State<Arc<HttpState>>, req: Request) -> Response
 async fn read_request(st: &HttpState, req: Request) -> Result<IngestBatch, (StatusCode, String)> {
     let (parts, body) = req.into_parts();
     check_content_type(&parts.headers).map_err(|m| (StatusCode::BAD_REQUEST, m))?;
-    let max = st.cfg.max_body_bytes;
-    let too_large = || {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body exceeds the limit of {max} bytes"),
-        )
-    };
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large());
-    }
-    let body = match Limited::new(body, max).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => return Err(too_large()),
-        Err(e) => {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                format!("cannot read request body: {e}"),
-            ))
-        }
-    };
+    let body = read_body(&parts.headers, body, st.cfg.max_body_bytes, false)
+        .await
+        .map_err(|e| (e.status, e.message))?;
     let decoded = spoor_jaeger::decode_http_batch(&body).map_err(|e| {
         (
             StatusCode::BAD_REQUEST,
@@ -139,6 +117,7 @@ async fn read_request(st: &HttpState, req: Request) -> Result<IngestBatch, (Stat
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::BodyExt;
     use std::time::Duration;
 
     use axum::body::Body;

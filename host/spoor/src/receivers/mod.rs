@@ -109,6 +109,60 @@ pub fn no_delay(tcp: &mut tokio::net::TcpStream) {
     }
 }
 
+/// Why a request body could not be read; every HTTP receiver answers with this status and text.
+#[derive(Debug)]
+pub(crate) struct BodyError {
+    /// 413 for a body over the limit, 400 otherwise.
+    pub status: http::StatusCode,
+    /// What was wrong, for the client.
+    pub message: String,
+}
+
+/// Reads a request body of at most `max` bytes (checked against `Content-Length` first, then
+/// while reading) and, when `gzip`, inflates it to at most `max` bytes: one byte past the limit
+/// is read to know it was crossed, so a zip bomb costs at most `max + 1` bytes.
+pub(crate) async fn read_body(
+    headers: &http::HeaderMap,
+    body: axum::body::Body,
+    max: usize,
+    gzip: bool,
+) -> Result<bytes::Bytes, BodyError> {
+    use http_body_util::{BodyExt, LengthLimitError, Limited};
+    use std::io::Read;
+    let too_large = |after: &str| BodyError {
+        status: http::StatusCode::PAYLOAD_TOO_LARGE,
+        message: format!("request body {after}exceeds the limit of {max} bytes"),
+    };
+    let bad = |message: String| BodyError {
+        status: http::StatusCode::BAD_REQUEST,
+        message,
+    };
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large(""));
+    }
+    let raw = match Limited::new(body, max).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => return Err(too_large("")),
+        Err(e) => return Err(bad(format!("cannot read request body: {e}"))),
+    };
+    if !gzip {
+        return Ok(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(max));
+    flate2::read::GzDecoder::new(&raw[..])
+        .take(max as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| bad(format!("invalid gzip body: {e}")))?;
+    if out.len() > max {
+        return Err(too_large("after decompression "));
+    }
+    Ok(bytes::Bytes::from(out))
+}
+
 /// A future that resolves once `rx` turns true (the shutdown signal).
 pub fn stopped(
     rx: &watch::Receiver<bool>,

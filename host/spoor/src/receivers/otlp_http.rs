@@ -2,7 +2,6 @@
 //! gzip-compressed, answered as the OTLP specification says (same encoding as the request,
 //! `google.rpc.Status` error bodies, partial success, 429/503 with `Retry-After`).
 
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,12 +11,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prost::Message;
 use spoor_otlp::{json, proto};
 
 use super::{export_response, refusal};
 use crate::ingest::{Ingest, IngestBatch};
+use crate::receivers::read_body;
 
 /// Name of this receiver in metrics and in [`Ingest::bad_request`].
 pub const RECEIVER: &str = "otlp_http";
@@ -198,53 +197,9 @@ async fn read_request(st: &HttpState, req: Request) -> Result<(Format, IngestBat
     let f = Some(format);
     let gzip = is_gzip(&parts.headers)
         .map_err(|m| Refused::new(f, StatusCode::UNSUPPORTED_MEDIA_TYPE, m))?;
-    let max = st.cfg.max_body_bytes;
-    let too_large = |what: &str| {
-        Refused::new(
-            f,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body {what}exceeds the limit of {max} bytes"),
-        )
-    };
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large(""));
-    }
-    let raw = match Limited::new(body, max).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => return Err(too_large("")),
-        Err(e) => {
-            return Err(Refused::new(
-                f,
-                StatusCode::BAD_REQUEST,
-                format!("cannot read request body: {e}"),
-            ));
-        }
-    };
-    let body = if gzip {
-        let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(max));
-        // Read at most one byte past the limit: enough to know the limit was crossed.
-        let read = flate2::read::GzDecoder::new(&raw[..])
-            .take(max as u64 + 1)
-            .read_to_end(&mut out);
-        if let Err(e) = read {
-            return Err(Refused::new(
-                f,
-                StatusCode::BAD_REQUEST,
-                format!("invalid gzip body: {e}"),
-            ));
-        }
-        if out.len() > max {
-            return Err(too_large("after decompression "));
-        }
-        bytes::Bytes::from(out)
-    } else {
-        raw
-    };
+    let body = read_body(&parts.headers, body, st.cfg.max_body_bytes, gzip)
+        .await
+        .map_err(|e| Refused::new(f, e.status, e.message))?;
     let decoded = match format {
         Format::Protobuf => spoor_otlp::decode_proto(&body),
         Format::Json => spoor_otlp::decode_json(&body),
@@ -255,6 +210,7 @@ async fn read_request(st: &HttpState, req: Request) -> Result<(Format, IngestBat
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::BodyExt;
     use std::io::Write;
 
     use spoor_core::{Span, SpanId, TraceId};

@@ -3,7 +3,6 @@
 //! optionally gzip-compressed, answered as the Zipkin server does (202 Accepted with an empty
 //! body, 400 with a message naming the problem, 413, 415, 429/503 with `Retry-After`).
 
-use std::io::Read;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -11,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::refusal;
 use crate::ingest::{Ingest, IngestBatch};
+use crate::receivers::read_body;
 
 /// Name of this receiver in metrics and in [`Ingest::bad_request`].
 pub const RECEIVER: &str = "zipkin_http";
@@ -145,47 +144,9 @@ async fn read_request(st: &HttpState, api: Api, req: Request) -> Result<IngestBa
     let (parts, body) = req.into_parts();
     let format = request_format(&parts.headers, api)?;
     let gzip = is_gzip(&parts.headers)?;
-    let max = st.cfg.max_body_bytes;
-    let too_large = |after: &str| {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body {after}exceeds the limit of {max} bytes"),
-        )
-    };
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large(""));
-    }
-    let raw = match Limited::new(body, max).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => return Err(too_large("")),
-        Err(e) => {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                format!("cannot read request body: {e}"),
-            ))
-        }
-    };
-    let body = if gzip {
-        let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(max));
-        // read at most one byte past the limit: enough to know the limit was crossed
-        let read = flate2::read::GzDecoder::new(&raw[..])
-            .take(max as u64 + 1)
-            .read_to_end(&mut out);
-        if let Err(e) = read {
-            return Err((StatusCode::BAD_REQUEST, format!("invalid gzip body: {e}")));
-        }
-        if out.len() > max {
-            return Err(too_large("after decompression "));
-        }
-        bytes::Bytes::from(out)
-    } else {
-        raw
-    };
+    let body = read_body(&parts.headers, body, st.cfg.max_body_bytes, gzip)
+        .await
+        .map_err(|e| (e.status, e.message))?;
     let decoded = match (api, format) {
         (Api::V2, Format::Json) => spoor_zipkin::decode_v2_json(&body),
         (Api::V2, Format::Protobuf) => spoor_zipkin::decode_v2_proto(&body),
@@ -201,6 +162,7 @@ async fn read_request(st: &HttpState, api: Api, req: Request) -> Result<IngestBa
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::BodyExt;
     use std::io::Write;
     use std::time::Duration;
 
