@@ -18,7 +18,10 @@ pub mod decoded;
 pub mod deps;
 pub mod model;
 pub mod query;
+pub mod red;
+pub mod sampling;
 pub mod skew;
+pub mod tail;
 pub mod validate;
 
 pub use decoded::Decoded;
