@@ -64,6 +64,8 @@ pub struct Ports {
     pub jaeger_grpc: u16,
     /// Zipkin HTTP.
     pub zipkin: u16,
+    /// Sampling strategies over HTTP (the agent port, 5778 by default).
+    pub sampling: u16,
 }
 
 impl Ports {
@@ -79,6 +81,7 @@ impl Ports {
             jaeger_http: free_port(),
             jaeger_grpc: free_port(),
             zipkin: free_port(),
+            sampling: free_port(),
         }
     }
 
@@ -94,6 +97,7 @@ impl Ports {
             flag("jaeger.thrift-http.host-port", self.jaeger_http),
             flag("jaeger.grpc.host-port", self.jaeger_grpc),
             flag("zipkin.http.host-port", self.zipkin),
+            flag("sampling.http.host-port", self.sampling),
         ]
         .into_iter()
         .flatten()

@@ -179,6 +179,19 @@ impl LatencyHistogram {
         self.buckets = merged;
     }
 
+    /// Durations recorded in buckets that lie wholly at or below `nanos`: the cumulative count
+    /// of a Prometheus `le` bucket. A bucket straddling `nanos` is not counted, so the answer
+    /// undercounts by at most the samples within 3.125% below the bound.
+    pub fn count_at_or_below(&self, nanos: u64) -> u64 {
+        self.buckets
+            .iter()
+            .take_while(|&&(i, _)| {
+                let (lo, width) = bucket_bounds(i);
+                lo.saturating_add(width - 1) <= nanos
+            })
+            .fold(0u64, |acc, &(_, c)| acc.saturating_add(c))
+    }
+
     /// Number of recorded durations.
     pub fn count(&self) -> u64 {
         self.count
@@ -954,5 +967,23 @@ mod tests {
         for (bad, want) in cases {
             assert_eq!(series(&[], &bad).unwrap_err().to_string(), want);
         }
+    }
+}
+
+#[cfg(test)]
+mod le_tests {
+    use super::LatencyHistogram;
+
+    #[test]
+    fn count_at_or_below_is_cumulative() {
+        let mut h = LatencyHistogram::new();
+        for ms in [1u64, 2, 3, 10, 100, 1000] {
+            h.record_nanos(ms * 1_000_000);
+        }
+        assert_eq!(h.count_at_or_below(0), 0);
+        assert_eq!(h.count_at_or_below(5_000_000), 3);
+        assert_eq!(h.count_at_or_below(50_000_000), 4);
+        assert_eq!(h.count_at_or_below(2_000_000_000), 6);
+        assert_eq!(h.count_at_or_below(u64::MAX), h.count());
     }
 }

@@ -8,4 +8,5 @@ mod golden;
 mod jaeger;
 mod restart;
 mod roles;
+mod sampling;
 mod zipkin;

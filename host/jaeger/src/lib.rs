@@ -9,6 +9,7 @@
 pub mod convert;
 pub mod model;
 pub mod proto;
+pub mod sampling;
 pub mod thrift;
 
 use prost::Message as _;

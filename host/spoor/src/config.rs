@@ -97,6 +97,20 @@ pub struct Options {
     /// Traces kept by the memory store before the oldest are evicted [default: 100000].
     #[arg(long = "memory.max-traces", env = "SPOOR_MEMORY_MAX_TRACES")]
     pub memory_max_traces: Option<usize>,
+    /// Resident memory of the process, in MiB, above which (less the spike limit) ingest is
+    /// refused with 429 until it drops, as the OTel Collector's memory_limiter; 0 turns the
+    /// limiter off [default: 0].
+    #[arg(long = "memory.limit-mib", env = "SPOOR_MEMORY_LIMIT_MIB")]
+    pub memory_limit_mib: Option<u64>,
+    /// Headroom below `memory.limit-mib` where refusing starts [default: 20% of the limit].
+    #[arg(long = "memory.spike-limit-mib", env = "SPOOR_MEMORY_SPIKE_LIMIT_MIB")]
+    pub memory_spike_limit_mib: Option<u64>,
+    /// How often the memory limiter samples resident memory [default: 250ms].
+    #[arg(long = "memory.check-interval", env = "SPOOR_MEMORY_CHECK_INTERVAL")]
+    pub memory_check_interval: Option<String>,
+    /// sled's page cache in bytes (indexes only; blocks live in files) [default: 16777216].
+    #[arg(long = "sled.cache-bytes", env = "SPOOR_SLED_CACHE_BYTES")]
+    pub sled_cache_bytes: Option<u64>,
     /// OTLP/gRPC listen address [default: 0.0.0.0:4317].
     #[arg(long = "otlp.grpc.host-port", env = "SPOOR_OTLP_GRPC_HOST_PORT")]
     pub otlp_grpc: Option<String>,
@@ -136,6 +150,33 @@ pub struct Options {
         env = "SPOOR_AGENT_COLLECTOR_ENDPOINT"
     )]
     pub agent_collector_endpoint: Option<String>,
+    /// Agent role: the collector's gRPC `SamplingManager` the agent asks for sampling strategies
+    /// [default: the host of agent.collector-endpoint, port 14250].
+    #[arg(
+        long = "agent.sampling-endpoint",
+        env = "SPOOR_AGENT_SAMPLING_ENDPOINT"
+    )]
+    pub agent_sampling_endpoint: Option<String>,
+    /// Sampling strategies for clients' remote samplers (`GET /sampling`, `GET /`), in
+    /// all-in-one and agent [default: 0.0.0.0:5778].
+    #[arg(
+        long = "sampling.http.host-port",
+        env = "SPOOR_SAMPLING_HTTP_HOST_PORT"
+    )]
+    pub sampling_http: Option<String>,
+    /// Sampling strategies file (Jaeger's JSON format), re-read when it changes; without one
+    /// every service gets probabilistic 0.001.
+    #[arg(
+        long = "sampling.strategies-file",
+        env = "SPOOR_SAMPLING_STRATEGIES_FILE"
+    )]
+    pub sampling_strategies_file: Option<PathBuf>,
+    /// How often the strategies file is checked for changes [default: 10s].
+    #[arg(
+        long = "sampling.strategies-reload-interval",
+        env = "SPOOR_SAMPLING_STRATEGIES_RELOAD_INTERVAL"
+    )]
+    pub sampling_reload_interval: Option<String>,
     /// Receiver families to run, comma-separated: otlp, jaeger, zipkin [default: all].
     #[arg(long, env = "SPOOR_RECEIVERS", value_delimiter = ',')]
     pub receivers: Option<Vec<String>>,
@@ -182,6 +223,7 @@ struct FileConfig {
     pipeline: Option<FilePipeline>,
     batch: Option<FileBatch>,
     agent: Option<FileAgent>,
+    sampling: Option<FileSampling>,
     log: Option<FileLog>,
 }
 
@@ -189,12 +231,16 @@ struct FileConfig {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileMemory {
     max_traces: Option<usize>,
+    limit_mib: Option<u64>,
+    spike_limit_mib: Option<u64>,
+    check_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileSled {
     partition: Option<String>,
+    cache_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -209,6 +255,15 @@ struct FileOtlp {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileAgent {
     collector_endpoint: Option<String>,
+    sampling_endpoint: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileSampling {
+    http: Option<FileHostPort>,
+    strategies_file: Option<PathBuf>,
+    strategies_reload_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -277,6 +332,10 @@ pub struct Settings {
     pub durability: DurabilityKind,
     /// Memory store capacity in traces.
     pub memory_max_traces: usize,
+    /// The process memory limiter.
+    pub memory_limit: crate::memlimit::MemoryLimitConfig,
+    /// sled page cache bytes.
+    pub sled_cache_bytes: u64,
     /// OTLP/gRPC address (`None`: receiver off).
     pub otlp_grpc: Option<SocketAddr>,
     /// OTLP/HTTP address.
@@ -293,6 +352,14 @@ pub struct Settings {
     pub zipkin_http: Option<SocketAddr>,
     /// Agent role: the collector's OTLP/gRPC endpoint.
     pub agent_collector_endpoint: Option<String>,
+    /// Agent role: the collector's gRPC `SamplingManager` endpoint.
+    pub agent_sampling_endpoint: Option<String>,
+    /// Sampling HTTP address (`/sampling`, `/`; `None`: off).
+    pub sampling_http: Option<SocketAddr>,
+    /// Sampling strategies file (`None`: Jaeger's default for every service).
+    pub sampling_strategies_file: Option<PathBuf>,
+    /// How often the strategies file is checked for changes.
+    pub sampling_reload_interval: Duration,
     /// OTLP request size limit.
     pub otlp_max_body_bytes: usize,
     /// Query API address.
@@ -327,6 +394,31 @@ impl Settings {
         let log = file.log.unwrap_or_default();
         let jaeger = file.jaeger.unwrap_or_default();
         let zipkin = file.zipkin.unwrap_or_default();
+        let agent = file.agent.unwrap_or_default();
+        let sampling = file.sampling.unwrap_or_default();
+        let sampling_reload_interval = parse_duration_setting(
+            "sampling.strategies-reload-interval",
+            opts.sampling_reload_interval
+                .clone()
+                .or(sampling.strategies_reload_interval),
+            "10s",
+        )?;
+        if sampling_reload_interval.is_zero() {
+            bail!("sampling.strategies-reload-interval must be longer than zero");
+        }
+        let agent_collector_endpoint = opts
+            .agent_collector_endpoint
+            .clone()
+            .or(agent.collector_endpoint);
+        let agent_sampling_endpoint = opts
+            .agent_sampling_endpoint
+            .clone()
+            .or(agent.sampling_endpoint)
+            .or_else(|| {
+                agent_collector_endpoint
+                    .as_deref()
+                    .and_then(default_sampling_endpoint)
+            });
         let families = opts
             .receivers
             .clone()
@@ -371,6 +463,38 @@ impl Settings {
         if memory_max_traces == 0 {
             bail!("memory.max-traces must be at least 1");
         }
+        let limit_mib = opts.memory_limit_mib.or(memory.limit_mib).unwrap_or(0);
+        let spike_mib = opts
+            .memory_spike_limit_mib
+            .or(memory.spike_limit_mib)
+            .unwrap_or(limit_mib / 5);
+        if limit_mib > 0 && spike_mib >= limit_mib {
+            bail!(
+                "memory.spike-limit-mib {spike_mib} must be smaller than memory.limit-mib {limit_mib}"
+            );
+        }
+        let check_interval = parse_duration_setting(
+            "memory.check-interval",
+            opts.memory_check_interval
+                .clone()
+                .or(memory.check_interval.clone()),
+            "250ms",
+        )?;
+        if check_interval < Duration::from_millis(10) {
+            bail!("memory.check-interval must be at least 10ms, got {check_interval:?}");
+        }
+        let memory_limit = crate::memlimit::MemoryLimitConfig {
+            limit_bytes: limit_mib << 20,
+            spike_bytes: spike_mib << 20,
+            check_interval,
+        };
+        let sled_cache_bytes = opts
+            .sled_cache_bytes
+            .or(sled.cache_bytes)
+            .unwrap_or(16 << 20);
+        if sled_cache_bytes < 1 << 20 {
+            bail!("sled.cache-bytes must be at least 1048576, got {sled_cache_bytes}");
+        }
         let batch_max_spans = opts.batch_max_spans.or(batch.max_spans).unwrap_or(8192);
         if batch_max_spans == 0 {
             bail!("batch.max-spans must be at least 1");
@@ -403,6 +527,8 @@ impl Settings {
                 .or(file.durability)
                 .unwrap_or(DurabilityKind::Periodic),
             memory_max_traces,
+            memory_limit,
+            sled_cache_bytes,
             otlp_grpc: on(
                 "otlp",
                 parse_addr(
@@ -474,10 +600,20 @@ impl Settings {
                 opts.admin_http.clone().or(host_port(file.admin)),
                 "0.0.0.0:14269",
             )?,
-            agent_collector_endpoint: opts
-                .agent_collector_endpoint
+            agent_collector_endpoint,
+            agent_sampling_endpoint,
+            sampling_http: Some(parse_addr(
+                "sampling.http.host-port",
+                opts.sampling_http
+                    .clone()
+                    .or(sampling.http.and_then(|h| h.host_port)),
+                "0.0.0.0:5778",
+            )?),
+            sampling_strategies_file: opts
+                .sampling_strategies_file
                 .clone()
-                .or(file.agent.and_then(|a| a.collector_endpoint)),
+                .or(sampling.strategies_file),
+            sampling_reload_interval,
             queue_bytes,
             batch_max_spans,
             batch_max_age,
@@ -510,6 +646,17 @@ fn parse_duration_setting(
 ) -> anyhow::Result<Duration> {
     let text = value.unwrap_or_else(|| default.to_string());
     parse_duration(&text).map_err(|e| anyhow::anyhow!("invalid {name} {text:?}: {e}"))
+}
+
+/// The agent's default `SamplingManager` endpoint: the collector endpoint's scheme and host with
+/// Jaeger's gRPC port 14250.
+fn default_sampling_endpoint(collector: &str) -> Option<String> {
+    let uri: http::Uri = collector.parse().ok()?;
+    let host = uri.host()?;
+    Some(format!(
+        "{}://{host}:14250",
+        uri.scheme_str().unwrap_or("http")
+    ))
 }
 
 /// Parses `host:port` (`:port` means all interfaces).
@@ -665,6 +812,55 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("kafka"), "{err}");
+    }
+
+    #[test]
+    fn sampling_settings() {
+        let s = Settings::resolve(&Options::default()).unwrap();
+        assert_eq!(s.sampling_http.map(|a| a.port()), Some(5778));
+        assert_eq!(s.sampling_reload_interval, Duration::from_secs(10));
+        assert_eq!(
+            (s.sampling_strategies_file, s.agent_sampling_endpoint),
+            (None, None)
+        );
+        let s = Settings::resolve(&Options {
+            agent_collector_endpoint: Some("http://collector.local:4317".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            s.agent_sampling_endpoint.as_deref(),
+            Some("http://collector.local:14250")
+        );
+        let s = with_file(
+            "[agent]\ncollector-endpoint = \"https://[::1]:4317\"\n[sampling]\nstrategies-file = \"/etc/s.json\"\nstrategies-reload-interval = \"250ms\"\n[sampling.http]\nhost-port = \"127.0.0.1:9778\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.agent_sampling_endpoint.as_deref(),
+            Some("https://[::1]:14250")
+        );
+        assert_eq!(s.sampling_http, Some("127.0.0.1:9778".parse().unwrap()));
+        assert_eq!(
+            s.sampling_strategies_file,
+            Some(PathBuf::from("/etc/s.json"))
+        );
+        assert_eq!(s.sampling_reload_interval, Duration::from_millis(250));
+        let s = Settings::resolve(&Options {
+            agent_collector_endpoint: Some("http://c:4317".into()),
+            agent_sampling_endpoint: Some("http://other:1".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.agent_sampling_endpoint.as_deref(), Some("http://other:1"));
+        let err = with_file("[sampling]\nstrategies-reload-interval = \"0s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sampling.strategies-reload-interval"), "{err}");
+        let err = with_file("[sampling]\nstrategy-file = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("strategy-file"), "{err}");
     }
 
     #[test]

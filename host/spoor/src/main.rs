@@ -13,9 +13,11 @@ mod config;
 mod forward;
 mod ingest;
 mod logging;
+mod memlimit;
 mod metrics;
 mod pipeline;
 mod receivers;
+mod sampling;
 
 use std::future::IntoFuture;
 use std::process::ExitCode;
@@ -99,7 +101,7 @@ fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn TraceStore>> {
                     DurabilityKind::Periodic => Durability::Periodic,
                     DurabilityKind::Sync => Durability::Sync,
                 },
-                cache_bytes: 64 << 20,
+                cache_bytes: settings.sled_cache_bytes,
             };
             let store = SledStore::open(cfg).map_err(|e| {
                 if e.to_string().contains("could not acquire lock") {
@@ -198,6 +200,12 @@ fn check_role(role: Role, settings: &mut Settings) -> anyhow::Result<()> {
             settings.zipkin_http = None;
             Ok(())
         }
+        Role::Collector => {
+            // clients' remote samplers ask the agent (or all-in-one) port; the collector
+            // serves strategies on its gRPC and Thrift HTTP ports
+            settings.sampling_http = None;
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
@@ -205,6 +213,22 @@ fn check_role(role: Role, settings: &mut Settings) -> anyhow::Result<()> {
 async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     check_role(role, &mut settings)?;
     let metrics = Arc::new(Metrics::default());
+    // a bad strategies file stops start-up, naming the file and the field
+    let sampling = role
+        .receives()
+        .then(|| {
+            sampling::Sampling::start(
+                &sampling::SamplingConfig {
+                    strategies_file: settings.sampling_strategies_file.clone(),
+                    reload_interval: settings.sampling_reload_interval,
+                    collector_endpoint: (role == Role::Agent)
+                        .then(|| settings.agent_sampling_endpoint.clone())
+                        .flatten(),
+                },
+                &metrics,
+            )
+        })
+        .transpose()?;
     let admin_l = receivers::bind_tcp(settings.admin_http, "admin.http.host-port").await?;
     let listeners = if role.receives() {
         Some(receivers::bind_all(&settings).await?)
@@ -220,6 +244,7 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     let (stop_receivers, receivers_rx) = watch::channel(false);
     let (stop_servers, servers_rx) = watch::channel(false);
 
+    let memory_task = memlimit::spawn(metrics.clone(), settings.memory_limit, servers_rx.clone());
     let admin = admin::Admin::new(metrics.clone());
     let ready = admin.ready.clone();
     let admin_task = tokio::spawn(
@@ -273,10 +298,10 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
             },
         )
     });
-    let receiver_tasks = match (&pipeline, listeners) {
-        (Some(p), Some(l)) => {
+    let receiver_tasks = match (&pipeline, listeners, &sampling) {
+        (Some(p), Some(l), Some(s)) => {
             let ingest: Arc<dyn Ingest> = p.clone();
-            receivers::serve_all(l, &settings, &ingest, &receivers_rx)
+            receivers::serve_all(l, &settings, &ingest, &s.provider, &receivers_rx)
         }
         _ => Vec::new(),
     };
@@ -338,12 +363,16 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     if let Some(m) = maintenance {
         m.abort();
     }
+    if let Some(s) = &sampling {
+        s.stop();
+    }
     let _ = stop_servers.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         if let Some(q) = query_task {
             let _ = q.await;
         }
         let _ = admin_task.await;
+        let _ = memory_task.await;
     })
     .await;
     drop(pipeline);

@@ -70,6 +70,13 @@ pub struct StoreGauges {
     pub partitions_expired: AtomicU64,
 }
 
+/// Counters of the sampling strategies.
+#[derive(Debug, Default)]
+pub struct SamplingCounters {
+    /// Reloads of the strategies file refused (bad or unreadable file; the last good one stays).
+    pub strategies_reload_failures: AtomicU64,
+}
+
 /// All self-metrics of the daemon.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -78,6 +85,10 @@ pub struct Metrics {
     pub pipeline: PipelineCounters,
     /// Storage gauges, refreshed periodically from `TraceStore::stats`.
     pub store: StoreGauges,
+    /// Sampling strategies counters.
+    pub sampling: SamplingCounters,
+    /// The process memory limiter's state (resident memory, whether ingest is refused).
+    pub memory: crate::memlimit::MemoryLimiter,
 }
 
 impl Metrics {
@@ -130,7 +141,26 @@ impl Metrics {
         }
         let p = &self.pipeline;
         let s = &self.store;
-        let plain: [(&str, &str, &str, &AtomicU64); 15] = [
+        let m = &self.memory;
+        let plain: [(&str, &str, &str, &AtomicU64); 18] = [
+            (
+                "spoor_process_resident_memory_bytes",
+                "gauge",
+                "Resident memory of the process at the last memory-limiter check.",
+                &m.rss_bytes,
+            ),
+            (
+                "spoor_process_resident_memory_peak_bytes",
+                "gauge",
+                "Largest resident memory seen by the memory limiter since start.",
+                &m.rss_peak_bytes,
+            ),
+            (
+                "spoor_memory_limiter_activations_total",
+                "counter",
+                "Times resident memory crossed the soft limit and ingest was refused.",
+                &m.activations,
+            ),
             (
                 "spoor_pipeline_queue_bytes",
                 "gauge",
@@ -229,6 +259,12 @@ impl Metrics {
                 v.load(Relaxed)
             );
         }
+        let name = "spoor_sampling_strategies_reload_failures_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Reloads of the sampling strategies file refused; the last good one stays.\n# TYPE {name} counter\n{name} {}",
+            self.sampling.strategies_reload_failures.load(Relaxed)
+        );
         out
     }
 }

@@ -5,6 +5,8 @@
 //! reply must say how many spans were rejected. The queue is bounded in *bytes* by a semaphore:
 //! a request that does not fit is refused at once with [`IngestError::Overloaded`] (429 /
 //! RESOURCE_EXHAUSTED) and counted, so memory stays bounded and nothing is dropped silently.
+//! The same refusal is given while the process's resident memory is above the memory
+//! limiter's soft limit ([`crate::memlimit`]), whatever the queue holds.
 //! One writer task owns the [`Batcher`] and the [`DependencyLinker`]; store calls run on
 //! blocking threads. A write that fails is retried with back-off while its queue space stays
 //! taken, so a failing disk turns into back-pressure rather than loss.
@@ -156,6 +158,12 @@ impl Pipeline {
                 accepted: 0,
                 rejected,
                 message,
+            });
+        }
+        if self.metrics.memory.refusing() {
+            counters.spans_refused.fetch_add(count as u64, Relaxed);
+            return Err(IngestError::Overloaded {
+                retry_after: self.cfg.retry_after,
             });
         }
         let bytes: usize = spans.iter().map(Span::approx_size).sum();
@@ -544,5 +552,28 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err, IngestError::ShuttingDown);
+    }
+
+    #[tokio::test]
+    async fn memory_above_the_soft_limit_refuses_until_it_drops() {
+        let store = Arc::new(MemoryStore::new(100));
+        let metrics = Arc::new(Metrics::default());
+        let p = Pipeline::start(store.clone(), metrics.clone(), config(1 << 20, false));
+        let limit = crate::memlimit::MemoryLimitConfig {
+            limit_bytes: 100 << 20,
+            spike_bytes: 20 << 20,
+            check_interval: Duration::from_millis(100),
+        };
+        metrics.memory.observe(90 << 20, &limit);
+        let err = p
+            .ingest(batch(vec![span(4, 1, None, "a")]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IngestError::Overloaded { .. }));
+        assert_eq!(metrics.receiver("test").spans_refused.load(Relaxed), 1);
+        metrics.memory.observe(50 << 20, &limit);
+        p.ingest(batch(vec![span(4, 1, None, "a")])).await.unwrap();
+        p.shutdown().await;
+        assert!(store.get_trace(TraceId(4)).unwrap().is_some());
     }
 }

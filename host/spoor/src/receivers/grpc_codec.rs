@@ -1,12 +1,20 @@
-//! The codec the gRPC receivers share: it hands the request message over as raw bytes (so a
-//! decode failure is answered with INVALID_ARGUMENT naming the problem, where `ProstCodec`
+//! What the gRPC services share: the codec, which hands the request message over as raw bytes
+//! (so a decode failure is answered with INVALID_ARGUMENT naming the problem, where `ProstCodec`
 //! would answer INTERNAL, and so the one-pass decoders can read the wire directly) and encodes
-//! the response `R` with prost.
+//! the response `R` with prost; and [`UnaryServer`], the one hand-written tonic service (no
+//! code generation) that serves a [`UnaryMethod`] for OTLP `Export`, Jaeger `PostSpans` and
+//! `GetSamplingStrategy`.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::Status;
 
 /// Raw-bytes requests, prost-encoded responses of type `R`.
@@ -50,5 +58,97 @@ impl<R> Decoder for RequestBytesCodec<R> {
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
         let n = src.remaining();
         Ok(Some(src.copy_to_bytes(n)))
+    }
+}
+
+/// One unary gRPC method: the request arrives as raw bytes (decoded by the handler, so a bad
+/// message is INVALID_ARGUMENT naming the problem), the reply is a prost message.
+///
+/// `handle` may be called concurrently from many connections; it must not block.
+pub(crate) trait UnaryMethod: Send + Sync + 'static {
+    /// The gRPC service name, e.g. `jaeger.api_v2.CollectorService`.
+    const SERVICE: &'static str;
+    /// The full path of the one method, e.g. `/jaeger.api_v2.CollectorService/PostSpans`.
+    const PATH: &'static str;
+    /// The reply message.
+    type Response: prost::Message + Send + 'static;
+
+    /// Answers one call.
+    fn handle(
+        &self,
+        request: Bytes,
+    ) -> impl std::future::Future<Output = Result<Self::Response, Status>> + Send;
+}
+
+/// A tonic service of one [`UnaryMethod`], routed by path the way tonic-build's generated
+/// servers are (any other path is UNIMPLEMENTED), with gzip requests accepted and the decoded
+/// request size bounded.
+pub(crate) struct UnaryServer<M> {
+    method: Arc<M>,
+    max_message_bytes: usize,
+}
+
+impl<M> UnaryServer<M> {
+    /// The service, ready for `Server::add_service`.
+    pub(crate) fn new(method: M, max_message_bytes: usize) -> Self {
+        UnaryServer {
+            method: Arc::new(method),
+            max_message_bytes,
+        }
+    }
+}
+
+impl<M> Clone for UnaryServer<M> {
+    fn clone(&self) -> Self {
+        UnaryServer {
+            method: Arc::clone(&self.method),
+            max_message_bytes: self.max_message_bytes,
+        }
+    }
+}
+
+impl<M: UnaryMethod> NamedService for UnaryServer<M> {
+    const NAME: &'static str = M::SERVICE;
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
+
+impl<M: UnaryMethod> tower::Service<http::Request<tonic::body::Body>> for UnaryServer<M> {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        if req.uri().path() != M::PATH {
+            let status = Status::unimplemented(format!("unknown method {:?}", req.uri().path()));
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
+        let call = Call(Arc::clone(&self.method));
+        let mut grpc = Grpc::new(RequestBytesCodec::<M::Response>::default())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(self.max_message_bytes);
+        Box::pin(async move { Ok(grpc.unary(call, req).await) })
+    }
+}
+
+/// Adapts a [`UnaryMethod`] to tonic's `UnaryService`.
+struct Call<M>(Arc<M>);
+
+impl<M: UnaryMethod> UnaryService<Bytes> for Call<M> {
+    type Response = M::Response;
+    type Future = BoxFuture<tonic::Response<M::Response>, Status>;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        let method = Arc::clone(&self.0);
+        Box::pin(async move {
+            method
+                .handle(request.into_inner())
+                .await
+                .map(tonic::Response::new)
+        })
     }
 }

@@ -1,26 +1,24 @@
-//! The Jaeger `api_v2` gRPC receiver: `jaeger.api_v2.CollectorService/PostSpans`, served by
-//! tonic without code generation (written out the way tonic-build would generate it).
-//!
-//! [`CollectorServiceServer`] is one named service; other `jaeger.api_v2` services on the same
-//! port (`SamplingManager/GetSamplingStrategy`) are added next to it with `add_service`.
+//! The Jaeger `api_v2` gRPC port (14250): `jaeger.api_v2.CollectorService/PostSpans` and
+//! `jaeger.api_v2.SamplingManager/GetSamplingStrategy`, served by tonic without code generation
+//! (through the shared [`UnaryServer`](super::grpc_codec::UnaryServer)).
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use prost::Message;
 use spoor_jaeger::proto::{PostSpansResponse, COLLECTOR_SERVICE, POST_SPANS_PATH};
+use spoor_jaeger::sampling::{
+    SamplingStrategyParameters, SamplingStrategyResponse, GET_SAMPLING_STRATEGY_PATH,
+    SAMPLING_MANAGER_SERVICE,
+};
 use spoor_otlp::proto::RpcStatus;
-use tonic::codec::CompressionEncoding;
-use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Status};
 
 use super::refusal;
 use crate::ingest::{Ingest, IngestBatch};
-use crate::receivers::grpc_codec::RequestBytesCodec;
+use crate::receivers::grpc_codec::{UnaryMethod, UnaryServer};
+use crate::sampling::StrategyProvider;
 
 /// Name of this receiver in metrics and in [`Ingest::bad_request`].
 pub const RECEIVER: &str = "jaeger_grpc";
@@ -32,17 +30,25 @@ pub struct JaegerGrpcConfig {
     pub max_message_bytes: usize,
 }
 
-/// Serves `CollectorService` on `listener` until `shutdown` resolves, then drains in-flight
-/// calls.
+/// Serves `CollectorService` and `SamplingManager` on `listener` until `shutdown` resolves, then
+/// drains in-flight calls.
 pub async fn serve_jaeger_grpc(
     listener: tokio::net::TcpListener,
     ingest: Arc<dyn Ingest>,
+    sampling: StrategyProvider,
     cfg: JaegerGrpcConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr().ok();
     tonic::transport::Server::builder()
-        .add_service(CollectorServiceServer::new(ingest, cfg))
+        .add_service(UnaryServer::new(
+            PostSpans { ingest },
+            cfg.max_message_bytes,
+        ))
+        .add_service(UnaryServer::new(
+            GetSamplingStrategy { sampling },
+            cfg.max_message_bytes,
+        ))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
@@ -54,89 +60,61 @@ pub async fn serve_jaeger_grpc(
         })
 }
 
-/// The `jaeger.api_v2.CollectorService` server.
-#[derive(Clone)]
-pub struct CollectorServiceServer {
-    ingest: Arc<dyn Ingest>,
-    max_message_bytes: usize,
-}
-
-impl CollectorServiceServer {
-    /// The service, ready for `Server::add_service`.
-    pub fn new(ingest: Arc<dyn Ingest>, cfg: JaegerGrpcConfig) -> Self {
-        CollectorServiceServer {
-            ingest,
-            max_message_bytes: cfg.max_message_bytes,
-        }
-    }
-}
-
-impl NamedService for CollectorServiceServer {
-    const NAME: &'static str = COLLECTOR_SERVICE;
-}
-
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
-
-impl tower::Service<http::Request<tonic::body::Body>> for CollectorServiceServer {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Infallible>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
-        if req.uri().path() != POST_SPANS_PATH {
-            let status = Status::unimplemented(format!("unknown method {:?}", req.uri().path()));
-            return Box::pin(async move { Ok(status.into_http()) });
-        }
-        let post = PostSpans {
-            ingest: Arc::clone(&self.ingest),
-        };
-        let mut grpc = Grpc::new(RequestBytesCodec::<PostSpansResponse>::default())
-            .accept_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(self.max_message_bytes);
-        Box::pin(async move { Ok(grpc.unary(post, req).await) })
-    }
-}
-
-/// The `PostSpans` method.
+/// `CollectorService/PostSpans`.
 struct PostSpans {
     ingest: Arc<dyn Ingest>,
 }
 
-impl UnaryService<Bytes> for PostSpans {
+impl UnaryMethod for PostSpans {
+    const SERVICE: &'static str = COLLECTOR_SERVICE;
+    const PATH: &'static str = POST_SPANS_PATH;
     type Response = PostSpansResponse;
-    type Future = BoxFuture<tonic::Response<Self::Response>, Status>;
 
-    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
-        let ingest = Arc::clone(&self.ingest);
-        Box::pin(async move {
-            let decoded = match spoor_jaeger::decode_post_spans(request.get_ref()) {
-                Ok(d) => d,
-                Err(e) => {
-                    let message = e.to_string();
-                    ingest.bad_request(RECEIVER, &message);
-                    return Err(Status::invalid_argument(message));
-                }
-            };
-            let batch = IngestBatch::from_decoded(RECEIVER, decoded);
-            match ingest.ingest(batch).await {
-                // api_v2 has no partial success: rejected spans are reported by the pipeline's
-                // metrics and logs, the call itself succeeds as Jaeger's collector does
-                Ok(_) => Ok(tonic::Response::new(PostSpansResponse {})),
-                Err(err) => {
-                    let r = refusal(&err);
-                    let details = RpcStatus::new(r.rpc_code, r.message.clone(), r.retry_after);
-                    Err(Status::with_details(
-                        Code::from(r.rpc_code),
-                        r.message,
-                        Bytes::from(details.encode_to_vec()),
-                    ))
-                }
+    async fn handle(&self, request: Bytes) -> Result<PostSpansResponse, Status> {
+        let decoded = match spoor_jaeger::decode_post_spans(&request) {
+            Ok(d) => d,
+            Err(e) => {
+                let message = e.to_string();
+                self.ingest.bad_request(RECEIVER, &message);
+                return Err(Status::invalid_argument(message));
             }
-        })
+        };
+        let batch = IngestBatch::from_decoded(RECEIVER, decoded);
+        match self.ingest.ingest(batch).await {
+            // api_v2 has no partial success: rejected spans are reported by the pipeline's
+            // metrics and logs, the call itself succeeds as Jaeger's collector does
+            Ok(_) => Ok(PostSpansResponse {}),
+            Err(err) => {
+                let r = refusal(&err);
+                let details = RpcStatus::new(r.rpc_code, r.message.clone(), r.retry_after);
+                Err(Status::with_details(
+                    Code::from(r.rpc_code),
+                    r.message,
+                    Bytes::from(details.encode_to_vec()),
+                ))
+            }
+        }
+    }
+}
+
+/// `SamplingManager/GetSamplingStrategy`.
+struct GetSamplingStrategy {
+    sampling: StrategyProvider,
+}
+
+impl UnaryMethod for GetSamplingStrategy {
+    const SERVICE: &'static str = SAMPLING_MANAGER_SERVICE;
+    const PATH: &'static str = GET_SAMPLING_STRATEGY_PATH;
+    type Response = SamplingStrategyResponse;
+
+    async fn handle(&self, request: Bytes) -> Result<SamplingStrategyResponse, Status> {
+        let params = SamplingStrategyParameters::decode(request).map_err(|e| {
+            Status::invalid_argument(format!("invalid SamplingStrategyParameters: {e}"))
+        })?;
+        self.sampling
+            .strategy(&params.service_name)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))
     }
 }
 
@@ -149,9 +127,24 @@ mod tests {
     use tonic::transport::Channel;
     use tonic_prost::ProstCodec;
 
+    use spoor_core::sampling::StrategyResponse;
+
     use super::*;
     use crate::ingest::IngestError;
     use crate::receivers::testing::Recorder;
+    use crate::sampling::StrategySource;
+
+    /// Service `a` samples everything, the others 5 traces per second.
+    struct PerService;
+
+    impl StrategySource for PerService {
+        fn strategy(&self, service: &str) -> StrategyResponse {
+            match service {
+                "a" => StrategyResponse::probabilistic(1.0),
+                _ => StrategyResponse::rate_limiting(5),
+            }
+        }
+    }
 
     async fn start(
         rec: Arc<Recorder>,
@@ -166,6 +159,7 @@ mod tests {
         let task = tokio::spawn(serve_jaeger_grpc(
             listener,
             rec,
+            StrategyProvider::Local(Arc::new(PerService)),
             JaegerGrpcConfig {
                 max_message_bytes: 1 << 20,
             },
@@ -186,12 +180,24 @@ mod tests {
         path: &'static str,
         msg: M,
     ) -> Result<PostSpansResponse, Status> {
+        call_for(client, path, msg).await
+    }
+
+    async fn call_for<M, R>(
+        client: &mut tonic::client::Grpc<Channel>,
+        path: &'static str,
+        msg: M,
+    ) -> Result<R, Status>
+    where
+        M: Message + Default + Send + Sync + 'static,
+        R: Message + Default + Send + Sync + 'static,
+    {
         client.ready().await.unwrap();
         client
             .unary(
                 tonic::Request::new(msg),
                 PathAndQuery::from_static(path),
-                ProstCodec::<M, PostSpansResponse>::default(),
+                ProstCodec::<M, R>::default(),
             )
             .await
             .map(tonic::Response::into_inner)
@@ -249,7 +255,7 @@ mod tests {
         );
         let unknown = call(
             &mut client,
-            "/jaeger.api_v2.SamplingManager/GetSamplingStrategy",
+            "/jaeger.api_v2.CollectorService/Nope",
             request(vec![2; 8]),
         )
         .await
@@ -262,6 +268,53 @@ mod tests {
             .unwrap()
             .unwrap()
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn sampling_manager_answers_per_service() {
+        let rec = Recorder::new();
+        let (mut client, stop, _task) = start(rec.clone()).await;
+        for (service, want) in [
+            ("a", StrategyResponse::probabilistic(1.0)),
+            ("b", StrategyResponse::rate_limiting(5)),
+        ] {
+            let params = SamplingStrategyParameters {
+                service_name: service.into(),
+            };
+            let got: SamplingStrategyResponse =
+                call_for(&mut client, GET_SAMPLING_STRATEGY_PATH, params)
+                    .await
+                    .unwrap();
+            assert_eq!(got, SamplingStrategyResponse::from(&want), "{service}");
+        }
+        // a string field with a varint on the wire is not a SamplingStrategyParameters
+        let err = call_for::<_, SamplingStrategyResponse>(
+            &mut client,
+            GET_SAMPLING_STRATEGY_PATH,
+            proto::Timestamp {
+                seconds: 1,
+                nanos: 0,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(
+            err.message()
+                .starts_with("invalid SamplingStrategyParameters: "),
+            "{}",
+            err.message()
+        );
+        let unknown = call_for::<_, SamplingStrategyResponse>(
+            &mut client,
+            "/jaeger.api_v2.SamplingManager/Nope",
+            SamplingStrategyParameters::default(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(unknown.code(), Code::Unimplemented);
+        assert!(rec.batches.lock().is_empty());
+        stop.send(()).unwrap();
     }
 
     #[tokio::test]

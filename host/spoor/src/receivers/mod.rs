@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 use crate::ingest::{Ingest, IngestError, IngestOutcome};
+use crate::sampling::StrategyProvider;
 
 mod grpc_codec;
 pub mod jaeger_grpc;
@@ -24,6 +25,7 @@ pub mod jaeger_http;
 pub mod jaeger_udp;
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod sampling_http;
 pub mod zipkin_http;
 
 /// Sockets of every enabled receiver, bound before storage is opened so that a port in use
@@ -36,6 +38,7 @@ pub struct Listeners {
     jaeger_http: Option<TcpListener>,
     jaeger_grpc: Option<TcpListener>,
     zipkin_http: Option<TcpListener>,
+    sampling_http: Option<TcpListener>,
 }
 
 /// Binds a UDP socket; the error names the address and the flag that sets it.
@@ -81,6 +84,7 @@ pub async fn bind_all(settings: &Settings) -> anyhow::Result<Listeners> {
         jaeger_http: bind_opt(settings.jaeger_http, "jaeger.thrift-http.host-port").await?,
         jaeger_grpc: bind_opt(settings.jaeger_grpc, "jaeger.grpc.host-port").await?,
         zipkin_http: bind_opt(settings.zipkin_http, "zipkin.http.host-port").await?,
+        sampling_http: bind_opt(settings.sampling_http, "sampling.http.host-port").await?,
     })
 }
 
@@ -94,6 +98,7 @@ pub fn describe(settings: &Settings) -> String {
         ("jaeger_thrift_http", settings.jaeger_http),
         ("jaeger_grpc", settings.jaeger_grpc),
         ("zipkin_http", settings.zipkin_http),
+        ("sampling_http", settings.sampling_http),
     ];
     all.iter()
         .filter_map(|(n, a)| a.map(|a| format!("{n}={a}")))
@@ -173,12 +178,13 @@ pub fn stopped(
     }
 }
 
-/// Starts every bound receiver; each task ends after `stop` turns true and its in-flight
-/// requests finished.
+/// Starts every bound receiver and sampling endpoint (all asking `sampling`); each task ends
+/// after `stop` turns true and its in-flight requests finished.
 pub fn serve_all(
     listeners: Listeners,
     settings: &Settings,
     ingest: &Arc<dyn Ingest>,
+    sampling: &StrategyProvider,
     stop: &watch::Receiver<bool>,
 ) -> Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> {
     let mut tasks = Vec::new();
@@ -234,7 +240,8 @@ pub fn serve_all(
             jaeger_http::JaegerHttpConfig {
                 max_body_bytes: max,
             },
-        );
+        )
+        .merge(sampling_http::api_sampling_router(sampling.clone()));
         tasks.push((
             jaeger_http::RECEIVER,
             tokio::spawn(serve_http(l, router, stop)),
@@ -246,6 +253,7 @@ pub fn serve_all(
             tokio::spawn(jaeger_grpc::serve_jaeger_grpc(
                 l,
                 ingest.clone(),
+                sampling.clone(),
                 jaeger_grpc::JaegerGrpcConfig {
                     max_message_bytes: max,
                 },
@@ -264,6 +272,10 @@ pub fn serve_all(
             zipkin_http::RECEIVER,
             tokio::spawn(serve_http(l, router, stop)),
         ));
+    }
+    if let Some(l) = listeners.sampling_http {
+        let router = sampling_http::sampling_http_router(sampling.clone());
+        tasks.push(("sampling_http", tokio::spawn(serve_http(l, router, stop))));
     }
     tasks
 }

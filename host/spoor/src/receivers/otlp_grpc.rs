@@ -1,23 +1,18 @@
 //! The OTLP/gRPC trace receiver: `opentelemetry.proto.collector.trace.v1.TraceService/Export`,
-//! served by tonic without code generation (the service is written out here the way
-//! tonic-build would generate it).
+//! served by tonic without code generation (through the shared
+//! [`UnaryServer`](super::grpc_codec::UnaryServer)).
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use prost::Message;
 use spoor_otlp::proto;
-use tonic::codec::CompressionEncoding;
-use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Status};
 
 use super::{export_response, refusal};
 use crate::ingest::{Ingest, IngestBatch};
-use crate::receivers::grpc_codec::RequestBytesCodec;
+use crate::receivers::grpc_codec::{UnaryMethod, UnaryServer};
 
 /// Name of this receiver in metrics and in [`Ingest::bad_request`].
 pub const RECEIVER: &str = "otlp_grpc";
@@ -43,12 +38,8 @@ pub async fn serve_otlp_grpc(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr().ok();
-    let svc = TraceServiceServer {
-        ingest,
-        max_message_bytes: cfg.max_message_bytes,
-    };
     tonic::transport::Server::builder()
-        .add_service(svc)
+        .add_service(UnaryServer::new(Export { ingest }, cfg.max_message_bytes))
         .serve_with_incoming_shutdown(
             // No Nagle: a small unary reply must not wait for the client's delayed ACK.
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -61,78 +52,38 @@ pub async fn serve_otlp_grpc(
         })
 }
 
-/// The `TraceService` server: routes by path like tonic-generated servers do.
-#[derive(Clone)]
-struct TraceServiceServer {
-    ingest: Arc<dyn Ingest>,
-    max_message_bytes: usize,
-}
-
-impl NamedService for TraceServiceServer {
-    const NAME: &'static str = SERVICE_NAME;
-}
-
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
-
-impl tower::Service<http::Request<tonic::body::Body>> for TraceServiceServer {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Infallible>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
-        if req.uri().path() != EXPORT_PATH {
-            let status = Status::unimplemented(format!("unknown method {:?}", req.uri().path()));
-            return Box::pin(async move { Ok(status.into_http()) });
-        }
-        let export = Export {
-            ingest: Arc::clone(&self.ingest),
-        };
-        let mut grpc = Grpc::new(RequestBytesCodec::<proto::ExportTraceServiceResponse>::default())
-            .accept_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(self.max_message_bytes);
-        Box::pin(async move { Ok(grpc.unary(export, req).await) })
-    }
-}
-
 /// The `Export` method.
 struct Export {
     ingest: Arc<dyn Ingest>,
 }
 
-impl UnaryService<Bytes> for Export {
+impl UnaryMethod for Export {
+    const SERVICE: &'static str = SERVICE_NAME;
+    const PATH: &'static str = EXPORT_PATH;
     type Response = proto::ExportTraceServiceResponse;
-    type Future = BoxFuture<tonic::Response<Self::Response>, Status>;
 
-    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
-        let ingest = Arc::clone(&self.ingest);
-        Box::pin(async move {
-            let decoded = match spoor_otlp::decode_proto(request.get_ref()) {
-                Ok(d) => d,
-                Err(e) => {
-                    let message = e.to_string();
-                    ingest.bad_request(RECEIVER, &message);
-                    return Err(Status::invalid_argument(message));
-                }
-            };
-            let batch = IngestBatch::from_decoded(RECEIVER, decoded);
-            match ingest.ingest(batch).await {
-                Ok(outcome) => Ok(tonic::Response::new(export_response(&outcome))),
-                Err(err) => {
-                    let r = refusal(&err);
-                    let details =
-                        proto::RpcStatus::new(r.rpc_code, r.message.clone(), r.retry_after);
-                    Err(Status::with_details(
-                        Code::from(r.rpc_code),
-                        r.message,
-                        Bytes::from(details.encode_to_vec()),
-                    ))
-                }
+    async fn handle(&self, request: Bytes) -> Result<Self::Response, Status> {
+        let decoded = match spoor_otlp::decode_proto(&request) {
+            Ok(d) => d,
+            Err(e) => {
+                let message = e.to_string();
+                self.ingest.bad_request(RECEIVER, &message);
+                return Err(Status::invalid_argument(message));
             }
-        })
+        };
+        let batch = IngestBatch::from_decoded(RECEIVER, decoded);
+        match self.ingest.ingest(batch).await {
+            Ok(outcome) => Ok(export_response(&outcome)),
+            Err(err) => {
+                let r = refusal(&err);
+                let details = proto::RpcStatus::new(r.rpc_code, r.message.clone(), r.retry_after);
+                Err(Status::with_details(
+                    Code::from(r.rpc_code),
+                    r.message,
+                    Bytes::from(details.encode_to_vec()),
+                ))
+            }
+        }
     }
 }
 
@@ -144,6 +95,8 @@ mod tests {
     use spoor_core::{Span, SpanId, TraceId};
     use tonic::transport::Channel;
     use tonic_prost::ProstCodec;
+
+    use tonic::codec::CompressionEncoding;
 
     use super::*;
     use crate::ingest::IngestError;
