@@ -1,5 +1,6 @@
 //! Criterion micro-benchmarks of Spoor's hot paths, reported per span: OTLP decoding,
-//! validation, batching, storage blocks, the memory and sled stores, and Jaeger JSON rendering.
+//! validation, batching, storage blocks, sampling (head, tail, RED), the memory and sled stores,
+//! and Jaeger JSON rendering.
 //!
 //! Run with `cargo bench -p spoor-bench`; `cargo bench -p spoor-bench -- --test` runs each
 //! benchmark once as a check.
@@ -210,6 +211,94 @@ fn jaeger_json(c: &mut Criterion) {
     g.finish();
 }
 
+/// Sampling: the head decision per trace (goal ≤ 50 ns), the per-operation sampler a Jaeger
+/// client runs, the tail sampler's buffering and decision per span, and RED recording per span.
+fn sampling(c: &mut Criterion) {
+    use spoor_core::sampling::{Sampler, StrategyResponse, Threshold};
+    let ids: Vec<TraceId> = (0..1024u64)
+        .map(|i| TraceId(u128::from(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)) << 7 | 0x55))
+        .collect();
+    let mut g = c.benchmark_group("sampling");
+    g.throughput(Throughput::Elements(ids.len() as u64));
+    let threshold = Threshold::from_probability(0.01).expect("valid probability");
+    g.bench_function("consistent_decision_1024_traces", |b| {
+        b.iter(|| {
+            ids.iter()
+                .filter(|id| {
+                    spoor_core::sampling::consistent::sample(threshold, **id, black_box(""))
+                })
+                .count()
+        })
+    });
+    let strategy = StrategyResponse::probabilistic(0.01);
+    let mut sampler = Sampler::from_strategy(&strategy);
+    g.bench_function("jaeger_sampler_decision_1024_traces", |b| {
+        b.iter(|| {
+            ids.iter()
+                .enumerate()
+                .filter(|(i, id)| {
+                    sampler
+                        .sample(**id, "", black_box("GET /"), *i as u64)
+                        .sampled
+                })
+                .count()
+        })
+    });
+    g.finish();
+
+    let spans = batch_of_spans(11);
+    let mut g = c.benchmark_group("sampling");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let tail_cfg: spoor_core::tail::TailConfig = serde_json::from_str(
+        r#"{"decision_wait_ms": 1, "policies": [
+            {"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}},
+            {"name": "slow", "type": "latency", "latency": {"threshold_ms": 500}},
+            {"name": "some", "type": "probabilistic", "probabilistic": {"sampling_percentage": 10}}]}"#,
+    )
+    .expect("valid tail config");
+    g.bench_function("tail_push_and_decide_1000", |b| {
+        b.iter_batched(
+            || spans.clone(),
+            |s| {
+                let mut tail = spoor_core::tail::TailSampler::new(&tail_cfg).expect("valid");
+                let early = tail.push(s, 0).spans.len();
+                early + tail.poll(10_000_000).spans.len()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // Memory of 100k traces in flight (10 spans each): printed once, for BENCHMARKS.md.
+    {
+        let mut cfg = tail_cfg.clone();
+        cfg.decision_wait_ms = 3_600_000;
+        cfg.num_traces = 200_000;
+        cfg.max_bytes = 4 << 30;
+        let mut tail = spoor_core::tail::TailSampler::new(&cfg).expect("valid");
+        let mut g10 = generator(10, 13);
+        for _ in 0..100_000 {
+            tail.push(g10.next_trace(), 0);
+        }
+        let st = tail.stats();
+        eprintln!(
+            "tail sampler, {} traces in flight: index {} B ({:.0} B/trace), buffered spans {} B ({:.0} B/trace)",
+            st.traces_in_flight,
+            tail.index_bytes(),
+            tail.index_bytes() as f64 / st.traces_in_flight as f64,
+            st.bytes_in_flight,
+            st.bytes_in_flight as f64 / st.traces_in_flight as f64
+        );
+    }
+    let mut red = spoor_core::red::RedAggregator::new(60_000_000_000);
+    g.bench_function("red_record_1000", |b| {
+        b.iter(|| {
+            for s in &spans {
+                red.record(black_box(s));
+            }
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     // Short runs: the machine is shared.
     Criterion::default()
@@ -221,6 +310,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = otlp, core, memory_store, sled_store, jaeger_json
+    targets = otlp, core, sampling, memory_store, sled_store, jaeger_json
 }
 criterion_main!(benches);

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod clients;
+mod collector_sampling;
 mod garbage;
 mod golden;
 mod jaeger;

@@ -1,6 +1,6 @@
 //! Spoor's query HTTP API: Jaeger's `/api/…` (what the Jaeger UI and Grafana's Jaeger data source
-//! call) and `/api/v3/…` (grpc-gateway JSON with OTLP traces inside), served from a
-//! [`TraceStore`].
+//! call, including the Monitor tab's `/api/metrics/…`) and `/api/v3/…` (grpc-gateway JSON with
+//! OTLP traces inside), served from a [`TraceStore`].
 //!
 //! Responses are byte-for-byte what Jaeger's query service sends for the same traces. Store calls
 //! block, so they run on tokio's blocking pool. "Now" is read from the system clock here, in the
@@ -19,6 +19,7 @@ use spoor_store::{StoreError, TraceStore};
 
 pub mod jaeger;
 pub mod json;
+mod metrics;
 pub mod params;
 mod v1;
 mod v3;
@@ -56,7 +57,7 @@ pub(crate) struct AppState {
     pub cfg: Arc<QueryConfig>,
 }
 
-/// The query API's routes (v1 under `/api`, v3 under `/api/v3`).
+/// The query API's routes (v1 under `/api`, SPM under `/api/metrics`, v3 under `/api/v3`).
 pub fn router(store: Arc<dyn TraceStore>, cfg: QueryConfig) -> Router {
     let state = AppState {
         store,
@@ -72,6 +73,10 @@ pub fn router(store: Arc<dyn TraceStore>, cfg: QueryConfig) -> Router {
         .route("/api/traces", get(v1::search))
         .route("/api/traces/{trace_id}", get(v1::get_trace))
         .route("/api/dependencies", get(v1::dependencies))
+        .route("/api/metrics/latencies", get(metrics::latencies))
+        .route("/api/metrics/calls", get(metrics::calls))
+        .route("/api/metrics/errors", get(metrics::errors))
+        .route("/api/metrics/minstep", get(metrics::min_step))
         .route("/api/v3/services", get(v3::services))
         .route("/api/v3/operations", get(v3::operations))
         .route("/api/v3/traces", get(v3::find_traces))

@@ -19,7 +19,7 @@ const DEFAULT_LIMIT: usize = 100;
 const DEFAULT_DEPENDENCY_LOOKBACK_NANOS: u64 = 24 * 3600 * 1_000_000_000;
 
 /// Jaeger's `structuredResponse`.
-fn envelope(data: Json, total: usize, errors: Json) -> String {
+pub(crate) fn envelope(data: Json, total: usize, errors: Json) -> String {
     Json::obj([
         ("data", data),
         ("total", Json::UInt(total as u64)),
@@ -31,7 +31,7 @@ fn envelope(data: Json, total: usize, errors: Json) -> String {
 }
 
 /// The one place a v1 error becomes a response: `{"data":null,…,"errors":[{"code","msg"}]}`.
-fn error(err: ApiError) -> Response {
+pub(crate) fn error(err: ApiError) -> Response {
     let status = err.status();
     let body = envelope(
         Json::Null,
@@ -136,12 +136,16 @@ pub(crate) enum Search {
     Query(TraceQuery),
 }
 
-fn unparsable(param: &'static str) -> impl Fn(String) -> ParamError {
+pub(crate) fn unparsable(param: &'static str) -> impl Fn(String) -> ParamError {
     move |detail| ParamError::Unparsable { param, detail }
 }
 
 /// A time parameter counted in `unit_nanos` since the epoch (negative times clamp to 0).
-fn time_param(p: &Params, name: &'static str, unit_nanos: u64) -> Result<Option<u64>, ParamError> {
+pub(crate) fn time_param(
+    p: &Params,
+    name: &'static str,
+    unit_nanos: u64,
+) -> Result<Option<u64>, ParamError> {
     p.get(name)
         .map(|v| {
             go_parse_i64(v)

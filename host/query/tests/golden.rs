@@ -397,3 +397,127 @@ async fn v3_api() {
     )
     .await;
 }
+
+/// One stored RED bucket of the metrics fixture: (service, operation, kind, bucket start in
+/// minutes after `T0`, calls, errors, latency in ms of every call). Buckets are one minute.
+type RedBucket = (&'static str, &'static str, SpanKind, u64, u64, u64, u64);
+
+const RED_BUCKETS: &[RedBucket] = &[
+    (
+        "frontend",
+        "GET /dispatch",
+        SpanKind::Server,
+        4,
+        100,
+        12,
+        10,
+    ),
+    ("frontend", "GET /dispatch", SpanKind::Server, 4, 20, 0, 200),
+    ("frontend", "GET /dispatch", SpanKind::Server, 5, 60, 0, 20),
+    ("frontend", "POST /order", SpanKind::Server, 5, 30, 15, 300),
+    (
+        "frontend",
+        "GET /dispatch",
+        SpanKind::Client,
+        5,
+        600,
+        600,
+        1,
+    ),
+    // One bucket written in two halves (a late span re-opened it): the store merges them.
+    ("driver", "FindNearest", SpanKind::Server, 7, 120, 0, 5),
+    ("driver", "FindNearest", SpanKind::Server, 7, 120, 0, 5),
+];
+
+fn metrics_app() -> axum::Router {
+    let store = MemoryStore::new(100);
+    for &(service, operation, kind, minute, calls, errors, ms) in RED_BUCKETS {
+        let mut histogram = spoor_core::red::LatencyHistogram::new();
+        for _ in 0..calls {
+            histogram.record_nanos(ms * MS);
+        }
+        let point = spoor_core::red::RedPoint {
+            service: service.into(),
+            operation: operation.into(),
+            kind,
+            bucket_start_nanos: T0 + minute * 60_000 * MS,
+            bucket_nanos: 60_000 * MS,
+            calls,
+            errors,
+            histogram,
+        };
+        store
+            .write_span_metrics(&[point])
+            .expect("fixture points are written");
+    }
+    router(Arc::new(store), QueryConfig::default())
+}
+
+#[tokio::test]
+async fn metrics_api() {
+    let app = metrics_app();
+    // Steps 10:05, 10:06, …, 10:10 (T0 is 10:00); each window is the 2 minutes before its step.
+    let range = "endTs=1795601400000&lookback=300000&step=60000&ratePer=120000";
+    let both = format!("service=frontend&service=driver&{range}");
+    let uri = |path: &str, extra: &str| format!("/api/metrics/{path}?{both}{extra}");
+    let calls = uri("calls", "");
+    let calls_by_op = uri("calls", "&groupByOperation=true");
+    let calls_client = uri("calls", "&spanKind=client");
+    let calls_none = format!("/api/metrics/calls?service=nobody&{range}");
+    let errors = uri("errors", "");
+    let errors_by_op = uri("errors", "&groupByOperation=1");
+    let latencies = uri("latencies", "&quantile=0.95");
+    let latencies_by_op = uri("latencies", "&quantile=0.5&groupByOperation=true");
+    let latencies_all_kinds = uri("latencies", "&quantile=0.5&spanKind=server&spanKind=CLIENT");
+    // Steps every 250 ms around 10:08, when driver's bucket closes.
+    let sub_second = "/api/metrics/calls?service=driver&endTs=1795601280500&lookback=1000&step=250&ratePer=60000";
+    check(
+        &app,
+        &[
+            ("metrics_calls", &calls),
+            ("metrics_calls_by_operation", &calls_by_op),
+            ("metrics_calls_client", &calls_client),
+            ("metrics_calls_none", &calls_none),
+            ("metrics_calls_sub_second", sub_second),
+            ("metrics_errors", &errors),
+            ("metrics_errors_by_operation", &errors_by_op),
+            ("metrics_latencies", &latencies),
+            ("metrics_latencies_by_operation", &latencies_by_op),
+            ("metrics_latencies_all_kinds", &latencies_all_kinds),
+            ("metrics_minstep", "/api/metrics/minstep"),
+            (
+                "metrics_no_service",
+                "/api/metrics/calls?endTs=1795601400000",
+            ),
+            (
+                "metrics_no_quantile",
+                "/api/metrics/latencies?service=frontend",
+            ),
+            (
+                "metrics_quantile_out_of_range",
+                "/api/metrics/latencies?service=frontend&quantile=1.5",
+            ),
+            (
+                "metrics_bad_kind",
+                "/api/metrics/errors?service=frontend&spanKind=sideways",
+            ),
+            (
+                "metrics_bad_group",
+                "/api/metrics/calls?service=frontend&groupByOperation=maybe",
+            ),
+            (
+                "metrics_bad_end",
+                "/api/metrics/calls?service=frontend&endTs=now",
+            ),
+            (
+                "metrics_zero_step",
+                "/api/metrics/calls?service=frontend&step=0",
+            ),
+            (
+                "metrics_too_many_points",
+                "/api/metrics/calls?service=frontend&lookback=3600000&step=100",
+            ),
+        ],
+    )
+    .await;
+}

@@ -177,6 +177,30 @@ pub struct Options {
         env = "SPOOR_SAMPLING_STRATEGIES_RELOAD_INTERVAL"
     )]
     pub sampling_reload_interval: Option<String>,
+    /// Adaptive sampling (Jaeger's): serve per-operation probabilities calculated from the root
+    /// spans received, instead of a strategies file [default: false].
+    #[arg(long = "sampling.adaptive", env = "SPOOR_SAMPLING_ADAPTIVE")]
+    pub sampling_adaptive: Option<bool>,
+    /// Adaptive sampling: sampled traces per second wanted per operation [default: 1].
+    #[arg(
+        long = "sampling.target-samples-per-second",
+        env = "SPOOR_SAMPLING_TARGET_SAMPLES_PER_SECOND"
+    )]
+    pub sampling_target_samples_per_second: Option<f64>,
+    /// Adaptive sampling: how often probabilities are recalculated [default: 1m].
+    #[arg(
+        long = "sampling.calculation-interval",
+        env = "SPOOR_SAMPLING_CALCULATION_INTERVAL"
+    )]
+    pub sampling_calculation_interval: Option<String>,
+    /// RED span metrics (calls, errors, latency per service, operation and kind) for the
+    /// monitor API and /metrics [default: true].
+    #[arg(long = "span-metrics.enabled", env = "SPOOR_SPAN_METRICS_ENABLED")]
+    pub span_metrics_enabled: Option<bool>,
+    /// Time bucket of the stored span metrics, the finest step the monitor API answers
+    /// [default: 60s].
+    #[arg(long = "span-metrics.bucket", env = "SPOOR_SPAN_METRICS_BUCKET")]
+    pub span_metrics_bucket: Option<String>,
     /// Receiver families to run, comma-separated: otlp, jaeger, zipkin [default: all].
     #[arg(long, env = "SPOOR_RECEIVERS", value_delimiter = ',')]
     pub receivers: Option<Vec<String>>,
@@ -224,6 +248,7 @@ struct FileConfig {
     batch: Option<FileBatch>,
     agent: Option<FileAgent>,
     sampling: Option<FileSampling>,
+    span_metrics: Option<FileSpanMetrics>,
     log: Option<FileLog>,
 }
 
@@ -264,6 +289,18 @@ struct FileSampling {
     http: Option<FileHostPort>,
     strategies_file: Option<PathBuf>,
     strategies_reload_interval: Option<String>,
+    adaptive: Option<bool>,
+    target_samples_per_second: Option<f64>,
+    calculation_interval: Option<String>,
+    /// Tail sampling: the OTel Collector's tail_sampling settings, keys as the collector's.
+    tail: Option<spoor_core::tail::TailConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileSpanMetrics {
+    enabled: Option<bool>,
+    bucket: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -360,6 +397,12 @@ pub struct Settings {
     pub sampling_strategies_file: Option<PathBuf>,
     /// How often the strategies file is checked for changes.
     pub sampling_reload_interval: Duration,
+    /// Adaptive sampling settings (`None`: off).
+    pub sampling_adaptive: Option<spoor_core::sampling::AdaptiveConfig>,
+    /// Tail sampling in the pipeline (`None`: off), validated.
+    pub tail_sampling: Option<spoor_core::tail::TailConfig>,
+    /// Bucket of RED span metrics (`None`: off).
+    pub span_metrics_bucket: Option<Duration>,
     /// OTLP request size limit.
     pub otlp_max_body_bytes: usize,
     /// Query API address.
@@ -382,7 +425,7 @@ impl Settings {
     /// Merges flags (and their environment variables) over the config file over defaults, and
     /// validates the result. Errors name the flag or key and the bad value.
     pub fn resolve(opts: &Options) -> anyhow::Result<Settings> {
-        let file = match &opts.config {
+        let mut file = match &opts.config {
             Some(path) => load_file(path)?,
             None => FileConfig::default(),
         };
@@ -395,7 +438,7 @@ impl Settings {
         let jaeger = file.jaeger.unwrap_or_default();
         let zipkin = file.zipkin.unwrap_or_default();
         let agent = file.agent.unwrap_or_default();
-        let sampling = file.sampling.unwrap_or_default();
+        let mut sampling = file.sampling.take().unwrap_or_default();
         let sampling_reload_interval = parse_duration_setting(
             "sampling.strategies-reload-interval",
             opts.sampling_reload_interval
@@ -406,6 +449,68 @@ impl Settings {
         if sampling_reload_interval.is_zero() {
             bail!("sampling.strategies-reload-interval must be longer than zero");
         }
+        let sampling_adaptive = if opts
+            .sampling_adaptive
+            .or(sampling.adaptive)
+            .unwrap_or(false)
+        {
+            let mut cfg = spoor_core::sampling::AdaptiveConfig::default();
+            if let Some(t) = opts
+                .sampling_target_samples_per_second
+                .or(sampling.target_samples_per_second)
+            {
+                cfg.target_samples_per_second = t;
+            }
+            if let Some(text) = opts
+                .sampling_calculation_interval
+                .clone()
+                .or(sampling.calculation_interval.clone())
+            {
+                let d = parse_duration_setting("sampling.calculation-interval", Some(text), "1m")?;
+                if d.as_secs() == 0 {
+                    bail!("sampling.calculation-interval must be at least 1s, got {d:?}");
+                }
+                cfg.calculation_interval_seconds = d.as_secs();
+            }
+            cfg.validate()
+                .map_err(|e| anyhow::anyhow!("invalid adaptive sampling settings: {e}"))?;
+            let file_given =
+                opts.sampling_strategies_file.is_some() || sampling.strategies_file.is_some();
+            if file_given {
+                bail!(
+                    "sampling.adaptive and sampling.strategies-file exclude each other: choose one"
+                );
+            }
+            Some(cfg)
+        } else {
+            None
+        };
+        let tail_sampling = match sampling.tail.take() {
+            Some(cfg) => {
+                cfg.validate()
+                    .map_err(|e| anyhow::anyhow!("invalid sampling.tail: {e}"))?;
+                Some(cfg)
+            }
+            None => None,
+        };
+        let span_metrics = file.span_metrics.take().unwrap_or_default();
+        let span_metrics_bucket = if opts
+            .span_metrics_enabled
+            .or(span_metrics.enabled)
+            .unwrap_or(true)
+        {
+            let d = parse_duration_setting(
+                "span-metrics.bucket",
+                opts.span_metrics_bucket.clone().or(span_metrics.bucket),
+                "60s",
+            )?;
+            if d < Duration::from_secs(1) {
+                bail!("span-metrics.bucket must be at least 1s, got {d:?}");
+            }
+            Some(d)
+        } else {
+            None
+        };
         let agent_collector_endpoint = opts
             .agent_collector_endpoint
             .clone()
@@ -614,6 +719,9 @@ impl Settings {
                 .clone()
                 .or(sampling.strategies_file),
             sampling_reload_interval,
+            sampling_adaptive,
+            tail_sampling,
+            span_metrics_bucket,
             queue_bytes,
             batch_max_spans,
             batch_max_age,

@@ -11,6 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use spoor_core::red::RedPoint;
 use spoor_core::{DependencyLink, Operation, Span, SpanKind, Trace, TraceId, TraceQuery};
 use spoor_otlp::proto::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use spoor_store::{StoreError, StoreResult, StoreStats, TraceStore};
@@ -138,6 +139,21 @@ impl TraceStore for ForwardStore {
 
     fn expire_before(&self, _cutoff_nanos: u64) -> StoreResult<u64> {
         Ok(0)
+    }
+
+    // The agent computes no span metrics (the pipeline has them off in the agent role); the
+    // collector derives them from the spans forwarded to it.
+    fn write_span_metrics(&self, _points: &[RedPoint]) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn span_metrics(
+        &self,
+        _services: &[String],
+        _start_nanos: u64,
+        _end_nanos: u64,
+    ) -> StoreResult<Vec<RedPoint>> {
+        Ok(Vec::new())
     }
 
     fn stats(&self) -> StoreStats {

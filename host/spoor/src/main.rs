@@ -213,6 +213,14 @@ fn check_role(role: Role, settings: &mut Settings) -> anyhow::Result<()> {
 async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     check_role(role, &mut settings)?;
     let metrics = Arc::new(Metrics::default());
+    // adaptive sampling: the pipeline counts root spans into it, the endpoints serve from it
+    let adaptive = match (&settings.sampling_adaptive, role) {
+        (Some(cfg), Role::AllInOne | Role::Collector) => Some(Arc::new(parking_lot::Mutex::new(
+            spoor_core::sampling::Adaptive::new(cfg.clone())
+                .map_err(|e| anyhow::anyhow!("invalid adaptive sampling settings: {e}"))?,
+        ))),
+        _ => None,
+    };
     // a bad strategies file stops start-up, naming the file and the field
     let sampling = role
         .receives()
@@ -224,6 +232,7 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
                     collector_endpoint: (role == Role::Agent)
                         .then(|| settings.agent_sampling_endpoint.clone())
                         .flatten(),
+                    adaptive: adaptive.clone(),
                 },
                 &metrics,
             )
@@ -295,6 +304,16 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
                 retry_after: Duration::from_secs(1),
                 linker: LinkerConfig::default(),
                 links: role != Role::Agent,
+                // span metrics and tail sampling belong to the collector, not the agent
+                span_metrics_bucket_nanos: settings
+                    .span_metrics_bucket
+                    .filter(|_| role != Role::Agent)
+                    .map(|d| d.as_nanos() as u64),
+                tail: settings
+                    .tail_sampling
+                    .clone()
+                    .filter(|_| role != Role::Agent),
+                adaptive: adaptive.clone(),
             },
         )
     });

@@ -10,7 +10,10 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
+use spoor_core::red::{LatencyHistogram, RedPoint};
+use spoor_core::tail::TailStats;
+use spoor_core::SpanKind;
 
 /// Picks one counter out of a receiver's counters.
 type CounterOf = fn(&ReceiverCounters) -> &AtomicU64;
@@ -89,6 +92,166 @@ pub struct Metrics {
     pub sampling: SamplingCounters,
     /// The process memory limiter's state (resident memory, whether ingest is refused).
     pub memory: crate::memlimit::MemoryLimiter,
+    /// The tail sampler's counters (all 0 without tail sampling).
+    pub tail: TailGauges,
+    /// RED span metrics, cumulative since start, in the OTel spanmetrics connector's names.
+    pub spans: SpanMetrics,
+}
+
+/// The tail sampler's counters and gauges, copied from [`TailStats`] after each step.
+#[derive(Debug, Default)]
+pub struct TailGauges {
+    traces_sampled: AtomicU64,
+    traces_dropped: AtomicU64,
+    spans_dropped: AtomicU64,
+    decided_early: AtomicU64,
+    late_spans_sampled: AtomicU64,
+    late_spans_dropped: AtomicU64,
+    traces_in_flight: AtomicU64,
+    bytes_in_flight: AtomicU64,
+}
+
+impl TailGauges {
+    /// Copies the sampler's current figures.
+    pub fn publish(&self, s: &TailStats) {
+        self.traces_sampled.store(s.traces_sampled, Relaxed);
+        self.traces_dropped.store(s.traces_dropped, Relaxed);
+        self.spans_dropped.store(s.spans_dropped, Relaxed);
+        self.decided_early.store(s.decided_early, Relaxed);
+        self.late_spans_sampled.store(s.late_spans_sampled, Relaxed);
+        self.late_spans_dropped.store(s.late_spans_dropped, Relaxed);
+        self.traces_in_flight.store(s.traces_in_flight, Relaxed);
+        self.bytes_in_flight.store(s.bytes_in_flight, Relaxed);
+    }
+}
+
+/// Most (service, operation, kind) series exported on `/metrics`; the rest are counted in
+/// `spoor_span_metrics_series_dropped_total` (the store keeps them all).
+pub const MAX_SPAN_SERIES: usize = 10_000;
+
+/// Latency bucket bounds in milliseconds: the OTel spanmetrics connector's defaults.
+pub const SPAN_LATENCY_BOUNDS_MS: [u64; 16] = [
+    2, 4, 6, 8, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10_000, 15_000,
+];
+
+#[derive(Debug, Default)]
+struct SpanSeries {
+    calls: u64,
+    errors: u64,
+    latency: LatencyHistogram,
+}
+
+/// Cumulative RED series per (service, operation, kind), fed with closed buckets.
+#[derive(Debug, Default)]
+pub struct SpanMetrics {
+    series: Mutex<BTreeMap<(String, String, SpanKind), SpanSeries>>,
+    dropped: AtomicU64,
+}
+
+impl SpanMetrics {
+    /// Adds closed buckets.
+    pub fn add(&self, points: &[RedPoint]) {
+        let mut series = self.series.lock();
+        for p in points {
+            let key = (p.service.clone(), p.operation.clone(), p.kind);
+            if !series.contains_key(&key) && series.len() >= MAX_SPAN_SERIES {
+                self.dropped.fetch_add(1, Relaxed);
+                continue;
+            }
+            let s = series.entry(key).or_default();
+            s.calls += p.calls;
+            s.errors += p.errors;
+            s.latency.merge(&p.histogram);
+        }
+    }
+
+    /// Appends the series in the Prometheus text format, named and labelled as the OTel
+    /// Collector's spanmetrics connector names them, so dashboards and Jaeger's Prometheus
+    /// metrics store read them unchanged. OK and UNSET statuses are reported together as
+    /// `STATUS_CODE_UNSET` (Spoor counts calls and errors).
+    fn render(&self, out: &mut String) {
+        let series = self.series.lock();
+        let calls = "traces_span_metrics_calls_total";
+        let dur = "traces_span_metrics_duration_milliseconds";
+        let _ = writeln!(
+            out,
+            "# HELP {calls} Spans received, by service, operation, kind and status.\n# TYPE {calls} counter"
+        );
+        for ((service, op, kind), s) in series.iter() {
+            let labels = span_labels(service, op, *kind);
+            let _ = writeln!(
+                out,
+                "{calls}{{{labels},status_code=\"STATUS_CODE_UNSET\"}} {}",
+                s.calls - s.errors.min(s.calls)
+            );
+            let _ = writeln!(
+                out,
+                "{calls}{{{labels},status_code=\"STATUS_CODE_ERROR\"}} {}",
+                s.errors
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {dur} Span durations, by service, operation and kind.\n# TYPE {dur} histogram"
+        );
+        for ((service, op, kind), s) in series.iter() {
+            let labels = span_labels(service, op, *kind);
+            for le in SPAN_LATENCY_BOUNDS_MS {
+                let _ = writeln!(
+                    out,
+                    "{dur}_bucket{{{labels},le=\"{le}\"}} {}",
+                    s.latency.count_at_or_below(le * 1_000_000)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{dur}_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.latency.count()
+            );
+            let _ = writeln!(
+                out,
+                "{dur}_sum{{{labels}}} {}",
+                s.latency.sum_nanos() as f64 / 1e6
+            );
+            let _ = writeln!(out, "{dur}_count{{{labels}}} {}", s.latency.count());
+        }
+        let d = "spoor_span_metrics_series_dropped_total";
+        let _ = writeln!(
+            out,
+            "# HELP {d} Span-metric points not exported because {MAX_SPAN_SERIES} series exist.\n# TYPE {d} counter\n{d} {}",
+            self.dropped.load(Relaxed)
+        );
+    }
+}
+
+fn span_labels(service: &str, op: &str, kind: SpanKind) -> String {
+    format!(
+        "service_name=\"{}\",span_name=\"{}\",span_kind=\"{}\"",
+        escape_label(service),
+        escape_label(op),
+        match kind {
+            SpanKind::Unspecified => "SPAN_KIND_UNSPECIFIED",
+            SpanKind::Internal => "SPAN_KIND_INTERNAL",
+            SpanKind::Server => "SPAN_KIND_SERVER",
+            SpanKind::Client => "SPAN_KIND_CLIENT",
+            SpanKind::Producer => "SPAN_KIND_PRODUCER",
+            SpanKind::Consumer => "SPAN_KIND_CONSUMER",
+        }
+    )
+}
+
+/// Escapes a Prometheus label value (backslash, double quote, newline).
+fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl Metrics {
@@ -265,6 +428,65 @@ impl Metrics {
             "# HELP {name} Reloads of the sampling strategies file refused; the last good one stays.\n# TYPE {name} counter\n{name} {}",
             self.sampling.strategies_reload_failures.load(Relaxed)
         );
+        let t = &self.tail;
+        let tail: [(&str, &str, &str, &AtomicU64); 8] = [
+            (
+                "spoor_tail_traces_sampled_total",
+                "counter",
+                "Traces the tail sampler kept.",
+                &t.traces_sampled,
+            ),
+            (
+                "spoor_tail_traces_dropped_total",
+                "counter",
+                "Traces the tail sampler dropped.",
+                &t.traces_dropped,
+            ),
+            (
+                "spoor_tail_spans_dropped_total",
+                "counter",
+                "Spans of dropped traces.",
+                &t.spans_dropped,
+            ),
+            (
+                "spoor_tail_decided_early_total",
+                "counter",
+                "Traces decided before their wait because the buffer was full.",
+                &t.decided_early,
+            ),
+            (
+                "spoor_tail_late_spans_sampled_total",
+                "counter",
+                "Spans that arrived after their trace was kept, stored.",
+                &t.late_spans_sampled,
+            ),
+            (
+                "spoor_tail_late_spans_dropped_total",
+                "counter",
+                "Spans that arrived after their trace was dropped.",
+                &t.late_spans_dropped,
+            ),
+            (
+                "spoor_tail_traces_in_flight",
+                "gauge",
+                "Traces waiting for a tail-sampling decision.",
+                &t.traces_in_flight,
+            ),
+            (
+                "spoor_tail_bytes_in_flight",
+                "gauge",
+                "Bytes of spans waiting for a tail-sampling decision.",
+                &t.bytes_in_flight,
+            ),
+        ];
+        for (name, kind, help, v) in tail {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                v.load(Relaxed)
+            );
+        }
+        self.spans.render(&mut out);
         out
     }
 }

@@ -17,8 +17,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spoor_core::batch::{BatchConfig, Batcher};
 use spoor_core::deps::{DependencyLinker, LinkerConfig};
+use spoor_core::red::RedAggregator;
+use spoor_core::sampling::{Adaptive, Threshold};
+use spoor_core::tail::TailSampler;
 use spoor_core::validate::{validate_batch, Limits};
-use spoor_core::Span;
+use spoor_core::{AnyValue, Span};
 use spoor_store::TraceStore;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -49,6 +52,12 @@ pub struct PipelineConfig {
     pub linker: LinkerConfig,
     /// Whether to derive dependency links at all (the agent leaves them to the collector).
     pub links: bool,
+    /// RED span metrics bucket in nanoseconds (`None`: no span metrics).
+    pub span_metrics_bucket_nanos: Option<u64>,
+    /// Tail sampling (validated settings; `None`: every accepted span is stored).
+    pub tail: Option<spoor_core::tail::TailConfig>,
+    /// Adaptive sampling calculator fed with the root spans received (`None`: off).
+    pub adaptive: Option<Arc<parking_lot::Mutex<Adaptive>>>,
 }
 
 type Ack = oneshot::Sender<Result<(), String>>;
@@ -56,7 +65,11 @@ type Ack = oneshot::Sender<Result<(), String>>;
 struct Item {
     spans: Vec<Span>,
     bytes: usize,
-    _permit: OwnedSemaphorePermit,
+    /// Queue space held until the spans are written (`None` for spans released by the tail
+    /// sampler, whose queue space was given back when they entered its buffer).
+    _permit: Option<OwnedSemaphorePermit>,
+    /// Bytes counted in the queue gauge.
+    queued_bytes: usize,
     ack: Option<Ack>,
 }
 
@@ -97,12 +110,24 @@ impl Pipeline {
             .queue_capacity_bytes
             .store((capacity_permits * PERMIT_BYTES) as u64, Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
+        let tail = cfg.tail.as_ref().and_then(|t| match TailSampler::new(t) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                // settings were validated at start-up; this cannot be reached with them
+                tracing::error!(error = %e, "tail sampling settings invalid: tail sampling off");
+                None
+            }
+        });
         let writer = Writer {
             rx,
             store,
             metrics: metrics.clone(),
             batcher: Batcher::new(cfg.batch.clone()),
             linker: DependencyLinker::new(cfg.linker.clone()),
+            red: cfg.span_metrics_bucket_nanos.map(RedAggregator::new),
+            tail,
+            adaptive: cfg.adaptive.clone(),
+            last_calculation: now_nanos(),
             sync: cfg.sync,
             links: cfg.links,
             shutting_down: false,
@@ -187,7 +212,8 @@ impl Pipeline {
         let item = Item {
             spans,
             bytes,
-            _permit: permit,
+            _permit: Some(permit),
+            queued_bytes: bytes,
             ack,
         };
         if self.tx.send(Msg::Item(item)).is_err() {
@@ -256,12 +282,51 @@ fn rejection_message(
     parts.join("; ")
 }
 
+/// Counts a root span for adaptive sampling with the probability it was sampled with: Jaeger
+/// clients tag roots with `sampler.type` / `sampler.param`; OpenTelemetry samplers write the
+/// threshold into the trace state (`ot=th:`). Roots sampled otherwise (rate limiting, always
+/// on) say nothing about the probability and are not counted, as in Jaeger.
+fn observe_root(adaptive: &mut Adaptive, span: &Span) {
+    let attr = |key: &str| {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| &kv.value)
+    };
+    let param = match attr("sampler.param") {
+        Some(AnyValue::Double(p)) => Some(*p),
+        Some(AnyValue::Int(p)) => Some(*p as f64),
+        Some(AnyValue::Str(p)) => p.parse().ok(),
+        _ => None,
+    };
+    match (attr("sampler.type"), param) {
+        (Some(AnyValue::Str(t)), Some(p)) if t == "probabilistic" => {
+            adaptive.record_root(span.service(), &span.name, p)
+        }
+        (Some(AnyValue::Str(t)), Some(p)) if t == "lowerbound" => {
+            adaptive.record_lower_bound_root(span.service(), &span.name, p)
+        }
+        (Some(_), _) => {}
+        (None, _) => {
+            if let Some(th) =
+                spoor_core::sampling::consistent::trace_state_threshold(&span.trace_state)
+            {
+                adaptive.record_root(span.service(), &span.name, Threshold::to_probability(th));
+            }
+        }
+    }
+}
+
 struct Writer {
     rx: mpsc::UnboundedReceiver<Msg>,
     store: Arc<dyn TraceStore>,
     metrics: Arc<Metrics>,
     batcher: Batcher<Item>,
     linker: DependencyLinker,
+    red: Option<RedAggregator>,
+    tail: Option<TailSampler>,
+    adaptive: Option<Arc<parking_lot::Mutex<Adaptive>>>,
+    last_calculation: u64,
     sync: bool,
     links: bool,
     shutting_down: bool,
@@ -277,13 +342,25 @@ impl Writer {
         links_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // Sleep until the batch is due, or (idle) until the next dependency flush.
-            let wait = match self.batcher.deadline_nanos() {
+            let deadline = match (
+                self.batcher.deadline_nanos(),
+                self.tail.as_ref().and_then(TailSampler::next_deadline),
+            ) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let wait = match deadline {
                 Some(deadline) => Duration::from_nanos(deadline.saturating_sub(now_nanos())),
                 None => Duration::MAX,
             };
             let msg = tokio::select! {
                 m = self.rx.recv() => m,
                 _ = tokio::time::sleep(wait.min(Duration::from_secs(3600))) => {
+                    let now = now_nanos();
+                    if let Some(out) = self.tail.as_mut().map(|t| t.poll(now)) {
+                        self.publish_tail_stats();
+                        self.batch_sampled(out.spans).await;
+                    }
                     if let Some(batch) = self.batcher.poll(now_nanos()) {
                         self.write(batch).await;
                     }
@@ -291,31 +368,29 @@ impl Writer {
                 }
                 _ = links_tick.tick() => {
                     self.write_links(false).await;
+                    self.periodic(false).await;
                     continue;
                 }
             };
             match msg {
-                Some(Msg::Item(item)) => {
-                    let (count, bytes) = (item.spans.len(), item.bytes);
-                    if let Some(batch) = self.batcher.push(item, count, bytes, now_nanos()) {
-                        self.write(batch).await;
-                    }
-                }
+                Some(Msg::Item(item)) => self.accept(item).await,
                 Some(Msg::Shutdown) | None => break,
             }
         }
         // Drain: everything that reached the queue is written before exit.
         self.shutting_down = true;
         while let Ok(Msg::Item(item)) = self.rx.try_recv() {
-            let (count, bytes) = (item.spans.len(), item.bytes);
-            if let Some(batch) = self.batcher.push(item, count, bytes, now_nanos()) {
-                self.write(batch).await;
-            }
+            self.accept(item).await;
+        }
+        if let Some(out) = self.tail.as_mut().map(|t| t.flush_all(now_nanos())) {
+            self.publish_tail_stats();
+            self.batch_sampled(out.spans).await;
         }
         if let Some(batch) = self.batcher.take() {
             self.write(batch).await;
         }
         self.write_links(true).await;
+        self.periodic(true).await;
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.flush()).await {
             Ok(Ok(())) => tracing::info!("pipeline drained and storage flushed"),
@@ -324,9 +399,100 @@ impl Writer {
         }
     }
 
+    /// One queued request: observed for span metrics and adaptive sampling, then either
+    /// buffered by the tail sampler (acknowledged and its queue space released at once) or
+    /// batched for storage.
+    async fn accept(&mut self, mut item: Item) {
+        if let Some(red) = &mut self.red {
+            for s in &item.spans {
+                red.record(s);
+            }
+        }
+        if let Some(adaptive) = &self.adaptive {
+            let mut a = adaptive.lock();
+            for s in item.spans.iter().filter(|s| s.parent_span_id.is_none()) {
+                observe_root(&mut a, s);
+            }
+        }
+        if let Some(tail) = &mut self.tail {
+            let spans = std::mem::take(&mut item.spans);
+            let out = tail.push(spans, now_nanos());
+            if let Some(ack) = item.ack.take() {
+                let _ = ack.send(Ok(()));
+            }
+            self.metrics
+                .pipeline
+                .queue_bytes
+                .fetch_sub(item.queued_bytes as u64, Relaxed);
+            drop(item);
+            self.publish_tail_stats();
+            self.batch_sampled(out.spans).await;
+            return;
+        }
+        let (count, bytes) = (item.spans.len(), item.bytes);
+        if let Some(batch) = self.batcher.push(item, count, bytes, now_nanos()) {
+            self.write(batch).await;
+        }
+    }
+
+    /// Batches spans the tail sampler decided to keep.
+    async fn batch_sampled(&mut self, spans: Vec<Span>) {
+        if spans.is_empty() {
+            return;
+        }
+        let bytes: usize = spans.iter().map(Span::approx_size).sum();
+        let count = spans.len();
+        let item = Item {
+            spans,
+            bytes,
+            _permit: None,
+            queued_bytes: 0,
+            ack: None,
+        };
+        if let Some(batch) = self.batcher.push(item, count, bytes, now_nanos()) {
+            self.write(batch).await;
+        }
+    }
+
+    fn publish_tail_stats(&self) {
+        if let Some(t) = &self.tail {
+            self.metrics.tail.publish(&t.stats());
+        }
+    }
+
+    /// Once a second (and at shutdown): closed span-metric buckets to the store and to
+    /// `/metrics`, and the adaptive calculation when its interval passed.
+    async fn periodic(&mut self, shutdown: bool) {
+        let now = now_nanos();
+        if let Some(a) = &self.adaptive {
+            let interval = a.lock().config().calculation_interval_seconds * 1_000_000_000;
+            if now.saturating_sub(self.last_calculation) >= interval {
+                self.last_calculation = now;
+                a.lock().calculate(now);
+            }
+        }
+        let Some(red) = &mut self.red else { return };
+        let points = if shutdown {
+            red.drain_all()
+        } else {
+            red.drain_before(now)
+        };
+        if points.is_empty() {
+            return;
+        }
+        self.metrics.spans.add(&points);
+        let store = self.store.clone();
+        let res = tokio::task::spawn_blocking(move || store.write_span_metrics(&points)).await;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "writing span metrics failed"),
+            Err(e) => tracing::warn!(error = %e, "writing span metrics panicked"),
+        }
+    }
+
     async fn write(&mut self, batch: Vec<Item>) {
         let total: usize = batch.iter().map(|i| i.spans.len()).sum();
-        let bytes: usize = batch.iter().map(|i| i.bytes).sum();
+        let bytes: usize = batch.iter().map(|i| i.queued_bytes).sum();
         let mut spans = Vec::with_capacity(total);
         let mut acks = Vec::new();
         let mut permits = Vec::with_capacity(batch.len());
@@ -475,6 +641,9 @@ mod tests {
             retry_after: Duration::from_secs(1),
             linker: LinkerConfig::default(),
             links: true,
+            span_metrics_bucket_nanos: Some(1_000_000_000),
+            tail: None,
+            adaptive: None,
         }
     }
 
@@ -575,5 +744,116 @@ mod tests {
         p.ingest(batch(vec![span(4, 1, None, "a")])).await.unwrap();
         p.shutdown().await;
         assert!(store.get_trace(TraceId(4)).unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn tail_sampling_keeps_only_traces_a_policy_wants() {
+        let store = Arc::new(MemoryStore::new(100));
+        let metrics = Arc::new(Metrics::default());
+        let mut cfg = config(1 << 20, false);
+        let tail: spoor_core::tail::TailConfig = serde_json::from_str(
+            r#"{"decision_wait_ms": 50, "policies": [{"name": "errors", "type": "status_code",
+                "status_code": {"status_codes": ["ERROR"]}}]}"#,
+        )
+        .unwrap();
+        cfg.tail = Some(tail);
+        let p = Pipeline::start(store.clone(), metrics.clone(), cfg);
+        let mut failed = span(7, 2, Some(1), "b");
+        failed.status.code = spoor_core::StatusCode::Error;
+        p.ingest(batch(vec![span(7, 1, None, "a"), span(8, 1, None, "a")]))
+            .await
+            .unwrap();
+        p.ingest(batch(vec![failed])).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            store.get_trace(TraceId(7)).unwrap().map(|t| t.spans.len()),
+            Some(2)
+        );
+        assert!(
+            store.get_trace(TraceId(8)).unwrap().is_none(),
+            "no policy wants trace 8"
+        );
+        // a late span of the kept trace follows the decision
+        p.ingest(batch(vec![span(7, 3, Some(1), "c")]))
+            .await
+            .unwrap();
+        p.shutdown().await;
+        assert_eq!(
+            store.get_trace(TraceId(7)).unwrap().map(|t| t.spans.len()),
+            Some(3)
+        );
+        let text = metrics.render();
+        assert!(
+            text.contains("spoor_tail_traces_sampled_total 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("spoor_tail_traces_dropped_total 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("spoor_tail_late_spans_sampled_total 1\n"),
+            "{text}"
+        );
+        assert_eq!(metrics.pipeline.queue_bytes.load(Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn span_metrics_reach_the_store_and_prometheus() {
+        let store = Arc::new(MemoryStore::new(100));
+        let metrics = Arc::new(Metrics::default());
+        let p = Pipeline::start(store.clone(), metrics.clone(), config(1 << 20, false));
+        let mut failed = span(9, 2, Some(1), "a");
+        failed.status.code = spoor_core::StatusCode::Error;
+        p.ingest(batch(vec![span(9, 1, None, "a"), failed]))
+            .await
+            .unwrap();
+        p.shutdown().await;
+        let points = store.span_metrics(&[], 0, u64::MAX).unwrap();
+        let calls: u64 = points.iter().map(|p| p.calls).sum();
+        let errors: u64 = points.iter().map(|p| p.errors).sum();
+        assert_eq!((calls, errors), (2, 1));
+        let text = metrics.render();
+        assert!(
+            text.contains("traces_span_metrics_calls_total{service_name=\"a\",span_name=\"op\",span_kind=\"SPAN_KIND_UNSPECIFIED\",status_code=\"STATUS_CODE_ERROR\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("traces_span_metrics_duration_milliseconds_count{service_name=\"a\""),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn adaptive_sampling_counts_probabilistic_roots() {
+        let store = Arc::new(MemoryStore::new(100));
+        let metrics = Arc::new(Metrics::default());
+        let adaptive = Arc::new(parking_lot::Mutex::new(
+            Adaptive::new(spoor_core::sampling::AdaptiveConfig::default()).unwrap(),
+        ));
+        let mut cfg = config(1 << 20, false);
+        cfg.adaptive = Some(adaptive.clone());
+        let p = Pipeline::start(store.clone(), metrics.clone(), cfg);
+        let mut roots = Vec::new();
+        for i in 0..30u128 {
+            let mut s = span(100 + i, 1, None, "svc");
+            s.attributes.push(spoor_core::KeyValue {
+                key: "sampler.type".into(),
+                value: AnyValue::Str("probabilistic".into()),
+            });
+            s.attributes.push(spoor_core::KeyValue {
+                key: "sampler.param".into(),
+                value: AnyValue::Double(0.5),
+            });
+            roots.push(s);
+        }
+        p.ingest(batch(roots)).await.unwrap();
+        p.shutdown().await;
+        let mut a = adaptive.lock();
+        a.calculate(now_nanos() + 61_000_000_000);
+        assert!(a.qps("svc", "op").unwrap() > 0.0, "roots were counted");
+        let strategy = a.strategy_for("svc");
+        let ops = strategy.operations().expect("per-operation strategies");
+        assert!(ops.per_operation.iter().any(|o| o.operation == "op"));
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use parking_lot::{Mutex, RwLock};
-use spoor_core::sampling::{parse_strategies, Strategies, StrategyResponse};
+use spoor_core::sampling::{parse_strategies, Adaptive, Strategies, StrategyResponse};
 use spoor_jaeger::sampling::{
     SamplingStrategyParameters, SamplingStrategyResponse, GET_SAMPLING_STRATEGY_PATH,
 };
@@ -278,6 +278,17 @@ pub struct SamplingConfig {
     pub reload_interval: Duration,
     /// Agent role: the collector's `SamplingManager` endpoint (`--agent.sampling-endpoint`).
     pub collector_endpoint: Option<String>,
+    /// Adaptive sampling: the calculator the pipeline feeds (`--sampling.adaptive`).
+    pub adaptive: Option<Arc<Mutex<Adaptive>>>,
+}
+
+/// Strategies calculated by adaptive sampling from the root spans received.
+pub struct AdaptiveStrategies(pub Arc<Mutex<Adaptive>>);
+
+impl StrategySource for AdaptiveStrategies {
+    fn strategy(&self, service: &str) -> StrategyResponse {
+        self.0.lock().strategy_for(service)
+    }
 }
 
 impl Sampling {
@@ -289,6 +300,12 @@ impl Sampling {
             let proxy = CollectorStrategies::new(endpoint, Duration::from_secs(5))?;
             return Ok(Sampling {
                 provider: StrategyProvider::Collector(Arc::new(proxy)),
+                watcher: None,
+            });
+        }
+        if let Some(adaptive) = &cfg.adaptive {
+            return Ok(Sampling {
+                provider: StrategyProvider::Local(Arc::new(AdaptiveStrategies(adaptive.clone()))),
                 watcher: None,
             });
         }
@@ -406,6 +423,7 @@ mod tests {
                 strategies_file: Some(path.clone()),
                 reload_interval: Duration::from_millis(10),
                 collector_endpoint: None,
+                adaptive: None,
             },
             &metrics,
         )

@@ -1,8 +1,10 @@
 //! A [`TraceStore`] that accepts every write and keeps nothing, to measure the pipeline without
-//! storage cost. It only counts the spans it was given; every read is empty.
+//! storage cost. It only counts the spans it was given; every read is empty (span metrics
+//! included).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use spoor_core::red::RedPoint;
 use spoor_core::{DependencyLink, Operation, Span, SpanKind, Trace, TraceId, TraceQuery};
 
 use crate::{StoreResult, StoreStats, TraceStore};
@@ -60,6 +62,19 @@ impl TraceStore for BlackholeStore {
         _end_nanos: u64,
         _lookback_nanos: u64,
     ) -> StoreResult<Vec<DependencyLink>> {
+        Ok(Vec::new())
+    }
+
+    fn write_span_metrics(&self, _points: &[RedPoint]) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn span_metrics(
+        &self,
+        _services: &[String],
+        _start_nanos: u64,
+        _end_nanos: u64,
+    ) -> StoreResult<Vec<RedPoint>> {
         Ok(Vec::new())
     }
 

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use spoor_core::red::{LatencyHistogram, RedPoint};
 use spoor_core::{
     AnyValue, DependencyLink, Event, KeyValue, Link, Operation, Resource, Scope, Span, SpanId,
     SpanKind, Status, StatusCode, Trace, TraceId, TraceQuery,
@@ -365,6 +366,8 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("dependencies", dependencies),
     ("expire_before", expire_before),
     ("stats", stats),
+    ("span_metrics", span_metrics),
+    ("span_metrics_expire", span_metrics_expire),
 ];
 
 /// Runs every check, each on a new store from `make`.
@@ -774,6 +777,275 @@ pub fn expire_before(store: &dyn TraceStore, caps: Capabilities) {
     assert!(store.stats().partitions_expired >= 1);
 }
 
+/// Start of the RED fixture's buckets: the minute holding [`BASE`].
+pub const RED_BASE: u64 = BASE - BASE % (60 * SEC);
+
+/// One write of the RED fixture: (batch, service, operation, kind, bucket start in seconds
+/// from [`RED_BASE`], bucket length in seconds, errors, latency in ms of each call).
+type RedWrite = (
+    usize,
+    &'static str,
+    &'static str,
+    SpanKind,
+    i64,
+    u64,
+    u64,
+    &'static [u64],
+);
+
+/// The RED fixture, in two `write_span_metrics` batches; batch 1 re-opens two buckets of
+/// batch 0, which must merge.
+pub const RED_WRITES: &[RedWrite] = &[
+    (
+        0,
+        "frontend",
+        "GET /cart",
+        SpanKind::Server,
+        0,
+        60,
+        1,
+        &[10, 20, 30],
+    ),
+    (0, "frontend", "GET /cart", SpanKind::Client, 0, 60, 0, &[5]),
+    (
+        0,
+        "frontend",
+        "GET /cart",
+        SpanKind::Server,
+        60,
+        60,
+        0,
+        &[40],
+    ),
+    (0, "cart", "add", SpanKind::Server, 0, 60, 0, &[2, 2]),
+    // Same start, another bucket length: another point.
+    (0, "cart", "add", SpanKind::Server, 0, 10, 1, &[3]),
+    (0, "cart", "add", SpanKind::Server, -7200, 60, 0, &[1]),
+    (
+        1,
+        "frontend",
+        "GET /cart",
+        SpanKind::Server,
+        0,
+        60,
+        2,
+        &[50, 60],
+    ),
+    (1, "cart", "add", SpanKind::Server, 0, 10, 0, &[4]),
+];
+
+fn red_start(offset_s: i64) -> u64 {
+    RED_BASE.saturating_add_signed(offset_s * SEC as i64)
+}
+
+fn red_write_point(w: &RedWrite) -> RedPoint {
+    let &(_, service, operation, kind, start_s, len_s, errors, latencies) = w;
+    let mut histogram = LatencyHistogram::new();
+    for ms in latencies {
+        histogram.record_nanos(ms * MS);
+    }
+    RedPoint {
+        service: service.into(),
+        operation: operation.into(),
+        kind,
+        bucket_start_nanos: red_start(start_s),
+        bucket_nanos: len_s * SEC,
+        calls: latencies.len() as u64,
+        errors,
+        histogram,
+    }
+}
+
+/// The reference answer for the whole RED fixture: one point per key and bucket whose
+/// histogram records every latency written for it, sorted as `span_metrics` returns points.
+pub fn red_expected() -> Vec<RedPoint> {
+    let mut out: Vec<RedPoint> = Vec::new();
+    for w in RED_WRITES {
+        let (_, service, operation, kind, start_s, len_s, errors, latencies) = *w;
+        let same = |p: &&mut RedPoint| {
+            (p.service.as_str(), p.operation.as_str(), p.kind) == (service, operation, kind)
+                && p.bucket_start_nanos == red_start(start_s)
+                && p.bucket_nanos == len_s * SEC
+        };
+        match out.iter_mut().find(same) {
+            Some(p) => {
+                p.calls += latencies.len() as u64;
+                p.errors += errors;
+                for ms in latencies {
+                    p.histogram.record_nanos(ms * MS);
+                }
+            }
+            None => out.push(red_write_point(w)),
+        }
+    }
+    crate::sort_red_points(&mut out);
+    out
+}
+
+/// Writes the RED fixture's batches; returns [`red_expected`].
+pub fn write_red_fixture(store: &dyn TraceStore) -> Vec<RedPoint> {
+    for batch in 0..2 {
+        let points: Vec<RedPoint> = RED_WRITES
+            .iter()
+            .filter(|w| w.0 == batch)
+            .map(red_write_point)
+            .collect();
+        store
+            .write_span_metrics(&points)
+            .unwrap_or_else(|e| panic!("write_span_metrics of batch {batch} failed: {e}"));
+    }
+    store
+        .flush()
+        .unwrap_or_else(|e| panic!("flush failed: {e}"));
+    red_expected()
+}
+
+/// (service, operation, kind, bucket start in seconds from [`RED_BASE`], length s, calls,
+/// errors) of a point.
+type RedRow = (String, String, SpanKind, i64, u64, u64, u64);
+
+/// The [`RedRow`] of each point.
+fn red_rows(points: &[RedPoint]) -> Vec<RedRow> {
+    points
+        .iter()
+        .map(|p| {
+            (
+                p.service.clone(),
+                p.operation.clone(),
+                p.kind,
+                (p.bucket_start_nanos as i128 - RED_BASE as i128) as i64 / SEC as i64,
+                p.bucket_nanos / SEC,
+                p.calls,
+                p.errors,
+            )
+        })
+        .collect()
+}
+
+fn row(
+    service: &str,
+    operation: &str,
+    kind: SpanKind,
+    start_s: i64,
+    len_s: u64,
+    calls: u64,
+    errors: u64,
+) -> RedRow {
+    (
+        service.into(),
+        operation.into(),
+        kind,
+        start_s,
+        len_s,
+        calls,
+        errors,
+    )
+}
+
+/// Rewritten buckets merge; `span_metrics` filters by service and by bucket overlap with the
+/// range (bucket end exclusive, range ends inclusive).
+pub fn span_metrics(store: &dyn TraceStore, _caps: Capabilities) {
+    let want = write_red_fixture(store);
+    use SpanKind::{Client, Server};
+    assert_eq!(
+        red_rows(&want),
+        vec![
+            row("cart", "add", Server, -7200, 60, 1, 0),
+            row("cart", "add", Server, 0, 10, 2, 1),
+            row("cart", "add", Server, 0, 60, 2, 0),
+            row("frontend", "GET /cart", Server, 0, 60, 5, 3),
+            row("frontend", "GET /cart", Server, 60, 60, 1, 0),
+            row("frontend", "GET /cart", Client, 0, 60, 1, 0),
+        ],
+        "the reference answer"
+    );
+    assert_eq!(
+        store.span_metrics(&[], 0, u64::MAX).unwrap(),
+        want,
+        "span_metrics of everything: merged points with merged histograms"
+    );
+    let at = |s: i64| red_start(s);
+    let strings = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // (case, services, range start, range end, indices into `want`)
+    type Case = (&'static str, Vec<String>, u64, u64, Vec<usize>);
+    let cases: Vec<Case> = vec![
+        (
+            "one service",
+            strings(&["cart"]),
+            0,
+            u64::MAX,
+            vec![0, 1, 2],
+        ),
+        (
+            "two services",
+            strings(&["frontend", "cart"]),
+            0,
+            u64::MAX,
+            vec![0, 1, 2, 3, 4, 5],
+        ),
+        ("unknown service", strings(&["nobody"]), 0, u64::MAX, vec![]),
+        ("bucket end is exclusive", vec![], at(60), at(60), vec![4]),
+        (
+            "inside minute buckets",
+            vec![],
+            at(59),
+            at(59),
+            vec![2, 3, 5],
+        ),
+        (
+            "range end is inclusive",
+            vec![],
+            at(-100),
+            at(0),
+            vec![1, 2, 3, 5],
+        ),
+        ("short bucket", vec![], at(9), at(10), vec![1, 2, 3, 5]),
+        ("before", vec![], 0, at(-1), vec![0]),
+        ("between", vec![], at(-7140), at(-1), vec![]),
+        ("after", vec![], at(120), u64::MAX, vec![]),
+        (
+            "service and range",
+            strings(&["frontend"]),
+            at(60),
+            at(61),
+            vec![4],
+        ),
+    ];
+    for (name, services, start, end, idx) in cases {
+        let expected: Vec<RedPoint> = idx.iter().map(|&i| want[i].clone()).collect();
+        assert_eq!(
+            red_rows(&store.span_metrics(&services, start, end).unwrap()),
+            red_rows(&expected),
+            "span_metrics case {name:?}"
+        );
+    }
+}
+
+/// Retention drops the RED buckets that ended by the cutoff, whatever the backend's spans do.
+pub fn span_metrics_expire(store: &dyn TraceStore, _caps: Capabilities) {
+    let want = write_red_fixture(store);
+    // (cutoff, indices into `want` that remain)
+    let steps = [
+        (red_start(-7140) - 1, vec![0, 1, 2, 3, 4, 5]),
+        (red_start(-7140), vec![1, 2, 3, 4, 5]),
+        (red_start(10), vec![2, 3, 4, 5]),
+        (red_start(60), vec![4]),
+    ];
+    for (cutoff, idx) in steps {
+        assert_eq!(
+            store.expire_before(cutoff).unwrap(),
+            0,
+            "no span partitions to drop"
+        );
+        let expected: Vec<RedPoint> = idx.iter().map(|&i| want[i].clone()).collect();
+        assert_eq!(
+            store.span_metrics(&[], 0, u64::MAX).unwrap(),
+            expected,
+            "span_metrics after expire_before({cutoff})"
+        );
+    }
+}
+
 /// `spans_written` counts every span accepted, duplicates included.
 pub fn stats(store: &dyn TraceStore, _caps: Capabilities) {
     let f = load(store);
@@ -794,5 +1066,7 @@ pub fn run_discarding(store: &dyn TraceStore) {
     assert_eq!(store.find_trace_ids(&limit(q(), 100)).unwrap(), vec![]);
     assert_eq!(store.find_traces(&limit(q(), 100)).unwrap(), vec![]);
     assert_eq!(store.dependencies(BASE, HOUR).unwrap(), vec![]);
+    write_red_fixture(store);
+    assert_eq!(store.span_metrics(&[], 0, u64::MAX).unwrap(), vec![]);
     assert_eq!(store.expire_before(BASE).unwrap(), 0);
 }

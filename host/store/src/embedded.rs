@@ -2,16 +2,16 @@
 //!
 //! # Layout
 //! Partition `p` holds spans whose start lies in `[p * partition, (p + 1) * partition)`; it is
-//! three sled trees, so retention drops whole partitions (Jaeger's daily index + index cleaner).
+//! four sled trees, so retention drops whole partitions (Jaeger's daily index + index cleaner).
 //! sled costs ~100 B per entry, so the layout keeps the NUMBER of entries per block small (one
-//! block, one directory entry, one entry per service of the block) instead of per trace:
+//! block, one directory entry, two entries per service of the block) instead of per trace:
 //! - `blocks/p{p}.blk` (a file next to sled's, append-only): the blocks, each `raw length
 //!   (u32 LE) ++ zstd(level 1, encode_block(spans of ONE write_spans call that fall in p))`.
 //!   Spans of a trace stay together in one segment of the block; readers decompress a block and
 //!   decode only the wanted segment. Blocks live outside sled because sled 0.34 keeps every
 //!   large value it writes in memory whatever its cache size (RSS grew 1:1 with bytes written).
 //! - `p{p}.blk` (tree): block sequence number (u64 BE) -> where the block is in the file:
-//!   offset (u64 LE) ++ length (u32 LE) ++ FNV-1a 64 of the bytes (u64 LE).
+//!   offset (u64 LE) ++ length (u32 LE) ++ XXH64 of the bytes (u64 LE).
 //! - `p{p}.dir`: block seq (u64 BE) -> `DIR_FORMAT (1) ++` the block's trace ids (16 B each) in
 //!   first-appearance order; a trace's place in this list is its *ordinal* in the block.
 //! - `p{p}.svc`: service id (u32 BE) ++ latest span start of the service in the block (u64 BE)
@@ -21,17 +21,24 @@
 //!   duration, max duration) seen, and a small bloom filter of the `key=value` texts of span,
 //!   resource and event attributes and of the span status (`error=true`,
 //!   `otel.status_code=OK|ERROR`) `)`. One entry per (service, block).
+//! - `p{p}.hed`: the same keys as `svc` -> `HEAD_FORMAT (1) ++` the entry's uncompressed
+//!   *head*, which describes the whole entry: its earliest span start; per (operation, kind)
+//!   the min and max duration and the latest start; the latest start of a span with status
+//!   error and with status ok; and a bloom filter of the attribute keys of all its spans (8
+//!   bits each, at most 256 B). Kept apart so that searches scan small values (large `svc`
+//!   values live in sled's blob files) and fetch the summaries of the few entries they open.
 //!
 //! Global trees: `strings` (id u32 BE -> service or operation name; cached in memory), `ops`
 //! (service id ++ operation id ++ kind -> empty; cached in memory), `deps` (bucket start u64 BE
 //! ++ parent id ++ child id -> call count u64 BE, summed by a sled merge operator) and `meta`
-//! (the partition length, fixed when the database is created, and the layout version, 4; a
+//! (the partition length, fixed when the database is created, and the layout version, 5; a
 //! database of another layout is refused at open). Retention drops a partition's trees and
 //! deletes its block file.
 //!
 //! Measured by `tests/size.rs` (100k spans in 2,000-span batches): 168.6 B/span on disk with
 //! the previous per-trace index (layout 1), 66.3 B/span with blocks in sled (layout 2), 66.4
-//! B/span with blocks in files (layout 3, files included). 2M spans written through the store
+//! B/span with blocks in files (layout 3, files included), 65.7-67.7 B/span with entry heads
+//! (layout 5). 2M spans written through the store
 //! peaked at 66 MB RSS (183 MB with blocks in sled).
 //!
 //! # Finding a trace, and memory
@@ -48,10 +55,19 @@
 //!
 //! # Finding traces
 //! Candidates come from `p{p}.svc`, newest partition first. Inside a partition, the entries of
-//! the services asked for are walked by descending block latest start (a k-way merge of reverse
-//! range scans); an opened entry's traces whose summaries may match go to a heap keyed by their
-//! latest start, and a trace is taken from the heap only when no unopened entry could hold a
-//! later one, so candidates come out newest first across blocks. A summary that cannot hold a
+//! the services asked for are read by descending block latest start (a k-way merge of reverse
+//! range scans of `hed`): a head gives an upper bound on the start of any span of
+//! the entry that can match (the latest start of the (operation, kind) groups whose durations
+//! fit, lowered by each tag's bound: the latest error or ok start for `error=true` and
+//! `otel.status_code`, unbounded if the key bloom may hold the tag's key, no match if neither)
+//! or says that nothing in it can match, without decompressing anything. Read heads wait in a
+//! heap by that bound and are opened (decompressed) only when it is the highest bound left;
+//! an opened entry's traces whose summaries may match go to a heap keyed by their latest start
+//! (capped at the entry's bound), and a trace is taken from it only when no unread or
+//! unopened entry could hold a later one, so candidates come out newest first across blocks.
+//! On data whose blocks each cover the whole time range (every batch holding old and new
+//! traces), block latest starts are all about "now" while the heads' bounds are spread out,
+//! so most entries are never decompressed. A summary that cannot hold a
 //! matching span (operation, kind, duration, time window or a tag absent from the bloom filter)
 //! is skipped; every other candidate trace is read in full and verified with
 //! [`TraceQuery::matches_trace`], so there are no false positives. The scan stops once `limit`
@@ -101,6 +117,7 @@ use spoor_core::{
 use crate::{match_key, merge_links, StoreError, StoreResult, StoreStats, TraceStore};
 
 mod blockfile;
+mod red;
 mod tracefilter;
 
 use blockfile::{BlockFile, BlockRef, DirtyFiles};
@@ -156,23 +173,30 @@ const MAX_BLOCK_BYTES: usize = 1 << 30;
 /// Decompressed blocks kept for repeated reads (find verifies several traces of one block).
 const BLOCK_CACHE_BYTES: usize = 16 << 20;
 /// Storage layout written and read by this build (kept in `meta`; 1 had a per-trace index, 2
-/// kept the compressed blocks in the `blk` trees, 3 left the span status out of summaries).
-const LAYOUT_VERSION: u8 = 4;
+/// kept the compressed blocks in the `blk` trees, 3 left the span status out of summaries, 4
+/// had no entry heads and FNV-1a block checksums).
+const LAYOUT_VERSION: u8 = 5;
 /// Most time block files may go unsynced under [`Durability::Periodic`].
 const FILE_SYNC_INTERVAL: Duration = Duration::from_millis(1000);
 /// First byte of a `dir` value.
 const DIR_FORMAT: u8 = 1;
-/// First byte of a `svc` value.
+/// First byte of a `svc` value (layout 5 still writes 1; the head is in `hed`).
 const SVC_FORMAT: u8 = 1;
+/// First byte of a `hed` value.
+const HEAD_FORMAT: u8 = 1;
 /// Most bytes of in-memory trace filters (all partitions); beyond it the oldest partitions'
 /// filters are shed and lookups there scan the partition's `dir` tree.
 const MAX_FILTER_BYTES: usize = 64 << 20;
 /// Bloom filter size cap per summary, in bytes.
 const MAX_BLOOM_BYTES: usize = 256;
+/// Bloom filter size cap of an entry head (the attribute keys of all its spans), in bytes.
+const MAX_HEAD_BLOOM_BYTES: usize = 256;
 /// Bloom filter probes per item (8 bits per item: about 2.4 % false positives).
 const BLOOM_PROBES: u32 = 4;
 /// Marker value for attributes whose text form is not unique (doubles, bytes).
 const ANY_TEXT: &str = "\u{0}*";
+/// Marker value under which entry heads hash attribute keys.
+const KEY_TEXT: &str = "\u{0}key";
 /// Tags whose match can come from span fields instead of attributes. `error` and
 /// `otel.status_code` are not among them: summaries (layout 4) hash the span status as
 /// `error=true` and `otel.status_code=OK|ERROR`, so those tags prune like attributes.
@@ -194,6 +218,7 @@ struct Partition {
     file: Arc<BlockFile>,
     dir: Tree,
     svc: Tree,
+    hed: Tree,
     index: Arc<RwLock<TraceIndex>>,
 }
 
@@ -238,6 +263,10 @@ fn decompress(src: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
     })
 }
 
+/// Trace ids already verified by a search (hashbrown's default hasher: SipHash was ~7 % of a
+/// search).
+type Seen = hashbrown::HashSet<TraceId>;
+
 /// A decompressed block and its (partition, seq).
 type CachedBlock = ((u64, u64), Arc<Vec<u8>>);
 
@@ -264,6 +293,8 @@ pub struct SledStore {
     ops_tree: Tree,
     ops: RwLock<HashSet<(u32, u32, u8)>>,
     deps: Tree,
+    /// RED span metrics (see [`red`]).
+    red: red::RedTree,
     next_seq: AtomicU64,
     spans_written: AtomicU64,
     partitions_expired: AtomicU64,
@@ -409,6 +440,7 @@ impl SledStore {
 
         let deps = db.open_tree("deps").map_err(io)?;
         deps.set_merge_operator(add_u64);
+        let red = red::RedTree::open(&db)?;
 
         let mut partitions = BTreeMap::new();
         let mut next_seq = 0u64;
@@ -449,6 +481,7 @@ impl SledStore {
             ops_tree,
             ops: RwLock::new(ops),
             deps,
+            red,
             next_seq: AtomicU64::new(next_seq),
             spans_written: AtomicU64::new(0),
             partitions_expired: AtomicU64::new(0),
@@ -613,8 +646,9 @@ impl SledStore {
             dir.extend_from_slice(&id.to_bytes());
         }
 
-        // Per service: (ordinal, summary) of every trace with spans of that service.
-        let mut by_service: BTreeMap<u32, Vec<(usize, Summary)>> = BTreeMap::new();
+        // Per service: the entry's head and (ordinal, summary) of every trace with spans of
+        // that service.
+        let mut by_service: BTreeMap<u32, (EntryHead, Vec<(usize, Summary)>)> = BTreeMap::new();
         let mut new_ops: Vec<(u32, u32, u8)> = Vec::new();
         let mut resource_ids: HashMap<*const spoor_core::Resource, u32> = HashMap::new();
         for (ordinal, (_, trace_spans)) in traces.iter().enumerate() {
@@ -632,23 +666,26 @@ impl SledStore {
                 if !new_ops.contains(&entry) && !self.ops.read().contains(&entry) {
                     new_ops.push(entry);
                 }
-                let list = by_service.entry(service).or_default();
+                let (head, list) = by_service.entry(service).or_default();
                 if list.last().is_none_or(|(o, _)| *o != ordinal) {
                     list.push((ordinal, Summary::new(s.start_unix_nanos)));
                 }
                 if let Some((_, summary)) = list.last_mut() {
-                    summary.add(s, op);
+                    summary.add(s, op, head);
                 }
             }
         }
         let mut svc = Batch::default();
-        for (service, list) in by_service {
+        let mut hed = Batch::default();
+        for (service, (head, list)) in by_service {
             let block_max = list.iter().map(|(_, s)| s.max_start).max().unwrap_or(0);
             let mut key = [0u8; 20];
             key[..4].copy_from_slice(&service.to_be_bytes());
             key[4..12].copy_from_slice(&block_max.to_be_bytes());
             key[12..].copy_from_slice(&seq.to_be_bytes());
-            svc.insert(&key[..], encode_service_entry(block_max, list)?);
+            let (head, summaries) = encode_service_entry(block_max, head, list)?;
+            hed.insert(&key[..], head);
+            svc.insert(&key[..], summaries);
         }
         // Names and operations first, then the block, then the indexes that point at it.
         if !new_ops.is_empty() {
@@ -671,6 +708,9 @@ impl SledStore {
             .insert(seq.to_be_bytes(), &at.encode()[..])
             .map_err(io)?;
         part.dir.insert(seq.to_be_bytes(), dir).map_err(io)?;
+        // Heads before summaries: a head whose summaries are missing makes every trace of
+        // its block a candidate, while summaries without a head would never be found.
+        part.hed.apply_batch(hed).map_err(io)?;
         part.svc.apply_batch(svc).map_err(io)?;
         let filter = TraceFilter::new(&ids);
         let mut index = part.index.write();
@@ -849,7 +889,8 @@ impl SledStore {
     }
 
     /// Pushes the traces of one service index entry that may match onto `pending`, keyed by
-    /// the start of their latest span of that service in the block.
+    /// the start of their latest span of that service in the block, capped at the entry's
+    /// `bound` (both bound the start of the trace's matching spans in this entry).
     #[allow(clippy::too_many_arguments)]
     fn open_entry(
         &self,
@@ -857,9 +898,10 @@ impl SledStore {
         part: &Partition,
         seq: u64,
         block_max: u64,
+        bound: u64,
         value: &[u8],
         filter: &Filter,
-        seen: &HashSet<TraceId>,
+        seen: &Seen,
         pending: &mut BinaryHeap<(u64, TraceId)>,
     ) -> StoreResult<()> {
         let Some((ids, from_dir)) = self.block_ids(p, part, seq)? else {
@@ -872,7 +914,7 @@ impl SledStore {
                 for (ordinal, start, summary) in entries {
                     let id = ids[ordinal];
                     if !seen.contains(&id) && filter.may_match(start, summary.as_ref()) {
-                        pending.push((start, id));
+                        pending.push((start.min(bound), id));
                     }
                 }
             }
@@ -884,7 +926,7 @@ impl SledStore {
                 );
                 for id in ids {
                     if !seen.contains(&id) {
-                        pending.push((block_max, id));
+                        pending.push((bound, id));
                     }
                 }
             }
@@ -915,7 +957,7 @@ impl SledStore {
         // (key, id) of the best `limit` verified traces, smallest on top.
         let mut best: BinaryHeap<std::cmp::Reverse<(u64, TraceId)>> = BinaryHeap::new();
         let mut found: HashMap<TraceId, Trace> = HashMap::new();
-        let mut seen: HashSet<TraceId> = HashSet::new();
+        let mut seen = Seen::default();
         let full = |best: &BinaryHeap<std::cmp::Reverse<(u64, TraceId)>>, start: u64| {
             best.len() >= limit
                 && best
@@ -937,12 +979,17 @@ impl SledStore {
                     let mut to = s.to_be_bytes().to_vec();
                     to.extend_from_slice(&p_end.to_be_bytes());
                     to.extend_from_slice(&[0xff; 8]);
-                    part.svc.range(from..=to).rev().peekable()
+                    part.hed.range(from..=to).rev().peekable()
                 })
                 .collect();
-            // Candidates of the entries opened so far, latest start on top. A candidate is
-            // taken only when no unopened entry (bounded by its block's latest start) could
-            // hold a later one, so candidates come out newest first across blocks.
+            // Three sources, each ordered by an upper bound on the match keys it can still
+            // produce: the unread entries (a range scan per service, bounded by the block's
+            // latest start in the key), the entries whose heads were read (bounded by what
+            // the head allows, tighter), and the candidate traces of the opened entries. The
+            // source with the highest bound goes next, candidates first on a tie, so
+            // candidates come out newest first across blocks, and the scan stops once `limit`
+            // verified traces beat every bound left.
+            let mut heads: BinaryHeap<(u64, u64, u64, [u8; 20])> = BinaryHeap::new();
             let mut pending: BinaryHeap<(u64, TraceId)> = BinaryHeap::new();
             loop {
                 let mut pick: Option<(usize, u64)> = None;
@@ -956,18 +1003,19 @@ impl SledStore {
                         pick = Some((i, start));
                     }
                 }
-                let take_pending = match (pending.peek(), pick) {
-                    (Some((start, _)), Some((_, block_max))) => *start >= block_max,
-                    (Some(_), None) => true,
-                    (None, _) => false,
+                let scan_top = pick.map(|(_, start)| start);
+                let head_top = heads.peek().map(|(bound, ..)| *bound);
+                let pending_top = pending.peek().map(|(start, _)| *start);
+                let Some(top) = scan_top.max(head_top).max(pending_top) else {
+                    break;
                 };
-                if take_pending {
-                    let Some((start, trace_id)) = pending.pop() else {
+                if full(&best, top) {
+                    break 'partitions;
+                }
+                if pending_top == Some(top) {
+                    let Some((_, trace_id)) = pending.pop() else {
                         break;
                     };
-                    if full(&best, start) {
-                        break 'partitions;
-                    }
                     if !seen.insert(trace_id) {
                         continue;
                     }
@@ -991,26 +1039,38 @@ impl SledStore {
                     }
                     continue;
                 }
-                let Some((i, block_max)) = pick else { break };
-                if full(&best, block_max) {
-                    break 'partitions;
+                if head_top == Some(top) {
+                    let Some((bound, seq, block_max, key)) = heads.pop() else {
+                        break;
+                    };
+                    // Missing summaries (a crash between the two trees) read as unreadable.
+                    let value = part.svc.get(key).map_err(io)?.unwrap_or_default();
+                    self.open_entry(
+                        *p,
+                        part,
+                        seq,
+                        block_max,
+                        bound,
+                        &value,
+                        &filter,
+                        &seen,
+                        &mut pending,
+                    )?;
+                    continue;
                 }
+                let Some((i, block_max)) = pick else { break };
                 let Some(item) = iters[i].next() else { break };
-                let (key, value) = item.map_err(io)?;
-                let Some(seq) = key.get(12..).filter(|k| k.len() == 8).and_then(be_u64) else {
+                let (key, head) = item.map_err(io)?;
+                let (Some(seq), Ok(key)) = (
+                    key.get(12..).filter(|k| k.len() == 8).and_then(be_u64),
+                    <[u8; 20]>::try_from(&key[..]),
+                ) else {
                     tracing::warn!(partition = p, key = ?key, "skipping malformed service index key");
                     continue;
                 };
-                self.open_entry(
-                    *p,
-                    part,
-                    seq,
-                    block_max,
-                    &value,
-                    &filter,
-                    &seen,
-                    &mut pending,
-                )?;
+                if let Some(bound) = filter.entry_bound(block_max, &head) {
+                    heads.push((bound, seq, block_max, key));
+                }
             }
         }
         let mut ranked: Vec<(u64, TraceId)> =
@@ -1045,6 +1105,7 @@ fn open_partition(db: &sled::Db, blocks_dir: &Path, p: u64) -> StoreResult<Parti
         file: Arc::new(BlockFile::open(blocks_dir.join(format!("p{p}.blk")))?),
         dir: db.open_tree(format!("p{p}.dir")).map_err(io)?,
         svc: db.open_tree(format!("p{p}.svc")).map_err(io)?,
+        hed: db.open_tree(format!("p{p}.hed")).map_err(io)?,
         index: Arc::new(RwLock::new(TraceIndex {
             blocks: Vec::new(),
             complete: true,
@@ -1095,10 +1156,15 @@ fn dir_has(v: &[u8], id: TraceId) -> Option<bool> {
     Some(ids.chunks_exact(16).any(|c| c == want))
 }
 
-/// Encodes the summaries of one (service, block) index entry: `SVC_FORMAT`, raw length (u32
-/// LE), then zstd of: count, and per trace its ordinal in `dir`, `block_max` minus its latest
-/// start, summary length and the summary.
-fn encode_service_entry(block_max: u64, list: Vec<(usize, Summary)>) -> StoreResult<Vec<u8>> {
+/// Encodes one (service, block) index entry: its `hed` value (`HEAD_FORMAT` and the
+/// [`EntryHead`]) and its `svc` value (`SVC_FORMAT`, the raw length of the summaries (u32 LE),
+/// then zstd of: count, and per trace its ordinal in `dir`, `block_max` minus its latest
+/// start, summary length and the summary).
+fn encode_service_entry(
+    block_max: u64,
+    head: EntryHead,
+    list: Vec<(usize, Summary)>,
+) -> StoreResult<(Vec<u8>, Vec<u8>)> {
     let mut raw = Vec::with_capacity(list.len() * 32);
     put_varint(&mut raw, list.len() as u64);
     for (ordinal, summary) in list {
@@ -1114,7 +1180,10 @@ fn encode_service_entry(block_max: u64, list: Vec<(usize, Summary)>) -> StoreRes
     out.push(SVC_FORMAT);
     out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
     out.extend_from_slice(&compressed);
-    Ok(out)
+    let mut head_bytes = Vec::with_capacity(256);
+    head_bytes.push(HEAD_FORMAT);
+    head.encode(block_max, &mut head_bytes);
+    Ok((head_bytes, out))
 }
 
 /// The (ordinal, latest start, summary) triples of a service index entry, or `None` if the
@@ -1203,7 +1272,10 @@ impl Summary {
         }
     }
 
-    fn add(&mut self, s: &Span, op: u32) {
+    /// Adds span `s` (operation id `op`) to the summary and to its entry's `head`.
+    fn add(&mut self, s: &Span, op: u32, head: &mut EntryHead) {
+        head.add(s, op);
+        head.add_keys(s);
         self.min_start = self.min_start.min(s.start_unix_nanos);
         self.max_start = self.max_start.max(s.start_unix_nanos);
         let d = s.duration_nanos.max(0) as u64;
@@ -1257,20 +1329,124 @@ impl Summary {
             put_varint(&mut out, *min);
             put_varint(&mut out, max - min);
         }
-        self.hashes.sort_unstable();
-        self.hashes.dedup();
-        let bytes = self.hashes.len().clamp(1, MAX_BLOOM_BYTES);
-        let mut bloom = vec![0u8; if self.hashes.is_empty() { 0 } else { bytes }];
-        if !bloom.is_empty() {
-            let m = (bloom.len() * 8) as u64;
-            for h in &self.hashes {
-                for bit in bloom_bits(*h, m) {
-                    bloom[(bit / 8) as usize] |= 1 << (bit % 8);
-                }
+        out.extend_from_slice(&bloom(&mut self.hashes, MAX_BLOOM_BYTES));
+        out
+    }
+}
+
+/// A bloom filter of 8 bits per distinct hash (at most `cap` bytes; empty without hashes).
+fn bloom(hashes: &mut Vec<u64>, cap: usize) -> Vec<u8> {
+    hashes.sort_unstable();
+    hashes.dedup();
+    if hashes.is_empty() {
+        return Vec::new();
+    }
+    let mut bloom = vec![0u8; hashes.len().clamp(1, cap)];
+    let m = (bloom.len() * 8) as u64;
+    for h in hashes.iter() {
+        for bit in bloom_bits(*h, m) {
+            bloom[(bit / 8) as usize] |= 1 << (bit % 8);
+        }
+    }
+    bloom
+}
+
+/// Whether a bloom filter built by [`bloom`] may hold `h`.
+fn bloom_has(bloom: &[u8], h: u64) -> bool {
+    if bloom.is_empty() {
+        return false;
+    }
+    let m = (bloom.len() * 8) as u64;
+    bloom_bits(h, m).all(|bit| bloom[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
+}
+
+/// What a whole (service, block) index entry says about its spans, stored uncompressed in
+/// front of the compressed summaries so that `find` can skip an entry, or rank it below its
+/// block's latest start, without decompressing it.
+struct EntryHead {
+    min_start: u64,
+    /// (operation id, kind, min duration, max duration, latest start)
+    groups: Vec<(u32, u8, u64, u64, u64)>,
+    /// Latest start of a span with status error, and with status ok.
+    error_latest: Option<u64>,
+    ok_latest: Option<u64>,
+    /// Hashes of the attribute keys (span, resource, event) whose values can match a tag.
+    attr_keys: Vec<u64>,
+}
+
+impl Default for EntryHead {
+    fn default() -> Self {
+        EntryHead {
+            min_start: u64::MAX,
+            groups: Vec::new(),
+            error_latest: None,
+            ok_latest: None,
+            attr_keys: Vec::new(),
+        }
+    }
+}
+
+impl EntryHead {
+    fn add(&mut self, s: &Span, op: u32) {
+        let start = s.start_unix_nanos;
+        self.min_start = self.min_start.min(start);
+        let d = s.duration_nanos.max(0) as u64;
+        let kind = s.kind as u8;
+        match self
+            .groups
+            .iter_mut()
+            .find(|(o, k, _, _, _)| *o == op && *k == kind)
+        {
+            Some(g) => {
+                g.2 = g.2.min(d);
+                g.3 = g.3.max(d);
+                g.4 = g.4.max(start);
+            }
+            None => self.groups.push((op, kind, d, d, start)),
+        }
+        let latest = match s.status.code {
+            StatusCode::Error => &mut self.error_latest,
+            StatusCode::Ok => &mut self.ok_latest,
+            StatusCode::Unset => return,
+        };
+        *latest = Some(latest.map_or(start, |l| l.max(start)));
+    }
+
+    /// Records the keys of `s`'s attributes (span, resource, events).
+    fn add_keys(&mut self, s: &Span) {
+        let events = s.events.iter().flat_map(|e| e.attributes.iter());
+        for kv in s
+            .attributes
+            .iter()
+            .chain(&s.resource.attributes)
+            .chain(events)
+        {
+            if !matches!(kv.value, AnyValue::Array(_) | AnyValue::Map(_)) {
+                self.attr_keys.push(tag_hash(&kv.key, KEY_TEXT));
             }
         }
+    }
+
+    /// Appends, as varints relative to `block_max`: `block_max` minus the earliest start; the
+    /// groups (operation, kind, min duration, max minus min, `block_max` minus the latest
+    /// start); the latest error and ok starts (0 for none, else `block_max` minus the start,
+    /// plus one); then the attribute-key bloom filter's length and bytes.
+    fn encode(mut self, block_max: u64, out: &mut Vec<u8>) {
+        put_varint(out, block_max.saturating_sub(self.min_start));
+        put_varint(out, self.groups.len() as u64);
+        for (op, kind, min, max, latest) in &self.groups {
+            put_varint(out, u64::from(*op));
+            out.push(*kind);
+            put_varint(out, *min);
+            put_varint(out, max - min);
+            put_varint(out, block_max.saturating_sub(*latest));
+        }
+        for latest in [self.error_latest, self.ok_latest] {
+            put_varint(out, latest.map_or(0, |l| block_max.saturating_sub(l) + 1));
+        }
+        let bloom = bloom(&mut self.attr_keys, MAX_HEAD_BLOOM_BYTES);
+        put_varint(out, bloom.len() as u64);
         out.extend_from_slice(&bloom);
-        out
     }
 }
 
@@ -1284,6 +1460,9 @@ struct Filter {
     duration_max: u64,
     /// Per tag: (hash of key=value, hash of key=ANY_TEXT); synthetic tags are left out.
     tags: Vec<(u64, u64)>,
+    /// Per entry of `tags`: the hash of its key for entry heads, and the span status that
+    /// also matches it (`error=true`, `otel.status_code=ERROR|OK`), if any.
+    tag_heads: Vec<(u64, Option<StatusCode>)>,
 }
 
 impl Filter {
@@ -1306,7 +1485,89 @@ impl Filter {
                 .filter(|(k, _)| !SYNTHETIC_TAGS.contains(&k.as_str()))
                 .map(|(k, v)| (tag_hash(k, v), tag_hash(k, ANY_TEXT)))
                 .collect(),
+            tag_heads: q
+                .tags
+                .iter()
+                .filter(|(k, _)| !SYNTHETIC_TAGS.contains(&k.as_str()))
+                .map(|(k, v)| {
+                    let status = match (k.as_str(), v.as_str()) {
+                        ("error", "true") | ("otel.status_code", "ERROR") => {
+                            Some(StatusCode::Error)
+                        }
+                        ("otel.status_code", "OK") => Some(StatusCode::Ok),
+                        _ => None,
+                    };
+                    (tag_hash(k, KEY_TEXT), status)
+                })
+                .collect(),
         })
+    }
+
+    /// An upper bound on the start of any span of the entry (head `head`, latest start
+    /// `block_max`) that matches the query, or `None` when no span of it can match. A
+    /// malformed head bounds nothing: `Some(block_max)`.
+    fn entry_bound(&self, block_max: u64, head: &[u8]) -> Option<u64> {
+        self.check_head(block_max, head).unwrap_or(Some(block_max))
+    }
+
+    fn check_head(&self, block_max: u64, b: &[u8]) -> Option<Option<u64>> {
+        if b.first() != Some(&HEAD_FORMAT) {
+            return None;
+        }
+        let mut pos = 1;
+        let min_start = block_max.checked_sub(get_varint(b, &mut pos)?)?;
+        let n = get_varint(b, &mut pos)?;
+        let mut bound: Option<u64> = None;
+        for _ in 0..n {
+            let op = u32::try_from(get_varint(b, &mut pos)?).ok()?;
+            let kind = *b.get(pos)?;
+            pos += 1;
+            let min = get_varint(b, &mut pos)?;
+            let max = min.checked_add(get_varint(b, &mut pos)?)?;
+            let latest = block_max.checked_sub(get_varint(b, &mut pos)?)?;
+            if self.operation.is_none_or(|o| o == op)
+                && self.kind.is_none_or(|k| k == kind)
+                && max >= self.duration_min
+                && min <= self.duration_max
+            {
+                bound = Some(bound.map_or(latest, |b| b.max(latest)));
+            }
+        }
+        let mut status = [None; 2];
+        for latest in &mut status {
+            *latest = match get_varint(b, &mut pos)? {
+                0 => None,
+                d => Some(block_max.checked_sub(d - 1)?),
+            };
+        }
+        let len = usize::try_from(get_varint(b, &mut pos)?).ok()?;
+        let bloom = b.get(pos..pos.checked_add(len)?)?;
+        if pos + len != b.len() {
+            return None;
+        }
+        if min_start > self.start_max {
+            return Some(None);
+        }
+        let Some(mut bound) = bound else {
+            return Some(None);
+        };
+        for (key, by_status) in &self.tag_heads {
+            let tag_bound = if bloom_has(bloom, *key) {
+                Some(block_max)
+            } else {
+                match by_status {
+                    Some(StatusCode::Error) => status[0],
+                    Some(StatusCode::Ok) => status[1],
+                    _ => None,
+                }
+            };
+            match tag_bound {
+                Some(t) => bound = bound.min(t),
+                None => return Some(None),
+            }
+        }
+        let bound = bound.min(self.start_max);
+        Some((bound >= self.start_min).then_some(bound))
     }
 
     /// Whether the summary's spans may hold one matching the query (never a false "no").
@@ -1337,19 +1598,10 @@ impl Filter {
             return Some(false);
         }
         let bloom = b.get(pos..)?;
-        if self.tags.is_empty() {
-            return Some(true);
-        }
-        if bloom.is_empty() {
-            return Some(false);
-        }
-        let m = (bloom.len() * 8) as u64;
-        let has =
-            |h: u64| bloom_bits(h, m).all(|bit| bloom[(bit / 8) as usize] & (1 << (bit % 8)) != 0);
         Some(
             self.tags
                 .iter()
-                .all(|(exact, any)| has(*exact) || has(*any)),
+                .all(|(exact, any)| bloom_has(bloom, *exact) || bloom_has(bloom, *any)),
         )
     }
 }
@@ -1504,7 +1756,21 @@ impl TraceStore for SledStore {
         Ok(merge_links(links))
     }
 
+    fn write_span_metrics(&self, points: &[spoor_core::red::RedPoint]) -> StoreResult<()> {
+        self.red.write(points)
+    }
+
+    fn span_metrics(
+        &self,
+        services: &[String],
+        start_nanos: u64,
+        end_nanos: u64,
+    ) -> StoreResult<Vec<spoor_core::red::RedPoint>> {
+        self.red.read(services, start_nanos, end_nanos)
+    }
+
     fn expire_before(&self, cutoff_nanos: u64) -> StoreResult<u64> {
+        self.red.expire_before(cutoff_nanos)?;
         let mut parts = self.partitions.write();
         let old: Vec<u64> = parts
             .keys()
@@ -1516,7 +1782,7 @@ impl TraceStore for SledStore {
             })
             .collect();
         for p in &old {
-            for suffix in ["blk", "dir", "svc"] {
+            for suffix in ["blk", "dir", "svc", "hed"] {
                 self.db.drop_tree(format!("p{p}.{suffix}")).map_err(io)?;
             }
             if let Some(part) = parts.remove(p) {
@@ -1798,6 +2064,15 @@ mod tests {
             s.find_trace_ids(&svc_query()).unwrap(),
             vec![TraceId(3), TraceId(2), TraceId(1)]
         );
+        // Garbage heads bound nothing; summaries lost in a crash read as unreadable.
+        for k in &keys {
+            part.hed.insert(k, &b"\x01garbage"[..]).unwrap();
+        }
+        part.svc.remove(&keys[0]).unwrap();
+        assert_eq!(
+            s.find_trace_ids(&svc_query()).unwrap(),
+            vec![TraceId(3), TraceId(2), TraceId(1)]
+        );
         // A broken block directory as well: the ids come from the block itself.
         part.dir.insert(0u64.to_be_bytes(), &b"\x07"[..]).unwrap();
         assert_eq!(
@@ -1817,10 +2092,12 @@ mod tests {
 
     #[test]
     fn service_entries_round_trip() {
+        let mut head = EntryHead::default();
         let mut a = Summary::new(T);
-        a.add(&span(1, 1, T + 5), 1);
+        a.add(&span(1, 1, T + 5), 1, &mut head);
         let b = Summary::new(T + 9);
-        let value = encode_service_entry(T + 9, vec![(0, a), (3, b)]).unwrap();
+        let (head, value) = encode_service_entry(T + 9, head, vec![(0, a), (3, b)]).unwrap();
+        assert_eq!(head.first(), Some(&HEAD_FORMAT));
         let got = decode_service_entry(T + 9, &value).unwrap();
         assert_eq!(
             got.iter().map(|(o, s, _)| (*o, *s)).collect::<Vec<_>>(),
@@ -1844,10 +2121,178 @@ mod tests {
         assert_eq!(
             err,
             Some(format!(
-                "storage i/o failed: sled database at {} uses storage layout 1, this build reads layout 4",
+                "storage i/o failed: sled database at {} uses storage layout 1, this build reads layout 5",
                 dir.path().display()
             ))
         );
+    }
+
+    #[test]
+    fn entry_heads_bound_matching_starts() {
+        let mut head = EntryHead::default();
+        let mk = |id, start, op: &str, dur, code| {
+            let mut sp = span(1, id, start);
+            sp.name = op.into();
+            sp.duration_nanos = dur;
+            sp.status.code = code;
+            sp
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let spans = [
+            mk(1, T + 10, "fast", 5, StatusCode::Error),
+            mk(2, T + 20, "slow", 900, StatusCode::Unset),
+            mk(3, T + 30, "slow", 100, StatusCode::Ok),
+            mk(4, T + 40, "fast", 7, StatusCode::Unset),
+        ];
+        for sp in &spans {
+            head.add(sp, s.intern(&sp.name).unwrap());
+            head.add_keys(sp);
+        }
+        let block_max = T + 40;
+        let mut b = vec![HEAD_FORMAT];
+        head.encode(block_max, &mut b);
+        let bound = |f: fn(&mut TraceQuery)| {
+            let mut q = TraceQuery::between(0, u64::MAX);
+            f(&mut q);
+            Filter::new(&s, &q).unwrap().entry_bound(block_max, &b)
+        };
+        assert_eq!(bound(|_| {}), Some(T + 40));
+        assert_eq!(bound(|q| q.operation = Some("slow".into())), Some(T + 30));
+        assert_eq!(bound(|q| q.duration_min_nanos = Some(200)), Some(T + 30));
+        assert_eq!(bound(|q| q.duration_min_nanos = Some(901)), None);
+        assert_eq!(bound(|q| q.duration_max_nanos = Some(6)), Some(T + 40));
+        assert_eq!(bound(|q| q.span_kind = Some(SpanKind::Server)), None);
+        fn tag(k: &str, v: &str) -> Vec<(String, String)> {
+            vec![(k.to_owned(), v.to_owned())]
+        }
+        assert_eq!(bound(|q| q.tags = tag("error", "true")), Some(T + 10));
+        assert_eq!(
+            bound(|q| q.tags = tag("otel.status_code", "ERROR")),
+            Some(T + 10)
+        );
+        assert_eq!(
+            bound(|q| q.tags = tag("otel.status_code", "OK")),
+            Some(T + 30)
+        );
+        assert_eq!(bound(|q| q.tags = tag("k", "v")), Some(T + 40));
+        assert_eq!(bound(|q| q.tags = tag("k", "w")), Some(T + 40), "keys only");
+        assert_eq!(bound(|q| q.tags = tag("j", "v")), None);
+        assert_eq!(
+            bound(|q| q.tags = vec![("k".into(), "v".into()), ("error".into(), "true".into())]),
+            Some(T + 10)
+        );
+        assert_eq!(
+            bound(|q| q.tags = tag("span.kind", "server")),
+            Some(T + 40),
+            "synthetic tags bound nothing"
+        );
+        assert_eq!(bound(|q| q.start_max_nanos = T + 25), Some(T + 25));
+        assert_eq!(bound(|q| q.start_max_nanos = T + 5), None);
+        assert_eq!(
+            bound(|q| {
+                q.tags = tag("error", "true");
+                q.start_min_nanos = T + 11;
+            }),
+            None
+        );
+        // A damaged head bounds nothing instead of hiding the entry.
+        let f = Filter::new(&s, &TraceQuery::between(0, u64::MAX)).unwrap();
+        assert_eq!(f.entry_bound(block_max, &b[..b.len() - 1]), Some(block_max));
+        assert_eq!(f.entry_bound(block_max, &[]), Some(block_max));
+        b[0] = 7;
+        assert_eq!(
+            f.entry_bound(block_max, &b),
+            Some(block_max),
+            "unknown format"
+        );
+    }
+
+    #[test]
+    fn find_matches_a_full_scan_across_many_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let services: Vec<Arc<Resource>> = ["a", "b", "c"]
+            .iter()
+            .map(|n| {
+                Arc::new(Resource {
+                    service_name: (*n).into(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let mut all: Vec<Span> = Vec::new();
+        for batch in 0..40u64 {
+            let mut spans = Vec::new();
+            for i in 0..60u64 {
+                // Traces recur across batches; starts spread over a wide window per batch.
+                let trace = u128::from(next(300) + 1);
+                let mut sp = span(trace, batch * 1000 + i, T + next(1_000_000));
+                sp.resource = services[next(3) as usize].clone();
+                sp.name = ["x", "y", "z"][next(3) as usize].into();
+                sp.duration_nanos = next(1000) as i64;
+                sp.status.code = match next(20) {
+                    0 => StatusCode::Error,
+                    1 => StatusCode::Ok,
+                    _ => StatusCode::Unset,
+                };
+                sp.attributes = vec![KeyValue::string("u", format!("{}", next(50)))];
+                spans.push(sp);
+            }
+            s.write_spans(&spans).unwrap();
+            all.extend(spans);
+        }
+        let mut traces: HashMap<TraceId, Vec<Span>> = HashMap::new();
+        for sp in &all {
+            traces.entry(sp.trace_id).or_default().push(sp.clone());
+        }
+        let base = |svc: &str, limit: usize| TraceQuery {
+            service: Some(svc.into()),
+            limit,
+            ..TraceQuery::between(0, u64::MAX)
+        };
+        let tag = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+        let mut queries = Vec::new();
+        for (svc, limit) in [("a", 1), ("b", 5), ("c", 20)] {
+            queries.push(base(svc, limit));
+            queries.push(TraceQuery {
+                operation: Some("y".into()),
+                duration_min_nanos: Some(900),
+                ..base(svc, limit)
+            });
+            queries.push(TraceQuery {
+                tags: tag("error", "true"),
+                ..base(svc, limit)
+            });
+            queries.push(TraceQuery {
+                tags: tag("otel.status_code", "OK"),
+                start_max_nanos: T + 500_000,
+                ..base(svc, limit)
+            });
+            queries.push(TraceQuery {
+                tags: tag("u", "7"),
+                operation: Some("z".into()),
+                ..base(svc, limit)
+            });
+        }
+        for q in queries {
+            let expected = crate::rank(
+                traces
+                    .iter()
+                    .filter_map(|(id, t)| match_key(&q, t).map(|k| (k, *id)))
+                    .collect(),
+                &q,
+            );
+            assert!(!expected.is_empty(), "{q:?} finds nothing");
+            assert_eq!(s.find_trace_ids(&q).unwrap(), expected, "{q:?}");
+        }
     }
 
     #[test]
@@ -1861,7 +2306,7 @@ mod tests {
             KeyValue::new("d", AnyValue::Double(1.5)),
         ];
         let mut sum = Summary::new(T);
-        sum.add(&sp, 3);
+        sum.add(&sp, 3, &mut EntryHead::default());
         let value = sum.encode();
         let dir = tempfile::tempdir().unwrap();
         let s = store(&dir);
@@ -1955,8 +2400,11 @@ mod tests {
             ("service.name", "svc"),
         ];
         let mut sum = Summary::new(T);
-        sum.add(&sp, 0);
+        let mut head = EntryHead::default();
+        sum.add(&sp, 0, &mut head);
         let value = sum.encode();
+        let mut head_bytes = vec![HEAD_FORMAT];
+        head.encode(T, &mut head_bytes);
         let dir = tempfile::tempdir().unwrap();
         let s = store(&dir);
         for (k, v) in cases {
@@ -1969,6 +2417,11 @@ mod tests {
             assert!(
                 filter.may_match(T, &value),
                 "{k}={v} must not be pruned by the bloom filter"
+            );
+            assert_eq!(
+                filter.entry_bound(T, &head_bytes),
+                Some(T),
+                "{k}={v} must not be pruned by the entry head"
             );
         }
     }

@@ -7,6 +7,7 @@
 //! (the default: compressed per-trace blocks in time partitions on sled) and
 //! [`blackhole::BlackholeStore`] (accepts and discards, to measure the pipeline alone).
 
+use spoor_core::red::RedPoint;
 use spoor_core::{DependencyLink, Operation, Span, SpanKind, Trace, TraceId, TraceQuery};
 
 pub mod blackhole;
@@ -78,6 +79,12 @@ pub struct StoreStats {
 ///   [`TraceQuery::matches_trace`] says so for the spans stored; backends may use indexes to
 ///   find candidates but must not return a trace for which that is false, nor miss one it
 ///   finds true within the retention window.
+/// - **Span metrics.** RED points ([`RedPoint`]) are keyed by (service, operation, span kind,
+///   bucket start, bucket length). `write_span_metrics` merges a point into a stored one of the
+///   same key ([`merge_red_point`]: calls and errors summed, histograms merged), so a bucket
+///   written twice (a late span re-opened it in the aggregator) reads back as one point.
+///   `span_metrics` returns one point per key. Retention (`expire_before`) drops buckets that
+///   ended by the cutoff.
 pub trait TraceStore: Send + Sync {
     /// Accepts a batch of validated spans (possibly of many traces).
     fn write_spans(&self, spans: &[Span]) -> StoreResult<()>;
@@ -128,8 +135,23 @@ pub trait TraceStore: Send + Sync {
     fn dependencies(&self, end_nanos: u64, lookback_nanos: u64)
         -> StoreResult<Vec<DependencyLink>>;
 
+    /// Stores closed RED buckets, merging each into a stored point of the same key (see the
+    /// contract). The pipeline calls it with what [`spoor_core::red::RedAggregator`] drains.
+    fn write_span_metrics(&self, points: &[RedPoint]) -> StoreResult<()>;
+
+    /// The stored RED points of `services` (all services if empty) whose bucket
+    /// `[bucket_start, bucket_start + bucket_nanos)` overlaps `[start_nanos, end_nanos]`, one per
+    /// key, sorted by service, operation, kind, bucket start and bucket length.
+    fn span_metrics(
+        &self,
+        services: &[String],
+        start_nanos: u64,
+        end_nanos: u64,
+    ) -> StoreResult<Vec<RedPoint>>;
+
     /// Drops data that started before `cutoff_nanos` where the backend can do so cheaply
-    /// (whole time partitions); returns how many partitions were dropped.
+    /// (whole time partitions) and span-metric buckets that ended by `cutoff_nanos`; returns
+    /// how many partitions were dropped.
     fn expire_before(&self, cutoff_nanos: u64) -> StoreResult<u64>;
 
     /// Counters for self-metrics.
@@ -151,6 +173,49 @@ pub fn merge_links(links: impl IntoIterator<Item = DependencyLink>) -> Vec<Depen
             call_count,
         })
         .collect()
+}
+
+/// Adds `more`, a point of the same key, to `into` (calls and errors summed, saturating;
+/// histograms merged): how two writes of one RED bucket combine in every backend.
+pub fn merge_red_point(into: &mut RedPoint, more: &RedPoint) {
+    into.calls = into.calls.saturating_add(more.calls);
+    into.errors = into.errors.saturating_add(more.errors);
+    into.histogram.merge(&more.histogram);
+}
+
+/// Whether the RED bucket `[bucket_start, bucket_start + bucket_nanos)` of `service` overlaps
+/// `[start_nanos, end_nanos]` and its service is asked for (`services` empty: every service):
+/// the one selection rule of `span_metrics`.
+pub fn red_bucket_selected(
+    service: &str,
+    bucket_start: u64,
+    bucket_nanos: u64,
+    services: &[String],
+    (start_nanos, end_nanos): (u64, u64),
+) -> bool {
+    bucket_start <= end_nanos
+        && bucket_start.saturating_add(bucket_nanos) > start_nanos
+        && (services.is_empty() || services.iter().any(|s| s == service))
+}
+
+/// Sorts RED points as `span_metrics` returns them.
+pub fn sort_red_points(points: &mut [RedPoint]) {
+    points.sort_by(|a, b| {
+        (
+            &a.service,
+            &a.operation,
+            a.kind,
+            a.bucket_start_nanos,
+            a.bucket_nanos,
+        )
+            .cmp(&(
+                &b.service,
+                &b.operation,
+                b.kind,
+                b.bucket_start_nanos,
+                b.bucket_nanos,
+            ))
+    });
 }
 
 /// The ordering key of a trace for a query: the start of its latest span that matches every

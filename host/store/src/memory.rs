@@ -2,8 +2,13 @@
 //! written first (oldest by first write), like Jaeger's memory storage with `max_traces`.
 //!
 //! Reads take a shared lock and run concurrently; writes take the exclusive lock briefly.
-//! Nothing survives a restart, `flush` does nothing, and `expire_before` drops nothing (there are
-//! no time partitions; capacity is the only bound) and returns 0.
+//! Nothing survives a restart, `flush` does nothing, and `expire_before` drops no spans (there
+//! are no time partitions; capacity is the only bound) and returns 0.
+//!
+//! RED span metrics live in their own map, bounded too: at most `max_red_points` points
+//! ([`DEFAULT_MAX_RED_POINTS`] unless set with [`MemoryStore::with_max_red_points`]); beyond it
+//! the points of the oldest buckets are dropped first. `expire_before` drops the buckets that
+//! ended by the cutoff.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
@@ -11,17 +16,33 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::HashMap;
 use parking_lot::RwLock;
+use spoor_core::red::{LatencyHistogram, RedPoint};
 use spoor_core::{DependencyLink, Operation, Span, SpanKind, Trace, TraceId, TraceQuery};
 
-use crate::{match_key, merge_links, rank, StoreResult, StoreStats, TraceStore};
+use crate::{
+    match_key, merge_links, rank, red_bucket_selected, sort_red_points, StoreResult, StoreStats,
+    TraceStore,
+};
+
+/// Most RED points a [`MemoryStore`] keeps unless told otherwise (a day of one-minute buckets
+/// for about 70 (service, operation, kind) keys).
+pub const DEFAULT_MAX_RED_POINTS: usize = 100_000;
 
 /// A bounded in-memory store.
 pub struct MemoryStore {
     max_traces: usize,
+    max_red_points: usize,
     inner: RwLock<Inner>,
+    /// RED points, oldest bucket first (separate from `inner` so span writes do not wait).
+    red: RwLock<BTreeMap<RedKey, RedValue>>,
     spans_written: AtomicU64,
     traces_evicted: AtomicU64,
 }
+
+/// (bucket start, service, operation, kind, bucket length)
+type RedKey = (u64, String, String, SpanKind, u64);
+/// (calls, errors, latencies)
+type RedValue = (u64, u64, LatencyHistogram);
 
 #[derive(Default)]
 struct Inner {
@@ -39,10 +60,18 @@ impl MemoryStore {
     pub fn new(max_traces: usize) -> Self {
         MemoryStore {
             max_traces: max_traces.max(1),
+            max_red_points: DEFAULT_MAX_RED_POINTS,
             inner: RwLock::new(Inner::default()),
+            red: RwLock::new(BTreeMap::new()),
             spans_written: AtomicU64::new(0),
             traces_evicted: AtomicU64::new(0),
         }
+    }
+
+    /// Keeps at most `max` RED points (0 is treated as 1); the oldest buckets go first.
+    pub fn with_max_red_points(mut self, max: usize) -> Self {
+        self.max_red_points = max.max(1);
+        self
     }
 }
 
@@ -166,7 +195,61 @@ impl TraceStore for MemoryStore {
         Ok(merge_links(links))
     }
 
-    fn expire_before(&self, _cutoff_nanos: u64) -> StoreResult<u64> {
+    fn write_span_metrics(&self, points: &[RedPoint]) -> StoreResult<()> {
+        let mut red = self.red.write();
+        for p in points {
+            let key = (
+                p.bucket_start_nanos,
+                p.service.clone(),
+                p.operation.clone(),
+                p.kind,
+                p.bucket_nanos,
+            );
+            let (calls, errors, histogram) = red.entry(key).or_default();
+            *calls = calls.saturating_add(p.calls);
+            *errors = errors.saturating_add(p.errors);
+            histogram.merge(&p.histogram);
+        }
+        while red.len() > self.max_red_points {
+            red.pop_first();
+        }
+        Ok(())
+    }
+
+    fn span_metrics(
+        &self,
+        services: &[String],
+        start_nanos: u64,
+        end_nanos: u64,
+    ) -> StoreResult<Vec<RedPoint>> {
+        let red = self.red.read();
+        let mut out: Vec<RedPoint> = red
+            .iter()
+            .take_while(|((start, ..), _)| *start <= end_nanos)
+            .filter(|((start, service, _, _, len), _)| {
+                red_bucket_selected(service, *start, *len, services, (start_nanos, end_nanos))
+            })
+            .map(
+                |((start, service, operation, kind, len), (calls, errors, histogram))| RedPoint {
+                    service: service.clone(),
+                    operation: operation.clone(),
+                    kind: *kind,
+                    bucket_start_nanos: *start,
+                    bucket_nanos: *len,
+                    calls: *calls,
+                    errors: *errors,
+                    histogram: histogram.clone(),
+                },
+            )
+            .collect();
+        sort_red_points(&mut out);
+        Ok(out)
+    }
+
+    fn expire_before(&self, cutoff_nanos: u64) -> StoreResult<u64> {
+        self.red
+            .write()
+            .retain(|(start, .., len), _| start.saturating_add(*len) > cutoff_nanos);
         Ok(0)
     }
 
@@ -223,6 +306,36 @@ mod tests {
         assert_eq!(
             store.services().unwrap(),
             vec!["a".to_string(), "b".to_string()]
+        );
+    }
+
+    #[test]
+    fn red_points_are_bounded_oldest_bucket_first() {
+        let store = MemoryStore::new(1).with_max_red_points(2);
+        let point = |service: &str, start: u64| RedPoint {
+            service: service.into(),
+            operation: "op".into(),
+            kind: SpanKind::Server,
+            bucket_start_nanos: start,
+            bucket_nanos: 10,
+            calls: 1,
+            errors: 0,
+            histogram: LatencyHistogram::new(),
+        };
+        store
+            .write_span_metrics(&[point("late", 30), point("early", 10), point("mid", 20)])
+            .unwrap();
+        // A merge into a kept point does not grow the map.
+        store.write_span_metrics(&[point("late", 30)]).unwrap();
+        let kept: Vec<(String, u64, u64)> = store
+            .span_metrics(&[], 0, u64::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.service, p.bucket_start_nanos, p.calls))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![("late".to_string(), 30, 2), ("mid".to_string(), 20, 1)]
         );
     }
 }

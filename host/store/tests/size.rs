@@ -166,6 +166,15 @@ fn bytes_on_disk_per_span() {
         cart(|q| q.tags = vec![("http.status_code".into(), "500".into())]),
         cart(|q| q.tags = vec![("http.url".into(), "/api/v1/items/4242".into())]),
         cart(|q| q.start_max_nanos = 1_700_000_000_000_000_000 + 9_000_000_000),
+        cart(|q| {
+            q.operation = Some("charge".into());
+            q.duration_min_nanos = Some(19_000_000);
+        }),
+        cart(|q| {
+            q.span_kind = Some(SpanKind::Server);
+            q.tags = vec![("http.status_code".into(), "404".into())];
+        }),
+        cart(|q| q.tags = vec![("user.id".into(), "user-7".into())]),
     ];
     for q in queries {
         let expected = rank(
