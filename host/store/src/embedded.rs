@@ -2,44 +2,56 @@
 //!
 //! # Layout
 //! Partition `p` holds spans whose start lies in `[p * partition, (p + 1) * partition)`; it is
-//! four sled trees, so retention drops whole partitions (Jaeger's daily index + index cleaner).
-//! sled costs ~100 B per entry, so the layout keeps the NUMBER of entries per block small (one
-//! block, one directory entry, two entries per service of the block) instead of per trace:
-//! - `blocks/p{p}.blk` (a file next to sled's, append-only): the blocks, each `raw length
-//!   (u32 LE) ++ zstd(level 1, encode_block(spans of ONE write_spans call that fall in p))`.
-//!   Spans of a trace stay together in one segment of the block; readers decompress a block and
-//!   decode only the wanted segment. Blocks live outside sled because sled 0.34 keeps every
-//!   large value it writes in memory whatever its cache size (RSS grew 1:1 with bytes written).
-//! - `p{p}.blk` (tree): block sequence number (u64 BE) -> where the block is in the file:
-//!   offset (u64 LE) ++ length (u32 LE) ++ XXH64 of the bytes (u64 LE).
-//! - `p{p}.dir`: block seq (u64 BE) -> `DIR_FORMAT (1) ++` the block's trace ids (16 B each) in
-//!   first-appearance order; a trace's place in this list is its *ordinal* in the block.
+//! four sled trees and two files, so retention drops whole partitions (Jaeger's daily index +
+//! index cleaner). sled costs ~100 B per entry, so the layout keeps the NUMBER of entries per
+//! block small (one block, one directory entry, two entries per service of the block) instead
+//! of per trace. sled 0.34 keeps every large log message it writes in memory whatever its cache
+//! size: any message over a quarter of its segment (32 KiB here), such as a tree node holding a
+//! few large values, becomes a blob file that stays resident (RSS grew 1:1 with bytes written).
+//! So every value that grows with the block lives in an append-only file next to sled's, and
+//! sled holds a *pointer* to it: offset (u64 LE) ++ length (u32 LE) ++ XXH64 of the bytes (u64
+//! LE), 20 B (see `blockfile.rs`):
+//! - `blocks/p{p}.blk` (file): the blocks, each `raw length (u32 LE) ++ zstd(level 1,
+//!   encode_block(spans of ONE write_spans call that fall in p))`. Spans of a trace stay
+//!   together in one segment of the block; readers decompress a block and decode only the
+//!   wanted segment.
+//! - `blocks/p{p}.idx` (file): per block, in one append, its directory and then the summaries
+//!   of each of its services (the values described under `dir` and `svc` below).
+//! - `p{p}.blk` (tree): block sequence number (u64 BE) -> pointer to the block in `p{p}.blk`.
+//! - `p{p}.dir`: block seq (u64 BE) -> pointer into `p{p}.idx` to `DIR_FORMAT (1) ++` the
+//!   block's trace ids (16 B each) in first-appearance order; a trace's place in this list is
+//!   its *ordinal* in the block. (At 8,192-span blocks a directory is 7-13 KB, and a sled node
+//!   of a few of them was a blob.)
 //! - `p{p}.svc`: service id (u32 BE) ++ latest span start of the service in the block (u64 BE)
-//!   ++ block seq (u64 BE) -> `SVC_FORMAT (1) ++ raw length (u32 LE) ++ zstd(` per trace with
-//!   spans of that service in the block: ordinal, block latest start minus the trace's latest
-//!   start of that service, and a summary: spread of span starts, the (operation, kind, min
-//!   duration, max duration) seen, and a small bloom filter of the `key=value` texts of span,
-//!   resource and event attributes and of the span status (`error=true`,
-//!   `otel.status_code=OK|ERROR`) `)`. One entry per (service, block).
+//!   ++ block seq (u64 BE) -> pointer into `p{p}.idx` to `SVC_FORMAT (1) ++ raw length (u32
+//!   LE) ++ zstd(` per trace with spans of that service in the block: ordinal, block latest
+//!   start minus the trace's latest start of that service, and a summary: spread of span
+//!   starts, the (operation, kind, min duration, max duration) seen, and a small bloom filter
+//!   of the `key=value` texts of span, resource and event attributes and of the span status
+//!   (`error=true`, `otel.status_code=OK|ERROR`) `)`. One entry per (service, block); these
+//!   summaries (~20 B per span) were 95 % of sled's blob bytes in layout 5.
 //! - `p{p}.hed`: the same keys as `svc` -> `HEAD_FORMAT (1) ++` the entry's uncompressed
 //!   *head*, which describes the whole entry: its earliest span start; per (operation, kind)
 //!   the min and max duration and the latest start; the latest start of a span with status
 //!   error and with status ok; and a bloom filter of the attribute keys of all its spans (8
-//!   bits each, at most 256 B). Kept apart so that searches scan small values (large `svc`
-//!   values live in sled's blob files) and fetch the summaries of the few entries they open.
+//!   bits each, at most 256 B). Small enough to stay in sled (a node of 16 is a few KB), so
+//!   searches scan heads without touching the files and read (one positional read each) the
+//!   summaries of the few entries they open.
 //!
 //! Global trees: `strings` (id u32 BE -> service or operation name; cached in memory), `ops`
 //! (service id ++ operation id ++ kind -> empty; cached in memory), `deps` (bucket start u64 BE
 //! ++ parent id ++ child id -> call count u64 BE, summed by a sled merge operator) and `meta`
-//! (the partition length, fixed when the database is created, and the layout version, 5; a
+//! (the partition length, fixed when the database is created, and the layout version, 6; a
 //! database of another layout is refused at open). Retention drops a partition's trees and
-//! deletes its block file.
+//! deletes its block and index files.
 //!
 //! Measured by `tests/size.rs` (100k spans in 2,000-span batches): 168.6 B/span on disk with
 //! the previous per-trace index (layout 1), 66.3 B/span with blocks in sled (layout 2), 66.4
 //! B/span with blocks in files (layout 3, files included), 65.7-67.7 B/span with entry heads
-//! (layout 5). 2M spans written through the store
-//! peaked at 66 MB RSS (183 MB with blocks in sled).
+//! (layout 5), 56.4 B/span with directories and summaries in index files (layout 6: 38.9 in
+//! block files, 15.5 in index files, the rest sled). 2M spans written through the store peaked
+//! at 66 MB RSS (183 MB with blocks in sled); 4M spans in 8,192-span batches peaked at 111 MB
+//! with layout 5 (80 MB of sled blobs) and 37 MB with layout 6 (no blobs).
 //!
 //! # Finding a trace, and memory
 //! Each partition keeps in memory one split-block bloom filter per block over the block's
@@ -81,23 +93,26 @@
 //! # Corrupt data
 //! A block whose bytes fail the length or checksum check of its `blk` entry (torn by a crash,
 //! or damaged) is reported as corrupt at `block file <path>, offset <n>`; one that fails to
-//! decompress or decode, at `partition <p>, block <seq>`. Either is logged with `tracing::warn` naming partition
-//! and block key and is skipped: `get_trace` returns the spans of the other blocks, and fails
+//! decompress or decode, at `partition <p>, block <seq>`. Either is logged with `tracing::warn`
+//! naming partition and block key and is skipped: `get_trace` returns the spans of the other blocks, and fails
 //! with [`StoreError::Corrupt`] only when some block of the trace was unreadable and no span
 //! could be read at all. `find_*` skip a candidate whose trace is unreadable. A service entry
 //! that cannot be decoded makes every trace of its block a candidate (verification decides),
 //! never a miss; a `dir` entry that cannot be decoded is replaced by the block's own directory
-//! (and, at open, turns the partition's lookups into `dir` scans that read such blocks).
+//! (and, at open, turns the partition's lookups into `dir` scans that read such blocks). A
+//! `dir` or `svc` pointer that is malformed, or whose bytes in `p{p}.idx` fail the length or
+//! checksum check (`index file <path>, offset <n>`), is logged with that location, its tree
+//! and key, and read as such an undecodable entry.
 //!
 //! # Durability
 //! [`Durability::Periodic`]: sled flushes its log at least every 1000 ms on its own, and a
-//! background thread syncs the block files written to every 1000 ms,
-//! so a crash loses at most about the last two seconds; an index entry that reached the disk
-//! before its block bytes is caught by the checksum and skipped as corrupt.
+//! background thread syncs the block and index files written to every 1000 ms,
+//! so a crash loses at most about the last two seconds; a sled entry that reached the disk
+//! before the file bytes it points at is caught by the checksum and skipped as corrupt.
 //! [`Durability::Sync`]: no background flushing; the pipeline calls `flush` before
-//! acknowledging a batch. Either way `flush` syncs every block file written since the last
-//! flush (`File::sync_data`) and then sled's log (`Db::flush`), so all earlier writes are
-//! durable and a durable index entry never points at unsynced bytes.
+//! acknowledging a batch. Either way `flush` syncs every block and index file written since
+//! the last flush (`File::sync_data`) and then sled's log (`Db::flush`), so all earlier writes
+//! are durable and a durable sled entry never points at unsynced bytes.
 
 use std::collections::{BTreeMap, BinaryHeap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -120,7 +135,7 @@ mod blockfile;
 mod red;
 mod tracefilter;
 
-use blockfile::{BlockFile, BlockRef, DirtyFiles};
+use blockfile::{BlockFile, BlockRef, DirtyFiles, FileKind};
 use tracefilter::TraceFilter;
 
 /// When the store makes writes durable.
@@ -174,13 +189,14 @@ const MAX_BLOCK_BYTES: usize = 1 << 30;
 const BLOCK_CACHE_BYTES: usize = 16 << 20;
 /// Storage layout written and read by this build (kept in `meta`; 1 had a per-trace index, 2
 /// kept the compressed blocks in the `blk` trees, 3 left the span status out of summaries, 4
-/// had no entry heads and FNV-1a block checksums).
-const LAYOUT_VERSION: u8 = 5;
+/// had no entry heads and FNV-1a block checksums, 5 kept the `dir` and `svc` values in sled).
+const LAYOUT_VERSION: u8 = 6;
 /// Most time block files may go unsynced under [`Durability::Periodic`].
 const FILE_SYNC_INTERVAL: Duration = Duration::from_millis(1000);
-/// First byte of a `dir` value.
+/// First byte of a block directory value in the index file.
 const DIR_FORMAT: u8 = 1;
-/// First byte of a `svc` value (layout 5 still writes 1; the head is in `hed`).
+/// First byte of a service summary value in the index file (layouts 5 and 6 still write 1; the
+/// head is in `hed`).
 const SVC_FORMAT: u8 = 1;
 /// First byte of a `hed` value.
 const HEAD_FORMAT: u8 = 1;
@@ -216,6 +232,8 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 struct Partition {
     blk: Tree,
     file: Arc<BlockFile>,
+    /// `blocks/p{p}.idx`: the `dir` and `svc` values that those trees point at.
+    idx: Arc<BlockFile>,
     dir: Tree,
     svc: Tree,
     hed: Tree,
@@ -234,6 +252,58 @@ struct TraceIndex {
 impl TraceIndex {
     fn bytes(&self) -> usize {
         self.blocks.iter().map(|(_, f)| f.bytes() + 16).sum()
+    }
+}
+
+/// A `dir` or `svc` value read through its pointer into the partition's index file.
+enum IndexValue {
+    /// No entry under the key.
+    Missing,
+    /// A malformed pointer, or bytes that fail its length or checksum check (logged).
+    Unreadable,
+    Bytes(Vec<u8>),
+}
+
+impl Partition {
+    /// The index-file bytes that `ptr`, the value of key `key` in tree `p{p}.{tree}`, points at.
+    /// Corrupt pointers and bytes are logged with their location and read as unreadable; only
+    /// I/O errors fail.
+    fn index_bytes(&self, p: u64, tree: &str, key: &[u8], ptr: &[u8]) -> StoreResult<IndexValue> {
+        let Some(at) = BlockRef::decode(ptr) else {
+            tracing::warn!(
+                partition = p,
+                tree,
+                key = ?key,
+                len = ptr.len(),
+                "malformed index file reference"
+            );
+            return Ok(IndexValue::Unreadable);
+        };
+        match self.idx.read(at) {
+            Ok(bytes) => Ok(IndexValue::Bytes(bytes)),
+            Err(e @ StoreError::Corrupt { .. }) => {
+                tracing::warn!(partition = p, tree, key = ?key, error = %e, "unreadable index entry");
+                Ok(IndexValue::Unreadable)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The `dir` value of block `seq`.
+    fn dir_value(&self, p: u64, seq: u64) -> StoreResult<IndexValue> {
+        let key = seq.to_be_bytes();
+        match self.dir.get(key).map_err(io)? {
+            Some(ptr) => self.index_bytes(p, "dir", &key, &ptr),
+            None => Ok(IndexValue::Missing),
+        }
+    }
+
+    /// The `svc` value (the summaries) of the service index entry `key`.
+    fn svc_value(&self, p: u64, key: &[u8]) -> StoreResult<IndexValue> {
+        match self.svc.get(key).map_err(io)? {
+            Some(ptr) => self.index_bytes(p, "svc", key, &ptr),
+            None => Ok(IndexValue::Missing),
+        }
     }
 }
 
@@ -527,8 +597,9 @@ impl SledStore {
     }
 
     /// Entries and logical bytes (keys plus values, before sled's own overhead) per kind of
-    /// tree (`blk`, `dir`, `svc` summed over partitions, and each global tree), sorted by kind:
-    /// a diagnostic for sizing, it reads every entry.
+    /// tree (`blk`, `dir`, `svc`, `hed` summed over partitions, and each global tree), then the
+    /// partition files (`file .blk`, `file .idx`: number of files and their bytes), sorted by
+    /// kind: a diagnostic for sizing, it reads every entry.
     pub fn tree_sizes(&self) -> StoreResult<Vec<(String, u64, u64)>> {
         let mut kinds: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         for name in self.db.tree_names() {
@@ -542,15 +613,22 @@ impl SledStore {
                 e.1 += (k.len() + v.len()) as u64;
             }
         }
+        for part in self.partitions.read().values() {
+            for (kind, file) in [("file .blk", &part.file), ("file .idx", &part.idx)] {
+                let e = kinds.entry(kind.to_owned()).or_default();
+                e.0 += 1;
+                e.1 += file.len();
+            }
+        }
         Ok(kinds.into_iter().map(|(k, (n, b))| (k, n, b)).collect())
     }
 
-    /// Bytes in the block files of the live partitions.
+    /// Bytes in the block and index files of the live partitions.
     fn block_file_bytes(&self) -> u64 {
         self.partitions
             .read()
             .values()
-            .map(|part| part.file.len())
+            .map(|part| part.file.len() + part.idx.len())
             .sum()
     }
 
@@ -675,8 +753,11 @@ impl SledStore {
                 }
             }
         }
-        let mut svc = Batch::default();
+        let mut keys: Vec<[u8; 20]> = Vec::with_capacity(by_service.len());
         let mut hed = Batch::default();
+        // The index file gets the directory, then the summaries of each service, in one write.
+        let mut idx_values: Vec<Vec<u8>> = Vec::with_capacity(1 + by_service.len());
+        idx_values.push(dir);
         for (service, (head, list)) in by_service {
             let block_max = list.iter().map(|(_, s)| s.max_start).max().unwrap_or(0);
             let mut key = [0u8; 20];
@@ -685,7 +766,8 @@ impl SledStore {
             key[12..].copy_from_slice(&seq.to_be_bytes());
             let (head, summaries) = encode_service_entry(block_max, head, list)?;
             hed.insert(&key[..], head);
-            svc.insert(&key[..], summaries);
+            keys.push(key);
+            idx_values.push(summaries);
         }
         // Names and operations first, then the block, then the indexes that point at it.
         if !new_ops.is_empty() {
@@ -704,10 +786,23 @@ impl SledStore {
         if fresh {
             self.dirty.add(part.file.clone());
         }
+        let parts: Vec<&[u8]> = idx_values.iter().map(Vec::as_slice).collect();
+        let (refs, fresh) = part.idx.append_parts(&parts)?;
+        if fresh {
+            self.dirty.add(part.idx.clone());
+        }
+        let mut svc = Batch::default();
+        for (key, r) in keys.iter().zip(refs.iter().skip(1)) {
+            svc.insert(&key[..], &r.encode()[..]);
+        }
         part.blk
             .insert(seq.to_be_bytes(), &at.encode()[..])
             .map_err(io)?;
-        part.dir.insert(seq.to_be_bytes(), dir).map_err(io)?;
+        if let Some(r) = refs.first() {
+            part.dir
+                .insert(seq.to_be_bytes(), &r.encode()[..])
+                .map_err(io)?;
+        }
         // Heads before summaries: a head whose summaries are missing makes every trace of
         // its block a candidate, while summaries without a head would never be found.
         part.hed.apply_batch(hed).map_err(io)?;
@@ -793,8 +888,8 @@ impl SledStore {
             // Confirm with the block's id list: a false positive costs a small read, not a block.
             let mut confirmed = Vec::with_capacity(seqs.len());
             for seq in seqs {
-                match part.dir.get(seq.to_be_bytes()).map_err(io)? {
-                    Some(v) if dir_has(&v, id) == Some(false) => {}
+                match part.dir_value(p, seq)? {
+                    IndexValue::Bytes(v) if dir_has(&v, id) == Some(false) => {}
                     _ => confirmed.push(seq),
                 }
             }
@@ -803,13 +898,14 @@ impl SledStore {
         drop(index);
         let mut seqs = Vec::new();
         for item in part.dir.iter() {
-            let (k, v) = item.map_err(io)?;
+            let (k, ptr) = item.map_err(io)?;
             let Some(seq) = be_u64(&k).filter(|_| k.len() == 8) else {
                 tracing::warn!(partition = p, key = ?k, "skipping malformed block directory key");
                 continue;
             };
-            if dir_has(&v, id) != Some(false) {
-                seqs.push(seq);
+            match part.index_bytes(p, "dir", &k, &ptr)? {
+                IndexValue::Bytes(v) if dir_has(&v, id) == Some(false) => {}
+                _ => seqs.push(seq),
             }
         }
         Ok(seqs)
@@ -861,15 +957,23 @@ impl SledStore {
         part: &Partition,
         seq: u64,
     ) -> StoreResult<Option<(Vec<TraceId>, bool)>> {
-        if let Some(v) = part.dir.get(seq.to_be_bytes()).map_err(io)? {
-            if let Some(ids) = parse_dir(&v) {
-                return Ok(Some((ids, true)));
+        match part.dir_value(p, seq)? {
+            IndexValue::Bytes(v) => {
+                if let Some(ids) = parse_dir(&v) {
+                    return Ok(Some((ids, true)));
+                }
+                tracing::warn!(
+                    partition = p,
+                    block = seq,
+                    "block directory entry is malformed"
+                );
             }
-            tracing::warn!(
+            IndexValue::Unreadable => tracing::warn!(
                 partition = p,
                 block = seq,
-                "block directory entry is malformed"
-            );
+                "block directory entry is unreadable; reading the block's own directory"
+            ),
+            IndexValue::Missing => {}
         }
         match self.block(p, part, seq) {
             Ok(Some(bytes)) => match BlockReader::open(&bytes) {
@@ -1043,8 +1147,12 @@ impl SledStore {
                     let Some((bound, seq, block_max, key)) = heads.pop() else {
                         break;
                     };
-                    // Missing summaries (a crash between the two trees) read as unreadable.
-                    let value = part.svc.get(key).map_err(io)?.unwrap_or_default();
+                    // Missing summaries (a crash between the two trees) and damaged ones read
+                    // as unreadable: every trace of the block becomes a candidate.
+                    let value = match part.svc_value(*p, &key)? {
+                        IndexValue::Bytes(v) => v,
+                        IndexValue::Missing | IndexValue::Unreadable => Vec::new(),
+                    };
                     self.open_entry(
                         *p,
                         part,
@@ -1102,7 +1210,14 @@ fn spawn_file_syncer(dirty: std::sync::Weak<DirtyFiles>) -> StoreResult<()> {
 fn open_partition(db: &sled::Db, blocks_dir: &Path, p: u64) -> StoreResult<Partition> {
     Ok(Partition {
         blk: db.open_tree(format!("p{p}.blk")).map_err(io)?,
-        file: Arc::new(BlockFile::open(blocks_dir.join(format!("p{p}.blk")))?),
+        file: Arc::new(BlockFile::open(
+            blocks_dir.join(format!("p{p}.blk")),
+            FileKind::Blocks,
+        )?),
+        idx: Arc::new(BlockFile::open(
+            blocks_dir.join(format!("p{p}.idx")),
+            FileKind::Index,
+        )?),
         dir: db.open_tree(format!("p{p}.dir")).map_err(io)?,
         svc: db.open_tree(format!("p{p}.svc")).map_err(io)?,
         hed: db.open_tree(format!("p{p}.hed")).map_err(io)?,
@@ -1118,8 +1233,12 @@ fn load_filters(p: u64, part: &Partition) -> StoreResult<()> {
     let mut blocks = Vec::new();
     let mut complete = true;
     for item in part.dir.iter() {
-        let (k, v) = item.map_err(io)?;
-        match (be_u64(&k).filter(|_| k.len() == 8), parse_dir(&v)) {
+        let (k, ptr) = item.map_err(io)?;
+        let ids = match part.index_bytes(p, "dir", &k, &ptr)? {
+            IndexValue::Bytes(v) => parse_dir(&v),
+            IndexValue::Missing | IndexValue::Unreadable => None,
+        };
+        match (be_u64(&k).filter(|_| k.len() == 8), ids) {
             (Some(seq), Some(ids)) => blocks.push((seq, TraceFilter::new(&ids))),
             _ => {
                 tracing::warn!(partition = p, key = ?k, "malformed block directory entry; trace lookups in this partition scan its index");
@@ -1789,15 +1908,17 @@ impl TraceStore for SledStore {
                 let freed = part.index.read().bytes();
                 self.filter_bytes.fetch_sub(freed, Ordering::Relaxed);
             }
-            let path = self.blocks_dir.join(format!("p{p}.blk"));
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(StoreError::Io(format!(
-                        "cannot delete block file {}: {e}",
-                        path.display()
-                    )))
+            for (ext, what) in [("blk", "block"), ("idx", "index")] {
+                let path = self.blocks_dir.join(format!("p{p}.{ext}"));
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(StoreError::Io(format!(
+                            "cannot delete {what} file {}: {e}",
+                            path.display()
+                        )))
+                    }
                 }
             }
         }
@@ -1931,22 +2052,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(&dir);
         s.write_spans(&[span(1, 1, T), span(2, 2, T + 1)]).unwrap();
-        let path = dir
-            .path()
-            .join("blocks")
-            .join(format!("p{}.blk", T / 3_600_000_000_000));
+        let p = T / 3_600_000_000_000;
+        let path = dir.path().join("blocks").join(format!("p{p}.blk"));
+        let idx_path = dir.path().join("blocks").join(format!("p{p}.idx"));
         let file_len = std::fs::metadata(&path).unwrap().len();
-        assert!(file_len > 0);
+        let idx_len = std::fs::metadata(&idx_path).unwrap().len();
+        assert!(file_len > 0 && idx_len > 0);
+        // Both files wait for the next sync, which comes before sled's flush.
+        assert_eq!(s.dirty.pending(), 2);
         s.flush().unwrap();
-        assert!(s.stats().bytes_on_disk >= file_len + s.db.size_on_disk().unwrap());
+        assert_eq!(s.dirty.pending(), 0);
+        assert!(s.stats().bytes_on_disk >= file_len + idx_len + s.db.size_on_disk().unwrap());
         assert_eq!(s.expire_before(u64::MAX).unwrap(), 1);
         assert!(!path.exists());
+        assert!(!idx_path.exists());
         assert_eq!(s.get_trace(TraceId(1)).unwrap(), None);
-        // The partition comes back with a fresh file.
+        // The partition comes back with fresh files.
         s.write_spans(&[span(3, 3, T)]).unwrap();
         assert_eq!(s.get_trace(TraceId(3)).unwrap().unwrap().spans.len(), 1);
+        assert_eq!(s.find_trace_ids(&svc_query()).unwrap(), vec![TraceId(3)]);
         assert_eq!(
-            std::fs::metadata(&path).unwrap().len(),
+            std::fs::metadata(&path).unwrap().len() + std::fs::metadata(&idx_path).unwrap().len(),
             s.block_file_bytes()
         );
     }
@@ -2091,6 +2217,72 @@ mod tests {
     }
 
     #[test]
+    fn damaged_index_file_entries_make_candidates_not_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        s.write_spans(&[span(1, 1, T), span(2, 2, T + 1)]).unwrap();
+        s.write_spans(&[span(3, 3, T + 2)]).unwrap();
+        s.write_spans(&[span(1, 4, T + 3)]).unwrap();
+        s.flush().unwrap();
+        let all = vec![TraceId(1), TraceId(3), TraceId(2)];
+        assert_eq!(s.find_trace_ids(&svc_query()).unwrap(), all);
+        let (p, part) = s.live_partitions().remove(0);
+        let path = dir.path().join("blocks").join(format!("p{p}.idx"));
+        let refs = |tree: &Tree| -> Vec<BlockRef> {
+            tree.iter()
+                .values()
+                .map(|v| BlockRef::decode(&v.unwrap()).unwrap())
+                .collect()
+        };
+        // sled holds pointers only: dir and svc values are 20-byte references into the file.
+        let (dirs, svcs) = (refs(&part.dir), refs(&part.svc));
+        assert_eq!((dirs.len(), svcs.len()), (3, 3));
+        assert_eq!(dirs[0].offset, 0, "the directory comes first");
+        assert_eq!(svcs[0].offset, u64::from(dirs[0].len));
+        let damage = |offset: u64| {
+            use std::io::{Seek, SeekFrom, Write};
+            let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.seek(SeekFrom::Start(offset)).unwrap();
+            f.write_all(b"\xff\xff").unwrap();
+        };
+        // Damaged summaries of block 0: its traces become candidates, verification decides.
+        damage(svcs[0].offset + 1);
+        let err = part.idx.read(svcs[0]).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "stored data is corrupt at index file {}, offset {}: checksum ",
+                path.display(),
+                svcs[0].offset
+            )),
+            "{err}"
+        );
+        assert_eq!(s.find_trace_ids(&svc_query()).unwrap(), all);
+        // Summaries torn off the end of the file (a crash before the file was synced).
+        let torn = BlockRef {
+            offset: part.idx.len() - 2,
+            ..svcs[1]
+        };
+        let key = part.svc.iter().keys().nth(1).unwrap().unwrap();
+        part.svc.insert(&key, &torn.encode()[..]).unwrap();
+        assert_eq!(s.find_trace_ids(&svc_query()).unwrap(), all);
+        // A damaged directory: lookups read the block itself, nothing is missed.
+        damage(dirs[0].offset + 3);
+        assert_eq!(s.get_trace(TraceId(2)).unwrap().unwrap().spans.len(), 1);
+        assert_eq!(s.get_trace(TraceId(1)).unwrap().unwrap().spans.len(), 2);
+        assert_eq!(s.find_trace_ids(&svc_query()).unwrap(), all);
+        // Reopened, the partition with the unreadable directory is scanned instead of filtered.
+        drop(part);
+        s.flush().unwrap();
+        drop(s);
+        let s = store(&dir);
+        assert!(!s.live_partitions()[0].1.index.read().complete);
+        assert_eq!(s.get_trace(TraceId(2)).unwrap().unwrap().spans.len(), 1);
+        assert_eq!(s.get_trace(TraceId(1)).unwrap().unwrap().spans.len(), 2);
+        assert_eq!(s.get_trace(TraceId(9)).unwrap(), None);
+        assert_eq!(s.find_trace_ids(&svc_query()).unwrap(), all);
+    }
+
+    #[test]
     fn service_entries_round_trip() {
         let mut head = EntryHead::default();
         let mut a = Summary::new(T);
@@ -2121,7 +2313,7 @@ mod tests {
         assert_eq!(
             err,
             Some(format!(
-                "storage i/o failed: sled database at {} uses storage layout 1, this build reads layout 5",
+                "storage i/o failed: sled database at {} uses storage layout 1, this build reads layout 6",
                 dir.path().display()
             ))
         );

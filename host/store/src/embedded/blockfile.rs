@@ -1,11 +1,15 @@
-//! Append-only block files: one per partition, holding the compressed blocks that sled indexes.
+//! Append-only partition files: one block file and one index file per partition, holding the
+//! compressed blocks and the large index values (trace-id lists, service summaries) that sled
+//! points at.
 //!
-//! sled 0.34 keeps every large value it writes in memory, so the blocks live here instead and
-//! the `p{p}.blk` tree holds a [`BlockRef`] per block: offset (u64 LE) ++ length (u32 LE) ++
-//! XXH64 (seed 0) of the bytes (u64 LE; layout 4 used byte-at-a-time FNV-1a, which was a
-//! quarter to a third of a search's CPU). A reference that points past the end of the file or at
-//! bytes whose checksum differs (a crash between the index and the file reaching the disk, or
-//! damage) is reported as [`StoreError::Corrupt`] naming the file and offset.
+//! sled 0.34 keeps every large value it writes in memory (a log message over a quarter of its
+//! segment, such as a tree node holding a few large values, becomes a blob that stays
+//! resident), so those bytes live here instead and sled holds a [`BlockRef`] per value: offset
+//! (u64 LE) ++ length (u32 LE) ++ XXH64 (seed 0) of the bytes (u64 LE; layout 4 used
+//! byte-at-a-time FNV-1a, which was a quarter to a third of a search's CPU). A reference that
+//! points past the end of the file or at bytes whose checksum differs (a crash between the
+//! index and the file reaching the disk, or damage) is reported as [`StoreError::Corrupt`]
+//! naming the file and offset.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -20,7 +24,7 @@ use crate::{StoreError, StoreResult};
 /// Length of an encoded [`BlockRef`].
 pub(super) const REF_BYTES: usize = 20;
 
-/// Where a block lives in its partition's block file.
+/// Where a block (or an index value) lives in its partition's file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct BlockRef {
     pub offset: u64,
@@ -134,34 +138,65 @@ struct Appender {
     len: u64,
 }
 
-/// One partition's block file.
+/// What a partition file holds; names it in messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FileKind {
+    /// `blocks/p{p}.blk`: compressed blocks.
+    Blocks,
+    /// `blocks/p{p}.idx`: block directories and service summaries.
+    Index,
+}
+
+impl FileKind {
+    fn file(self) -> &'static str {
+        match self {
+            FileKind::Blocks => "block file",
+            FileKind::Index => "index file",
+        }
+    }
+
+    fn item(self) -> &'static str {
+        match self {
+            FileKind::Blocks => "block",
+            FileKind::Index => "index entry",
+        }
+    }
+}
+
+/// One partition's block or index file.
 pub(super) struct BlockFile {
     path: PathBuf,
+    kind: FileKind,
     read: Arc<File>,
     append: Mutex<Appender>,
     /// Set by an append, cleared just before the file is synced.
     dirty: AtomicBool,
 }
 
-fn io_at(path: &Path, what: &str, e: std::io::Error) -> StoreError {
-    StoreError::Io(format!("cannot {what} block file {}: {e}", path.display()))
+fn io_at(kind: FileKind, path: &Path, what: &str, e: std::io::Error) -> StoreError {
+    StoreError::Io(format!(
+        "cannot {what} {} {}: {e}",
+        kind.file(),
+        path.display()
+    ))
 }
 
 impl BlockFile {
-    /// Opens (creating if missing) the block file at `path`.
-    pub fn open(path: PathBuf) -> StoreResult<Self> {
+    /// Opens (creating if missing) the file of `kind` at `path`.
+    pub fn open(path: PathBuf, kind: FileKind) -> StoreResult<Self> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|e| io_at(&path, "open", e))?;
+            .map_err(|e| io_at(kind, &path, "open", e))?;
         let len = file
             .metadata()
-            .map_err(|e| io_at(&path, "read the length of", e))?
+            .map_err(|e| io_at(kind, &path, "read the length of", e))?
             .len();
-        let read = File::open(&path).map_err(|e| io_at(&path, "open", e))?;
+        let read = File::open(&path).map_err(|e| io_at(kind, &path, "open", e))?;
         Ok(BlockFile {
             path,
+            kind,
             read: Arc::new(read),
             append: Mutex::new(Appender { file, len }),
             dirty: AtomicBool::new(false),
@@ -181,13 +216,47 @@ impl BlockFile {
     /// Appends `bytes`; returns where they went and whether the file was clean before (so the
     /// caller registers it for the next sync).
     pub fn append(&self, bytes: &[u8]) -> StoreResult<(BlockRef, bool)> {
-        let len = u32::try_from(bytes.len()).map_err(|_| {
-            StoreError::Io(format!(
-                "block of {} bytes is too large for block file {}",
-                bytes.len(),
+        let (refs, fresh) = self.append_parts(&[bytes])?;
+        match refs.first() {
+            Some(r) => Ok((*r, fresh)),
+            None => Err(StoreError::Io(format!(
+                "append to {} {} returned no reference",
+                self.kind.file(),
                 self.path.display()
-            ))
-        })?;
+            ))),
+        }
+    }
+
+    /// Appends `parts` back to back with one write; returns where each went (each with its own
+    /// checksum) and whether the file was clean before.
+    pub fn append_parts(&self, parts: &[&[u8]]) -> StoreResult<(Vec<BlockRef>, bool)> {
+        let mut refs = Vec::with_capacity(parts.len());
+        let mut at = 0u64;
+        for part in parts {
+            let len = u32::try_from(part.len()).map_err(|_| {
+                StoreError::Io(format!(
+                    "{} of {} bytes is too large for {} {}",
+                    self.kind.item(),
+                    part.len(),
+                    self.kind.file(),
+                    self.path.display()
+                ))
+            })?;
+            refs.push(BlockRef {
+                offset: at,
+                len,
+                checksum: xxh64(part),
+            });
+            at += u64::from(len);
+        }
+        let joined;
+        let bytes: &[u8] = match parts {
+            [one] => one,
+            _ => {
+                joined = parts.concat();
+                &joined
+            }
+        };
         let mut a = self.append.lock();
         let offset = a.len;
         if let Err(e) = a.file.write_all(bytes) {
@@ -195,19 +264,15 @@ impl BlockFile {
             if let Ok(m) = a.file.metadata() {
                 a.len = m.len();
             }
-            return Err(io_at(&self.path, "append to", e));
+            return Err(io_at(self.kind, &self.path, "append to", e));
         }
-        a.len += u64::from(len);
+        a.len += at;
         drop(a);
+        for r in &mut refs {
+            r.offset += offset;
+        }
         let was_dirty = self.dirty.swap(true, Ordering::AcqRel);
-        Ok((
-            BlockRef {
-                offset,
-                len,
-                checksum: xxh64(bytes),
-            },
-            !was_dirty,
-        ))
+        Ok((refs, !was_dirty))
     }
 
     /// Makes every byte appended so far durable.
@@ -215,13 +280,18 @@ impl BlockFile {
         self.dirty.store(false, Ordering::Release);
         let file = self.append.lock().file.try_clone();
         file.and_then(|f| f.sync_data())
-            .map_err(|e| io_at(&self.path, "sync", e))
+            .map_err(|e| io_at(self.kind, &self.path, "sync", e))
     }
 
     /// The bytes `r` points at, checked against its length and checksum.
     pub fn read(&self, r: BlockRef) -> StoreResult<Vec<u8>> {
         let corrupt = |detail: String| StoreError::Corrupt {
-            location: format!("block file {}, offset {}", self.path.display(), r.offset),
+            location: format!(
+                "{} {}, offset {}",
+                self.kind.file(),
+                self.path.display(),
+                r.offset
+            ),
             detail,
         };
         let mut buf = vec![0u8; r.len as usize];
@@ -231,13 +301,15 @@ impl BlockFile {
             match read_at(&self.read, &mut buf[done..], at) {
                 Ok(0) => {
                     return Err(corrupt(format!(
-                        "block of {} bytes ends past the end of the file ({} bytes read)",
-                        r.len, done
+                        "{} of {} bytes ends past the end of the file ({} bytes read)",
+                        self.kind.item(),
+                        r.len,
+                        done
                     )))
                 }
                 Ok(n) => done += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_at(&self.path, "read", e)),
+                Err(e) => return Err(io_at(self.kind, &self.path, "read", e)),
             }
         }
         let sum = xxh64(&buf);
@@ -261,7 +333,7 @@ fn read_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     std::os::windows::fs::FileExt::seek_read(f, buf, offset)
 }
 
-/// Block files appended to since their last sync; `sync_all` syncs them.
+/// Partition files appended to since their last sync; `sync_all` syncs them.
 #[derive(Default)]
 pub(super) struct DirtyFiles {
     files: Mutex<Vec<Arc<BlockFile>>>,
@@ -275,6 +347,12 @@ impl DirtyFiles {
         self.files.lock().push(f);
     }
 
+    /// How many files wait for the next sync.
+    #[cfg(test)]
+    pub fn pending(&self) -> usize {
+        self.files.lock().len()
+    }
+
     /// Syncs every registered file; all are attempted, the first error is returned.
     pub fn sync_all(&self) -> StoreResult<()> {
         let _guard = self.syncing.lock();
@@ -282,7 +360,7 @@ impl DirtyFiles {
         let mut first = Ok(());
         for f in files {
             if let Err(e) = f.sync() {
-                tracing::warn!(error = %e, "block file sync failed");
+                tracing::warn!(error = %e, "partition file sync failed");
                 if first.is_ok() {
                     // Keep it registered so the next sync retries it.
                     f.dirty.store(true, Ordering::Release);
@@ -329,7 +407,7 @@ mod tests {
     fn appends_read_back_and_damage_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p1.blk");
-        let f = BlockFile::open(path.clone()).unwrap();
+        let f = BlockFile::open(path.clone(), FileKind::Blocks).unwrap();
         let (a, first) = f.append(b"hello").unwrap();
         let (b, second) = f.append(b"world!").unwrap();
         assert_eq!((a.offset, a.len, first), (0, 5, true));
@@ -339,7 +417,7 @@ mod tests {
         assert_eq!(f.len(), 11);
         // Reopened, appends continue at the end.
         drop(f);
-        let f = BlockFile::open(path.clone()).unwrap();
+        let f = BlockFile::open(path.clone(), FileKind::Blocks).unwrap();
         assert_eq!(f.append(b"x").unwrap().0.offset, 11);
         assert_eq!(f.read(a).unwrap(), b"hello");
         // Past the end (a torn write after a crash).
@@ -364,9 +442,39 @@ mod tests {
     }
 
     #[test]
+    fn parts_get_their_own_references_and_index_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p1.idx");
+        let f = BlockFile::open(path.clone(), FileKind::Index).unwrap();
+        f.append(b"head").unwrap();
+        let (refs, fresh) = f.append_parts(&[b"dir", b"", b"summaries"]).unwrap();
+        assert!(!fresh, "already dirty");
+        assert_eq!(
+            refs.iter().map(|r| (r.offset, r.len)).collect::<Vec<_>>(),
+            vec![(4, 3), (7, 0), (7, 9)]
+        );
+        assert_eq!(f.read(refs[0]).unwrap(), b"dir");
+        assert_eq!(f.read(refs[1]).unwrap(), b"");
+        assert_eq!(f.read(refs[2]).unwrap(), b"summaries");
+        assert_eq!(refs[2].checksum, xxh64(b"summaries"));
+        assert_eq!(f.len(), 16);
+        let torn = BlockRef {
+            offset: 12,
+            ..refs[2]
+        };
+        assert_eq!(
+            f.read(torn).unwrap_err().to_string(),
+            format!(
+                "stored data is corrupt at index file {}, offset 12: index entry of 9 bytes ends past the end of the file (4 bytes read)",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
     fn dirty_files_are_synced_once() {
         let dir = tempfile::tempdir().unwrap();
-        let f = Arc::new(BlockFile::open(dir.path().join("p2.blk")).unwrap());
+        let f = Arc::new(BlockFile::open(dir.path().join("p2.blk"), FileKind::Blocks).unwrap());
         let dirty = DirtyFiles::default();
         let (_, fresh) = f.append(b"abc").unwrap();
         assert!(fresh);
