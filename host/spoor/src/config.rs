@@ -211,7 +211,7 @@ pub struct Options {
     #[arg(long = "admin.http.host-port", env = "SPOOR_ADMIN_HTTP_HOST_PORT")]
     pub admin_http: Option<String>,
     /// Memory the pipeline queue may hold before ingest is refused with 429, in bytes
-    /// [default: 67108864].
+    /// [default: 33554432].
     #[arg(long = "pipeline.queue-bytes", env = "SPOOR_PIPELINE_QUEUE_BYTES")]
     pub queue_bytes: Option<usize>,
     /// Spans per storage batch [default: 8192].
@@ -607,7 +607,7 @@ impl Settings {
         let queue_bytes = opts
             .queue_bytes
             .or(pipeline.queue_bytes)
-            .unwrap_or(64 << 20);
+            .unwrap_or(32 << 20);
         if queue_bytes < 1 << 20 {
             bail!("pipeline.queue-bytes must be at least 1048576, got {queue_bytes}");
         }

@@ -764,7 +764,14 @@ mod tests {
             .await
             .unwrap();
         p.ingest(batch(vec![failed])).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // wait (generously: shared machines) until both traces are decided and written
+        for _ in 0..200 {
+            let decided = metrics.render().contains("spoor_tail_traces_dropped_total 1\n");
+            if decided && store.get_trace(TraceId(7)).unwrap().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         assert_eq!(
             store.get_trace(TraceId(7)).unwrap().map(|t| t.spans.len()),
             Some(2)
