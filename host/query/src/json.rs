@@ -1,6 +1,11 @@
 //! A tiny JSON writer that renders exactly what Go's `encoding/json` renders, so that responses
 //! are byte-for-byte those of Jaeger's query service: fields in declaration order, `<`, `>`, `&`,
 //! U+2028 and U+2029 escaped, floats in Go's shortest form (`1e+21`, `1e-7`).
+//!
+//! Two ways in: the [`Json`] tree for small responses, and the `write_*` functions, which append
+//! straight to one output buffer for the large ones (trace JSON), with no tree in between.
+
+use core::fmt::Write as _;
 
 /// A JSON value with object fields kept in the order they were added.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,8 +64,8 @@ impl Json {
         match self {
             Json::Null => out.push_str("null"),
             Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Json::Int(i) => out.push_str(&i.to_string()),
-            Json::UInt(u) => out.push_str(&u.to_string()),
+            Json::Int(i) => write_i64(*i, out),
+            Json::UInt(u) => write_u64(*u, out),
             Json::Float(f) => write_go_float(*f, out),
             Json::Str(s) => write_go_string(s, out),
             Json::Arr(items) => {
@@ -91,79 +96,178 @@ impl Json {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// What Go's encoder does with each byte of a string: `0` copies it, `b'u'` writes `\u00XX`,
+/// `ESC_E2` asks for a look at the next two bytes (U+2028 / U+2029 start with 0xE2), and any
+/// other value is the letter written after a backslash (`\"`, `\\`, `\n`, …).
+static ESCAPE: [u8; 256] = escape_table();
+const ESC_E2: u8 = 1;
+
+const fn escape_table() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b'u';
+        b += 1;
+    }
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[0x08] = b'b';
+    t[0x0c] = b'f';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[b'<' as usize] = b'u';
+    t[b'>' as usize] = b'u';
+    t[b'&' as usize] = b'u';
+    t[0xE2] = ESC_E2;
+    t
+}
+
 /// Writes `s` as a JSON string the way Go's encoder does (HTML-safe escaping).
 pub fn write_go_string(s: &str, out: &mut String) {
-    // Runs of bytes that need no escaping are copied in one go: every byte Go escapes is ASCII,
-    // except U+2028 / U+2029, whose UTF-8 encodings start with 0xE2.
     out.reserve(s.len() + 2);
     out.push('"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        let plain = b >= 0x20 && !matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&' | 0xE2);
-        if plain {
-            i += 1;
-            continue;
-        }
-        if b == 0xE2
-            && !(bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xA8 | 0xA9)))
-        {
-            i += 1;
-            continue;
-        }
-        out.push_str(&s[start..i]);
-        let width = match b {
-            b'"' => {
-                out.push_str("\\\"");
-                1
-            }
-            b'\\' => {
-                out.push_str("\\\\");
-                1
-            }
-            b'\n' => {
-                out.push_str("\\n");
-                1
-            }
-            b'\r' => {
-                out.push_str("\\r");
-                1
-            }
-            b'\t' => {
-                out.push_str("\\t");
-                1
-            }
-            0x08 => {
-                out.push_str("\\b");
-                1
-            }
-            0x0c => {
-                out.push_str("\\f");
-                1
-            }
-            0xE2 => {
-                push_u_escape(if bytes[i + 2] == 0xA8 { 0x2028 } else { 0x2029 }, out);
-                3
-            }
-            _ => {
-                push_u_escape(u32::from(b), out);
-                1
-            }
-        };
-        i += width;
-        start = i;
-    }
-    out.push_str(&s[start..]);
+    write_go_string_body(s, out);
     out.push('"');
 }
 
-fn push_u_escape(cp: u32, out: &mut String) {
-    out.push_str("\\u");
-    for shift in [12, 8, 4, 0] {
-        out.push(char::from(HEX[((cp >> shift) & 0xf) as usize]));
+/// [`write_go_string`] without the quotes.
+pub fn write_go_string_body(s: &str, out: &mut String) {
+    // Runs of bytes that need no escaping are copied in one go.
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    loop {
+        i = next_special(bytes, i);
+        let Some(&b) = bytes.get(i) else { break };
+        let esc = ESCAPE[usize::from(b)];
+        if esc == ESC_E2 {
+            if bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xA8 | 0xA9)) {
+                out.push_str(&s[start..i]);
+                push_u_escape(if bytes[i + 2] == 0xA8 { 0x2028 } else { 0x2029 }, out);
+                i += 3;
+                start = i;
+            } else {
+                i += 1;
+            }
+            continue;
+        }
+        out.push_str(&s[start..i]);
+        if esc == b'u' {
+            push_u_escape(u32::from(b), out);
+        } else {
+            out.push('\\');
+            out.push(char::from(esc));
+        }
+        i += 1;
+        start = i;
     }
+    out.push_str(&s[start..]);
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of `w` is zero (exact for "any", per SWAR folklore).
+const fn has_zero_byte(w: u64) -> bool {
+    w.wrapping_sub(LO) & !w & HI != 0
+}
+
+/// Whether none of the 8 bytes needs a look: all ASCII, none below 0x20, none of `"\<>&`.
+const fn word_is_plain(w: u64) -> bool {
+    let below_space = w.wrapping_sub(LO * 0x20) & !w & HI != 0;
+    !(below_space
+        || w & HI != 0
+        || has_zero_byte(w ^ (LO * b'"' as u64))
+        || has_zero_byte(w ^ (LO * b'\\' as u64))
+        || has_zero_byte(w ^ (LO * b'<' as u64))
+        || has_zero_byte(w ^ (LO * b'>' as u64))
+        || has_zero_byte(w ^ (LO * b'&' as u64)))
+}
+
+/// The index of the first byte from `i` on with a non-zero [`ESCAPE`] entry, or the length.
+/// Eight bytes at a time while they are plain ASCII.
+fn next_special(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(word) = bytes.get(i..i + 8) {
+        let Ok(word) = <[u8; 8]>::try_from(word) else {
+            break;
+        };
+        if !word_is_plain(u64::from_le_bytes(word)) {
+            if let Some(j) = word.iter().position(|&b| ESCAPE[usize::from(b)] != 0) {
+                return i + j;
+            }
+        }
+        i += 8;
+    }
+    // Fewer than 8 bytes left: test the last 8 bytes of the string (re-testing some plain ones)
+    // when it has 8, else byte by byte.
+    let tail = &bytes[i.min(bytes.len())..];
+    if tail.is_empty() {
+        return bytes.len();
+    }
+    if let Some(last) = bytes.len().checked_sub(8).and_then(|s| bytes.get(s..)) {
+        if let Ok(word) = <[u8; 8]>::try_from(last) {
+            if word_is_plain(u64::from_le_bytes(word)) {
+                return bytes.len();
+            }
+        }
+    }
+    match tail.iter().position(|&b| ESCAPE[usize::from(b)] != 0) {
+        Some(j) => i + j,
+        None => bytes.len(),
+    }
+}
+
+fn push_u_escape(cp: u32, out: &mut String) {
+    let mut buf = *b"\\u0000";
+    for (k, shift) in [12, 8, 4, 0].into_iter().enumerate() {
+        buf[2 + k] = HEX[((cp >> shift) & 0xf) as usize];
+    }
+    out.push_str(core::str::from_utf8(&buf).unwrap_or_default());
+}
+
+/// `"00"`, `"01"`, … `"99"`: two decimal digits per table lookup.
+static DIGITS2: [u8; 200] = digits2();
+
+const fn digits2() -> [u8; 200] {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+}
+
+/// Writes an unsigned integer in decimal, without allocating.
+pub fn write_u64(mut n: u64, out: &mut String) {
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    while n >= 100 {
+        let d = (n % 100) as usize * 2;
+        n /= 100;
+        pos -= 2;
+        buf[pos..pos + 2].copy_from_slice(&DIGITS2[d..d + 2]);
+    }
+    if n >= 10 {
+        let d = n as usize * 2;
+        pos -= 2;
+        buf[pos..pos + 2].copy_from_slice(&DIGITS2[d..d + 2]);
+    } else {
+        pos -= 1;
+        buf[pos] = b'0' + n as u8;
+    }
+    // Only ASCII digits were written.
+    out.push_str(core::str::from_utf8(&buf[pos..]).unwrap_or_default());
+}
+
+/// Writes a signed integer in decimal, without allocating.
+pub fn write_i64(n: i64, out: &mut String) {
+    if n < 0 {
+        out.push('-');
+    }
+    write_u64(n.unsigned_abs(), out);
 }
 
 /// Writes a float as Go's `encoding/json` does: `'f'` format between 1e-6 and 1e21, else `'e'`
@@ -201,7 +305,7 @@ pub fn write_go_float(f: f64, out: &mut String) {
         }
     } else {
         // Rust's `{}` for f64 is the shortest round-trip decimal without exponent, as Go's 'f'/-1.
-        out.push_str(&format!("{f}"));
+        let _ = write!(out, "{f}");
     }
 }
 
@@ -248,9 +352,80 @@ mod tests {
             ("\u{2030}\u{20ac}", "\"\u{2030}\u{20ac}\""),
             ("tail\u{1}", "\"tail\\u0001\""),
             ("\u{7f}x\u{8}\u{c}", "\"\u{7f}x\\b\\f\""),
+            ("eight ok", r#""eight ok""#),
+            ("sixteen bytes ok<", r#""sixteen bytes ok\u003c""#),
+            ("0123456789abcdef\"x", r#""0123456789abcdef\"x""#),
+            (
+                "é long text with \u{2028} in the middle!",
+                "\"é long text with \\u2028 in the middle!\"",
+            ),
+            ("ünïcödé but plain text", "\"ünïcödé but plain text\""),
+            ("12345678\u{1f}", r#""12345678\u001f""#),
         ];
         for (s, want) in cases {
             assert_eq!(Json::str(*s).render(), *want, "string {s:?}");
+        }
+    }
+
+    /// Go's escaping, one character at a time.
+    fn go_escape_reference(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if (c as u32) < 0x20
+                    || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') =>
+                {
+                    out.push_str(&format!("\\u{:04x}", c as u32));
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn every_special_at_every_offset() {
+        let specials = (0u32..0x80)
+            .chain([0xe9, 0x2027, 0x2028, 0x2029, 0x202a, 0x1f600])
+            .filter_map(char::from_u32);
+        for c in specials {
+            for (filler, before) in ["a", "7"].iter().flat_map(|f| (0..18).map(move |n| (f, n))) {
+                for after in [0, 1, 7, 9] {
+                    let s = format!("{}{c}{}", filler.repeat(before), "é".repeat(after));
+                    let mut got = String::new();
+                    write_go_string(&s, &mut got);
+                    assert_eq!(got, go_escape_reference(&s), "{s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn integers() {
+        let cases: &[(i64, &str)] = &[
+            (0, "0"),
+            (7, "7"),
+            (10, "10"),
+            (99, "99"),
+            (100, "100"),
+            (-1, "-1"),
+            (1_795_600_800_000_000, "1795600800000000"),
+            (i64::MAX, "9223372036854775807"),
+            (i64::MIN, "-9223372036854775808"),
+        ];
+        for (i, want) in cases {
+            assert_eq!(Json::Int(*i).render(), *want);
+        }
+        for u in [0, 5, 42, 999, 1000, 12_345, u64::MAX] {
+            assert_eq!(Json::UInt(u).render(), u.to_string());
         }
     }
 

@@ -4,7 +4,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use spoor_core::query::TraceQuery;
-use spoor_core::{SpanKind, TraceId};
+use spoor_core::{SpanKind, Trace, TraceId};
 
 use crate::jaeger::{trace_id_str, trace_json};
 use crate::json::Json;
@@ -219,6 +219,107 @@ pub(crate) fn parse_search(
     }))
 }
 
+/// Spans in a response from which its traces are prepared and rendered on several threads.
+const PARALLEL_MIN_SPANS: usize = 4_000;
+/// Most threads one response is rendered on.
+const MAX_RENDER_THREADS: usize = 4;
+
+/// The `/api/traces` envelope around `traces`, each prepared for display (clock skew, order,
+/// span cap). Rendering is most of a large search's time, so it runs here on the blocking pool,
+/// into one buffer, and large responses are split into contiguous chunks of traces rendered on
+/// scoped threads (the order of the traces is kept).
+fn traces_body(traces: Vec<Trace>, max_spans: usize, errors: &Json) -> String {
+    let total_spans: usize = traces.iter().map(|t| t.spans.len()).sum();
+    let threads = if total_spans >= PARALLEL_MIN_SPANS {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_RENDER_THREADS)
+    } else {
+        1
+    };
+    traces_body_on(traces, max_spans, errors, threads)
+}
+
+/// [`traces_body`] on at most `threads` threads (this one included).
+fn traces_body_on(
+    mut traces: Vec<Trace>,
+    max_spans: usize,
+    errors: &Json,
+    threads: usize,
+) -> String {
+    traces.retain(|t| !t.spans.is_empty());
+    let hints: Vec<usize> = traces
+        .iter()
+        .map(|t| trace_json(t, &[]).size_hint())
+        .collect();
+    let mut out = String::with_capacity(hints.iter().sum::<usize>() + traces.len() + 128);
+    // Must match `envelope(data, 0, errors)`.
+    out.push_str("{\"data\":[");
+    let threads = threads.min(traces.len());
+    if threads <= 1 {
+        render_traces(traces, max_spans, &mut out);
+    } else {
+        let mut chunks = split_by_size(traces, &hints, threads).into_iter();
+        let first = chunks.next().unwrap_or_default();
+        std::thread::scope(|scope| {
+            let rest: Vec<_> = chunks
+                .map(|(chunk, hint)| {
+                    scope.spawn(move || {
+                        let mut buf = String::with_capacity(hint);
+                        render_traces(chunk, max_spans, &mut buf);
+                        buf
+                    })
+                })
+                .collect();
+            render_traces(first.0, max_spans, &mut out);
+            for handle in rest {
+                match handle.join() {
+                    Ok(buf) => {
+                        out.push(',');
+                        out.push_str(&buf);
+                    }
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
+    }
+    out.push_str("],\"total\":0,\"limit\":0,\"offset\":0,\"errors\":");
+    out.push_str(&errors.render());
+    out.push('}');
+    out
+}
+
+/// Prepares and appends the traces, comma-separated; drops each once written.
+fn render_traces(traces: Vec<Trace>, max_spans: usize, out: &mut String) {
+    for (i, mut t) in traces.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let warnings = prepare_trace(&mut t, max_spans);
+        trace_json(&t, &warnings).write(out);
+    }
+}
+
+/// Splits the traces, in order, into at most `n` non-empty chunks of about equal size; each
+/// with the sum of its size hints.
+fn split_by_size(traces: Vec<Trace>, hints: &[usize], n: usize) -> Vec<(Vec<Trace>, usize)> {
+    let total: usize = hints.iter().sum();
+    let target = total.div_ceil(n.max(1)).max(1);
+    let mut chunks: Vec<(Vec<Trace>, usize)> = Vec::with_capacity(n);
+    let mut current: (Vec<Trace>, usize) = (Vec::new(), 0);
+    for (t, hint) in traces.into_iter().zip(hints) {
+        if current.1 >= target && chunks.len() + 1 < n {
+            chunks.push(std::mem::take(&mut current));
+        }
+        current.0.push(t);
+        current.1 += hint;
+    }
+    if !current.0.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
 /// `GET /api/traces?service=…` or `GET /api/traces?traceID=…&traceID=…`
 pub(crate) async fn search(State(state): State<AppState>, RawQuery(q): RawQuery) -> Response {
     let p = Params::parse(q.as_deref());
@@ -227,40 +328,36 @@ pub(crate) async fn search(State(state): State<AppState>, RawQuery(q): RawQuery)
         Err(e) => return error(e.into()),
     };
     let max_spans = state.cfg.max_spans_per_trace;
-    let result = match search {
-        Search::Query(query) => blocking(&state, move |s| s.find_traces(&query))
-            .await
-            .map(|ts| (ts, Vec::new())),
-        Search::Ids(ids) => {
-            let wanted = ids.clone();
-            blocking(&state, move |s| s.get_traces(&ids))
-                .await
-                .map(|ts| {
-                    let missing = wanted
-                        .iter()
-                        .filter(|id| !ts.iter().any(|t| t.trace_id == **id && !t.spans.is_empty()))
-                        .map(|id| {
-                            Json::obj([
-                                ("msg", Json::str("trace not found")),
-                                ("traceID", Json::Str(trace_id_str(*id))),
-                            ])
-                        })
-                        .collect();
-                    (ts, missing)
-                })
-        }
-    };
-    respond(result.map(|(traces, missing)| {
-        let data = traces
-            .into_iter()
-            .filter(|t| !t.spans.is_empty())
-            .map(|mut t| {
-                let warnings = prepare_trace(&mut t, max_spans);
-                trace_json(&t, &warnings)
+    respond(match search {
+        Search::Query(query) => {
+            blocking(&state, move |s| {
+                let traces = s.find_traces(&query)?;
+                Ok(traces_body(traces, max_spans, &Json::Null))
             })
-            .collect();
-        envelope(Json::Arr(data), 0, Json::nil_if_empty(missing))
-    }))
+            .await
+        }
+        Search::Ids(ids) => {
+            blocking(&state, move |s| {
+                let traces = s.get_traces(&ids)?;
+                let missing = ids
+                    .iter()
+                    .filter(|id| {
+                        !traces
+                            .iter()
+                            .any(|t| t.trace_id == **id && !t.spans.is_empty())
+                    })
+                    .map(|id| {
+                        Json::obj([
+                            ("msg", Json::str("trace not found")),
+                            ("traceID", Json::Str(trace_id_str(*id))),
+                        ])
+                    })
+                    .collect();
+                Ok(traces_body(traces, max_spans, &Json::nil_if_empty(missing)))
+            })
+            .await
+        }
+    })
 }
 
 /// `GET /api/traces/{traceID}`
@@ -270,19 +367,14 @@ pub(crate) async fn get_trace(State(state): State<AppState>, Path(id): Path<Stri
         Err(e) => return error(ParamError::TraceIdPath(e).into()),
     };
     let max_spans = state.cfg.max_spans_per_trace;
-    let found = blocking(&state, move |s| s.get_trace(id)).await;
-    respond(match found {
-        Ok(Some(mut t)) if !t.spans.is_empty() => {
-            let warnings = prepare_trace(&mut t, max_spans);
-            Ok(envelope(
-                Json::Arr(vec![trace_json(&t, &warnings)]),
-                0,
-                Json::Null,
-            ))
-        }
-        Ok(_) => Err(ApiError::NotFound),
-        Err(e) => Err(e),
+    let found = blocking(&state, move |s| {
+        Ok(match s.get_trace(id)? {
+            Some(t) if !t.spans.is_empty() => Some(traces_body(vec![t], max_spans, &Json::Null)),
+            _ => None,
+        })
     })
+    .await;
+    respond(found.and_then(|body| body.ok_or(ApiError::NotFound)))
 }
 
 /// `GET /api/dependencies?endTs=&lookback=` (milliseconds; optional `service` filter).
@@ -330,6 +422,8 @@ pub(crate) async fn dependencies(State(state): State<AppState>, RawQuery(q): Raw
 mod tests {
     use super::*;
     use crate::QueryConfig;
+    use spoor_core::{AnyValue, KeyValue, Resource, Span, SpanId};
+    use std::sync::Arc;
     use std::time::Duration;
 
     const NOW: u64 = 1_795_600_800_000_000_000; // 2026-11-25T10:00:00Z
@@ -345,6 +439,112 @@ mod tests {
             Ok(Search::Query(t)) => t,
             other => panic!("{q}: {other:?}"),
         }
+    }
+
+    fn trace(id: u128, spans: usize) -> Trace {
+        let resources: Vec<Arc<Resource>> = ["a", "b", "c"]
+            .iter()
+            .map(|s| {
+                Arc::new(Resource {
+                    service_name: (*s).into(),
+                    attributes: vec![KeyValue::string("host.name", format!("{s}-1"))],
+                    dropped_attributes_count: 0,
+                })
+            })
+            .collect();
+        let spans = (0..spans as u64)
+            .map(|i| Span {
+                trace_id: TraceId(id),
+                span_id: SpanId(i + 1),
+                parent_span_id: (i > 0).then(|| SpanId(i / 2 + 1)),
+                name: format!("op <{}>", i % 7),
+                // Out of order, so that preparing the trace (sorting) shows.
+                start_unix_nanos: NOW + (i * 7919 % 1000) * 1_000_000,
+                duration_nanos: 1_000_000,
+                attributes: vec![
+                    KeyValue::string("k", "v\"w"),
+                    KeyValue::new("n", AnyValue::Int(i as i64)),
+                ],
+                resource: Arc::clone(&resources[i as usize % 3]),
+                ..Span::default()
+            })
+            .collect();
+        Trace {
+            trace_id: TraceId(id),
+            spans,
+        }
+    }
+
+    /// The `data` array of a body, each trace as its JSON text.
+    fn data(body: &str) -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(body).expect("valid JSON");
+        v["data"]
+            .as_array()
+            .expect("data is an array")
+            .iter()
+            .map(|t| t.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn traces_body_is_the_envelope() {
+        let missing = Json::Arr(vec![Json::obj([("msg", Json::str("trace not found"))])]);
+        for errors in [Json::Null, missing] {
+            assert_eq!(
+                traces_body(Vec::new(), 0, &errors),
+                envelope(Json::Arr(Vec::new()), 0, errors.clone())
+            );
+        }
+        let body = traces_body(vec![trace(1, 3), Trace::default()], 0, &Json::Null);
+        assert!(body.starts_with(r#"{"data":[{"traceID":"0000000000000001","spans":[{"#));
+        assert!(
+            body.ends_with(r#""warnings":null}],"total":0,"limit":0,"offset":0,"errors":null}"#)
+        );
+        assert_eq!(data(&body).len(), 1, "empty traces are left out");
+    }
+
+    #[test]
+    fn parallel_rendering_keeps_order_and_bytes() {
+        let traces: Vec<Trace> = [40, 3, 25, 1, 60, 2, 9]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| trace(i as u128 + 1, *n))
+            .collect();
+        let alone: Vec<String> = traces
+            .iter()
+            .map(|t| traces_body_on(vec![t.clone()], 30, &Json::Null, 1))
+            .collect();
+        let one_thread = traces_body_on(traces.clone(), 30, &Json::Null, 1);
+        for threads in [2, 3, 4, 7, 16] {
+            let body = traces_body_on(traces.clone(), 30, &Json::Null, threads);
+            assert_eq!(body, one_thread, "{threads} threads");
+        }
+        let concatenated: Vec<String> = alone.iter().flat_map(|b| data(b)).collect();
+        assert_eq!(data(&one_thread), concatenated);
+        // Prepared: sorted by start time, capped at 30 spans with the warning.
+        assert!(
+            one_thread.contains("trace has 60 spans; only the first 30 by start time are shown")
+        );
+    }
+
+    #[test]
+    fn chunks_are_contiguous_and_balanced() {
+        let traces: Vec<Trace> = (1..=6).map(|i| trace(i, 1)).collect();
+        let hints = [10, 10, 10, 10, 10, 50];
+        let chunks = split_by_size(traces, &hints, 2);
+        let ids: Vec<Vec<u128>> = chunks
+            .iter()
+            .map(|(c, _)| c.iter().map(|t| t.trace_id.0).collect())
+            .collect();
+        assert_eq!(ids, vec![vec![1, 2, 3, 4, 5], vec![6]]);
+        assert_eq!(chunks.iter().map(|c| c.1).collect::<Vec<_>>(), vec![50, 50]);
+        let three = split_by_size((1..=6).map(|i| trace(i, 1)).collect(), &[1; 6], 3);
+        assert_eq!(
+            three.iter().map(|c| c.0.len()).collect::<Vec<_>>(),
+            vec![2, 2, 2]
+        );
+        let one: Vec<Trace> = vec![trace(9, 1)];
+        assert_eq!(split_by_size(one, &[5], 4).len(), 1);
     }
 
     #[test]
