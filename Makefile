@@ -20,11 +20,12 @@ build:
 	$(CARGO) build --release -p spoor
 
 ## test: formatting, lints, no_std and cross-target builds, unit, conformance and end-to-end tests
-test: tools test-clients lint nostd cross unit bench-smoke e2e
+test: tools test-clients lint nostd cross plugins plugins-hostile unit bench-smoke e2e
 
 # Rust targets used to prove no_std and the Windows build.
 tools:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 	@rustup target list --installed | grep -qx thumbv7em-none-eabi || rustup target add thumbv7em-none-eabi
 	@rustup target list --installed | grep -qx x86_64-pc-windows-gnu || rustup target add x86_64-pc-windows-gnu
 	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
@@ -78,3 +79,63 @@ bench-smoke:
 
 clean-data:
 	rm -rf $(DATA_DIR)
+
+# Hostile test plugins (plugins/tests/*, spoor-plugin-host's sandbox tests and the plugin bench)
+# -> target/plugins/hostile/<name>.wasm. Never deployed.
+HOSTILE_PLUGINS := loop membomb trap garbage oversize greedy snoop sleepy typed
+.PHONY: plugins-hostile
+plugins-hostile:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	$(CARGO) build --release --target wasm32-wasip2 $(foreach p,$(filter-out typed,$(HOSTILE_PLUGINS)),-p spoor-plugin-hostile-$(p)) -p spoor-plugin-bench-typed
+	@mkdir -p target/plugins/hostile
+	@for p in $(filter-out typed,$(HOSTILE_PLUGINS)); do cp target/wasm32-wasip2/release/spoor_plugin_hostile_$${p//-/_}.wasm target/plugins/hostile/$$p.wasm; done
+	@cp target/wasm32-wasip2/release/spoor_plugin_bench_typed.wasm target/plugins/hostile/typed.wasm
+
+# Example plugins (plugins/examples/*) -> target/plugins/<name>.wasm, WebAssembly components.
+# rustc links wasm32-wasip2 cdylibs with the `wasm-component-ld` that rustup ships for the
+# target, so the output is already a component (no wasm-tools needed); the check below refuses a
+# core module (magic + version 1 instead of the component layer's `0d 00 01 00`).
+PLUGINS := redact drop rename
+.PHONY: plugins
+plugins:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	$(CARGO) build --release --target wasm32-wasip2 $(foreach p,$(PLUGINS),-p spoor-plugin-$(p))
+	@mkdir -p target/plugins
+	@for p in $(PLUGINS); do \
+		f=target/wasm32-wasip2/release/spoor_plugin_$$p.wasm; \
+		[ "$$(head -c 8 $$f | od -An -tx1 | tr -d ' \n')" = 0061736d0d000100 ] \
+			|| { echo "$$f is not a WebAssembly component" >&2; exit 1; }; \
+		cp $$f target/plugins/$$p.wasm; \
+		echo "target/plugins/$$p.wasm: $$(wc -c < target/plugins/$$p.wasm) bytes"; \
+	done
+
+# Browser module (wasm/, issue #7) -> target/wasm/pkg (ES module + .wasm for `--target web`).
+# Installs what it needs once: the wasm32 target, wasm-bindgen-cli at exactly the version of
+# the `wasm-bindgen` crate in Cargo.lock, and npm `binaryen` (wasm-opt) under target/wasm/tools.
+WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$3); print $$3}' Cargo.lock)
+WASM_TOOLS := target/wasm/tools
+WASM_OPT := $(WASM_TOOLS)/node_modules/.bin/wasm-opt
+.PHONY: wasm wasm-tools wasm-test
+wasm-tools:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@[ "$$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" ] \
+		|| $(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+	@[ -x $(WASM_OPT) ] || { mkdir -p $(WASM_TOOLS) && cd $(WASM_TOOLS) \
+		&& npm install --no-audit --no-fund --loglevel=error --prefix . binaryen >/dev/null; }
+
+wasm: wasm-tools
+	$(CARGO) build --profile wasm-release --target wasm32-unknown-unknown -p spoor-wasm
+	wasm-bindgen --target web --out-dir target/wasm/pkg \
+		target/wasm32-unknown-unknown/wasm-release/spoor_wasm.wasm
+	$(WASM_OPT) -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+		--enable-mutable-globals --enable-reference-types --enable-multivalue \
+		target/wasm/pkg/spoor_wasm_bg.wasm -o target/wasm/pkg/spoor_wasm_bg.wasm
+	@f=target/wasm/pkg/spoor_wasm_bg.wasm; raw=$$(wc -c < $$f); gz=$$(gzip -9c $$f | wc -c); \
+		echo "$$f: $$raw bytes raw, $$gz bytes gzipped ($$((gz / 1024)) KiB; goal <= 250 KiB)"; \
+		[ $$gz -le 256000 ] || { echo "spoor_wasm_bg.wasm is over 250 KiB gzipped" >&2; exit 1; }
+
+# The browser module's wasm-bindgen tests, in Node (parsing, timeline, critical path, diff,
+# and timings on generated 10k- and 100k-span traces).
+wasm-test: wasm-tools
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+		$(CARGO) test --release --target wasm32-unknown-unknown -p spoor-wasm -- --nocapture

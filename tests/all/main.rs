@@ -7,6 +7,7 @@ mod collector_sampling;
 mod garbage;
 mod golden;
 mod jaeger;
+mod plugins;
 mod restart;
 mod roles;
 mod sampling;

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod convert;
+pub mod json_in;
 pub mod model;
 pub mod proto;
 pub mod sampling;

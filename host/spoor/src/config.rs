@@ -38,6 +38,34 @@ pub enum Command {
     /// Per-host agent: OTLP and Jaeger UDP receivers that batch and forward to a collector over
     /// OTLP/gRPC, with retry and a bounded buffer (`pipeline.queue-bytes`).
     Agent(Options),
+    /// Pipeline plugins: validate one, or run it on a file of traces (no daemon needed).
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+/// `spoor plugin ...`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Checks a component against the plugin contract and prints its metadata.
+    Check {
+        /// The plugin component (`.wasm`).
+        file: PathBuf,
+    },
+    /// Runs a plugin once on the traces of a Jaeger JSON or OTLP JSON file and prints the result
+    /// in the same format.
+    Run {
+        /// The plugin component (`.wasm`).
+        file: PathBuf,
+        /// Jaeger JSON (the query API's `{"data": [...]}` or one trace) or OTLP JSON.
+        #[arg(long)]
+        input: PathBuf,
+        /// The plugin's settings as a JSON object [default: {}].
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// Capabilities to grant, comma-separated: clock, random, log.
+        #[arg(long, value_delimiter = ',')]
+        grant: Vec<String>,
+    },
 }
 
 /// Which storage backend to use.
@@ -249,6 +277,8 @@ struct FileConfig {
     agent: Option<FileAgent>,
     sampling: Option<FileSampling>,
     span_metrics: Option<FileSpanMetrics>,
+    /// Pipeline plugins, run in order on every accepted batch (`[[plugins]]`).
+    plugins: Option<Vec<spoor_plugin_host::PluginSpec>>,
     log: Option<FileLog>,
 }
 
@@ -403,6 +433,8 @@ pub struct Settings {
     pub tail_sampling: Option<spoor_core::tail::TailConfig>,
     /// Bucket of RED span metrics (`None`: off).
     pub span_metrics_bucket: Option<Duration>,
+    /// Pipeline plugins in order, paths resolved against the config file's directory.
+    pub plugins: Vec<spoor_plugin_host::PluginSpec>,
     /// OTLP request size limit.
     pub otlp_max_body_bytes: usize,
     /// Query API address.
@@ -493,6 +525,24 @@ impl Settings {
             }
             None => None,
         };
+        let config_dir = opts
+            .config
+            .as_ref()
+            .and_then(|p| p.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let plugins: Vec<spoor_plugin_host::PluginSpec> = file
+            .plugins
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut p| {
+                if p.path.is_relative() {
+                    p.path = config_dir.join(&p.path);
+                }
+                p
+            })
+            .collect();
         let span_metrics = file.span_metrics.take().unwrap_or_default();
         let span_metrics_bucket = if opts
             .span_metrics_enabled
@@ -722,6 +772,7 @@ impl Settings {
             sampling_adaptive,
             tail_sampling,
             span_metrics_bucket,
+            plugins,
             queue_bytes,
             batch_max_spans,
             batch_max_age,

@@ -16,6 +16,7 @@ mod logging;
 mod memlimit;
 mod metrics;
 mod pipeline;
+mod plugin_cli;
 mod receivers;
 mod sampling;
 
@@ -40,6 +41,10 @@ use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::pipeline::{now_nanos, Pipeline, PipelineConfig};
 
+/// How often plugin files are checked for changes (a changed file is reloaded without
+/// dropping spans; one that fails to load keeps the old version running).
+const PLUGIN_RELOAD_EVERY: Duration = Duration::from_secs(5);
+
 /// mimalloc: ingest allocates and frees many small strings per span, and with the system
 /// allocator half the daemon's CPU went to malloc/free (measured with perf, see BENCHMARKS.md).
 #[global_allocator]
@@ -52,6 +57,18 @@ fn main() -> ExitCode {
         Some(Command::Collector(o)) => (Role::Collector, o),
         Some(Command::Query(o)) => (Role::Query, o),
         Some(Command::Agent(o)) => (Role::Agent, o),
+        Some(Command::Plugin(cmd)) => {
+            return match plugin_cli::run(&cmd) {
+                Ok(out) => {
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("spoor: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
+        }
         None => (Role::AllInOne, cli.options),
     };
     let settings = match Settings::resolve(&opts) {
@@ -221,6 +238,23 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         ))),
         _ => None,
     };
+    // plugins are compiled and configured before anything listens: a bad one stops start-up
+    let plugins = if role.receives() && role != Role::Agent && !settings.plugins.is_empty() {
+        let specs = settings.plugins.clone();
+        let chain =
+            tokio::task::spawn_blocking(move || spoor_plugin_host::PluginChain::load(&specs))
+                .await
+                .context("plugin loading panicked")?
+                .map_err(|e| anyhow::anyhow!("cannot load plugin: {e}"))?;
+        for (name, meta) in chain.metadata() {
+            tracing::info!(plugin = name, name = %meta.name, version = %meta.version, "plugin loaded");
+        }
+        let handle = Arc::new(spoor_plugin_host::ChainHandle::new(chain));
+        *metrics.plugins.write() = Some(handle.clone());
+        Some(handle)
+    } else {
+        None
+    };
     // a bad strategies file stops start-up, naming the file and the field
     let sampling = role
         .receives()
@@ -313,6 +347,7 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
                     .tail_sampling
                     .clone()
                     .filter(|_| role != Role::Agent),
+                plugins: plugins.clone(),
                 adaptive: adaptive.clone(),
             },
         )
@@ -332,6 +367,7 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
                 max_lookback: None,
                 max_limit: 1500,
                 max_spans_per_trace: 0,
+                ..spoor_query::QueryConfig::default()
             },
         );
         tokio::spawn(
@@ -339,6 +375,30 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
                 .with_graceful_shutdown(receivers::stopped(&servers_rx))
                 .into_future(),
         )
+    });
+    let plugin_reload = plugins.clone().map(|handle| {
+        let reload_metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PLUGIN_RELOAD_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let h = handle.clone();
+                match tokio::task::spawn_blocking(move || h.reload_if_changed()).await {
+                    Ok(report) => {
+                        for name in &report.reloaded {
+                            tracing::info!(plugin = %name, "plugin reloaded from its changed file");
+                        }
+                        for e in &report.errors {
+                            reload_metrics.plugin_reload_failures.fetch_add(1, Relaxed);
+                            tracing::warn!(plugin = e.plugin(), error = %e, "changed plugin failed to load; the previous version keeps running");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "plugin reload panicked"),
+                }
+            }
+        })
     });
     let maintenance = (role != Role::Agent).then(|| {
         tokio::spawn(maintain(
@@ -381,6 +441,9 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     }
     if let Some(m) = maintenance {
         m.abort();
+    }
+    if let Some(r) = plugin_reload {
+        r.abort();
     }
     if let Some(s) = &sampling {
         s.stop();

@@ -15,6 +15,9 @@ use spoor_core::red::{LatencyHistogram, RedPoint};
 use spoor_core::tail::TailStats;
 use spoor_core::SpanKind;
 
+/// Picks one counter out of a plugin's counters.
+type PluginCounterOf = fn(&spoor_plugin_host::PluginStats) -> u64;
+
 /// Picks one counter out of a receiver's counters.
 type CounterOf = fn(&ReceiverCounters) -> &AtomicU64;
 
@@ -96,6 +99,12 @@ pub struct Metrics {
     pub tail: TailGauges,
     /// RED span metrics, cumulative since start, in the OTel spanmetrics connector's names.
     pub spans: SpanMetrics,
+    /// The plugin chain, whose per-plugin counters are rendered (None without plugins).
+    pub plugins: RwLock<Option<Arc<spoor_plugin_host::ChainHandle>>>,
+    /// Changed plugin files that failed to load (the previous version kept running).
+    pub plugin_reload_failures: AtomicU64,
+    /// Spans dropped by a plugin's `drop` failure policy.
+    pub plugin_spans_dropped: AtomicU64,
 }
 
 /// The tail sampler's counters and gauges, copied from [`TailStats`] after each step.
@@ -487,7 +496,81 @@ impl Metrics {
             );
         }
         self.spans.render(&mut out);
+        self.render_plugins(&mut out);
         out
+    }
+
+    fn render_plugins(&self, out: &mut String) {
+        for (name, help, v) in [
+            (
+                "spoor_plugin_reload_failures_total",
+                "Changed plugin files that failed to load; the previous version kept running.",
+                &self.plugin_reload_failures,
+            ),
+            (
+                "spoor_plugin_spans_dropped_total",
+                "Spans dropped because a plugin failed with on-error = drop.",
+                &self.plugin_spans_dropped,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Relaxed)
+            );
+        }
+        let Some(handle) = self.plugins.read().clone() else {
+            return;
+        };
+        let stats = handle.stats();
+        let per_plugin: [(&str, &str, PluginCounterOf); 4] = [
+            (
+                "spoor_plugin_calls_total",
+                "Batches a plugin processed.",
+                |s| s.calls,
+            ),
+            (
+                "spoor_plugin_spans_in_total",
+                "Spans handed to a plugin.",
+                |s| s.spans_in,
+            ),
+            (
+                "spoor_plugin_spans_out_total",
+                "Spans a plugin returned.",
+                |s| s.spans_out,
+            ),
+            (
+                "spoor_plugin_time_nanos_total",
+                "Time spent in a plugin.",
+                |s| s.nanos,
+            ),
+        ];
+        for (name, help, get) in per_plugin {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for s in &stats {
+                let _ = writeln!(
+                    out,
+                    "{name}{{plugin=\"{}\"}} {}",
+                    escape_label(&s.plugin),
+                    get(s)
+                );
+            }
+        }
+        let name = "spoor_plugin_failures_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Plugin calls that failed, by kind (trap, out_of_fuel, ...).\n# TYPE {name} counter"
+        );
+        for s in &stats {
+            for (kind, n) in &s.failures {
+                let _ = writeln!(
+                    out,
+                    "{name}{{plugin=\"{}\",kind=\"{}\"}} {n}",
+                    escape_label(&s.plugin),
+                    kind.as_str()
+                );
+            }
+        }
     }
 }
 

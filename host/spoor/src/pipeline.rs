@@ -22,6 +22,7 @@ use spoor_core::sampling::{Adaptive, Threshold};
 use spoor_core::tail::TailSampler;
 use spoor_core::validate::{validate_batch, Limits};
 use spoor_core::{AnyValue, Span};
+use spoor_plugin_host::{ChainHandle, OnError};
 use spoor_store::TraceStore;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -58,6 +59,8 @@ pub struct PipelineConfig {
     pub tail: Option<spoor_core::tail::TailConfig>,
     /// Adaptive sampling calculator fed with the root spans received (`None`: off).
     pub adaptive: Option<Arc<parking_lot::Mutex<Adaptive>>>,
+    /// Pipeline plugins, run on every accepted request after validation (`None`: none).
+    pub plugins: Option<Arc<ChainHandle>>,
 }
 
 type Ack = oneshot::Sender<Result<(), String>>;
@@ -203,6 +206,24 @@ impl Pipeline {
                 });
             }
         };
+        // Plugins run after admission (no work for a refused request) and before the queue;
+        // the queue space taken is the size before plugins.
+        let (spans, bytes) = match &self.cfg.plugins {
+            Some(chain) => {
+                let spans = self.run_plugins(chain, spans).await?;
+                let bytes = spans.iter().map(Span::approx_size).sum();
+                (spans, bytes)
+            }
+            None => (spans, bytes),
+        };
+        if spans.is_empty() {
+            counters.spans_accepted.fetch_add(count as u64, Relaxed);
+            return Ok(IngestOutcome {
+                accepted: count,
+                rejected,
+                message,
+            });
+        }
         let (ack, done) = if self.cfg.sync {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
@@ -237,6 +258,31 @@ impl Pipeline {
             rejected,
             message,
         })
+    }
+}
+
+impl Pipeline {
+    /// Runs the plugin chain on a blocking thread. Failures are handled by each plugin's policy
+    /// inside the chain and only counted and logged here; if the chain itself cannot run, the
+    /// request is refused (503, retryable), so nothing the client was told is accepted is lost.
+    async fn run_plugins(
+        &self,
+        chain: &Arc<ChainHandle>,
+        spans: Vec<Span>,
+    ) -> Result<Vec<Span>, IngestError> {
+        let chain = chain.clone();
+        let n = spans.len() as u64;
+        let out = tokio::task::spawn_blocking(move || chain.process(spans))
+            .await
+            .map_err(|e| IngestError::Storage(format!("plugin chain failed: {e}")))?;
+        for f in &out.errors {
+            if f.action == OnError::Drop {
+                // the batch was dropped by this plugin's policy (counted as it arrived)
+                self.metrics.plugin_spans_dropped.fetch_add(n, Relaxed);
+            }
+            crate::logging::rate_limited_warn("plugins", &f.to_string());
+        }
+        Ok(out.spans)
     }
 }
 
@@ -644,6 +690,7 @@ mod tests {
             span_metrics_bucket_nanos: Some(1_000_000_000),
             tail: None,
             adaptive: None,
+            plugins: None,
         }
     }
 
@@ -766,7 +813,9 @@ mod tests {
         p.ingest(batch(vec![failed])).await.unwrap();
         // wait (generously: shared machines) until both traces are decided and written
         for _ in 0..200 {
-            let decided = metrics.render().contains("spoor_tail_traces_dropped_total 1\n");
+            let decided = metrics
+                .render()
+                .contains("spoor_tail_traces_dropped_total 1\n");
             if decided && store.get_trace(TraceId(7)).unwrap().is_some() {
                 break;
             }

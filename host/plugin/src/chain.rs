@@ -1,0 +1,387 @@
+//! The chain of plugins a batch goes through, its counters, and [`ChainHandle`] for reloads.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use spoor_core::block::{encode_block, BlockReader};
+use spoor_core::Span;
+
+use crate::error::{LoadError, PluginError, PluginErrorKind};
+use crate::runtime::{FileStamp, Loaded};
+use crate::spec::{Metadata, OnError, PluginSpec};
+
+/// Plugins applied in order to every batch.
+///
+/// **Contract:** `process` is synchronous and may be called from many threads at once (each
+/// call takes its own plugin instance); it blocks the calling thread for as long as the
+/// plugins run (bounded by each plugin's fuel). It never panics because of a plugin: every
+/// failure comes back in [`ChainOutput::errors`] and is counted in [`PluginChain::stats`].
+pub struct PluginChain {
+    plugins: Vec<Slot>,
+}
+
+impl std::fmt::Debug for PluginChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.plugins.iter().map(|p| &p.loaded.spec.name))
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+struct Slot {
+    loaded: Arc<Loaded>,
+    stats: Arc<Counters>,
+}
+
+/// What a chain made of a batch.
+#[derive(Debug)]
+pub struct ChainOutput {
+    /// The batch after every plugin (empty when a `drop` plugin failed).
+    pub spans: Vec<Span>,
+    /// Every failure on the way, in order.
+    pub errors: Vec<PluginFailure>,
+}
+
+/// One plugin failed on one batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PluginFailure {
+    /// The spec name of the plugin.
+    pub plugin: String,
+    /// What went wrong.
+    pub error: PluginError,
+    /// What was done with the batch.
+    pub action: OnError,
+}
+
+impl std::fmt::Display for PluginFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let action = match self.action {
+            OnError::Pass => "batch passed on unchanged",
+            OnError::Drop => "batch dropped",
+        };
+        write!(f, "plugin {:?}: {} ({action})", self.plugin, self.error)
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    calls: AtomicU64,
+    spans_in: AtomicU64,
+    spans_out: AtomicU64,
+    nanos: AtomicU64,
+    failures: [AtomicU64; PluginErrorKind::ALL.len()],
+}
+
+/// Counters of one plugin since it was first loaded (they survive reloads).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginStats {
+    /// The spec name.
+    pub plugin: String,
+    /// Calls of `process`.
+    pub calls: u64,
+    /// Failed calls per kind, every kind listed (zeros included), in [`PluginErrorKind::ALL`]
+    /// order.
+    pub failures: Vec<(PluginErrorKind, u64)>,
+    /// Spans handed to the plugin.
+    pub spans_in: u64,
+    /// Spans it returned (failed calls count 0).
+    pub spans_out: u64,
+    /// Wall time spent in the plugin, including checking its output, in nanoseconds.
+    pub nanos: u64,
+}
+
+impl PluginStats {
+    /// Failed calls of one kind.
+    pub fn failures_of(&self, kind: PluginErrorKind) -> u64 {
+        self.failures
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// Failed calls of every kind.
+    pub fn failures_total(&self) -> u64 {
+        self.failures.iter().map(|(_, n)| n).sum()
+    }
+}
+
+impl Counters {
+    fn snapshot(&self, plugin: &str) -> PluginStats {
+        PluginStats {
+            plugin: plugin.to_string(),
+            calls: self.calls.load(Ordering::Relaxed),
+            failures: PluginErrorKind::ALL
+                .iter()
+                .map(|&k| (k, self.failures[k.index()].load(Ordering::Relaxed)))
+                .collect(),
+            spans_in: self.spans_in.load(Ordering::Relaxed),
+            spans_out: self.spans_out.load(Ordering::Relaxed),
+            nanos: self.nanos.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What one plugin did to a batch.
+enum Step {
+    /// It returned its input byte for byte: the batch passes on as it was, without a decode.
+    Unchanged,
+    /// A new batch: its encoding and its decoded (so checked) spans.
+    Changed(Vec<u8>, Vec<Span>),
+}
+
+/// Runs one plugin on an encoded batch and checks its output.
+#[allow(clippy::ptr_arg)] // the generated binding takes `&Vec<u8>`
+fn run_one(loaded: &Loaded, bytes: &Vec<u8>) -> Result<Step, PluginError> {
+    let out = loaded.process(bytes)?;
+    if out == *bytes {
+        return Ok(Step::Unchanged);
+    }
+    let spans = BlockReader::open(&out)
+        .and_then(|r| r.decode_all())
+        .map_err(|e| PluginError::MalformedOutput(e.to_string()))?;
+    Ok(Step::Changed(out, spans))
+}
+
+impl PluginChain {
+    /// Loads every plugin in order: compiles it, checks its contract version and capabilities,
+    /// and configures a first instance. The first failure is returned, naming the plugin and
+    /// its file. Spec names must be unique.
+    pub fn load(specs: &[PluginSpec]) -> Result<PluginChain, LoadError> {
+        Self::load_with(specs, None)
+    }
+
+    /// [`PluginChain::load`] of one plugin whose settings are given as JSON text.
+    pub(crate) fn load_one_with_text(
+        spec: &PluginSpec,
+        config_text: &str,
+    ) -> Result<PluginChain, LoadError> {
+        Self::load_with(std::slice::from_ref(spec), Some(config_text))
+    }
+
+    fn load_with(
+        specs: &[PluginSpec],
+        config_text: Option<&str>,
+    ) -> Result<PluginChain, LoadError> {
+        let mut plugins: Vec<Slot> = Vec::with_capacity(specs.len());
+        for spec in specs {
+            if plugins.iter().any(|p| p.loaded.spec.name == spec.name) {
+                return Err(LoadError::Spec {
+                    plugin: spec.name.clone(),
+                    message: format!("name {:?} is used by two plugins", spec.name),
+                });
+            }
+            plugins.push(Slot {
+                loaded: Arc::new(Loaded::load(spec, config_text)?),
+                stats: Arc::default(),
+            });
+        }
+        Ok(PluginChain { plugins })
+    }
+
+    /// A chain without plugins: `process` returns the batch as given.
+    pub fn empty() -> PluginChain {
+        PluginChain {
+            plugins: Vec::new(),
+        }
+    }
+
+    /// No plugins?
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty()
+    }
+
+    /// The specs, in chain order.
+    pub fn specs(&self) -> impl Iterator<Item = &PluginSpec> {
+        self.plugins.iter().map(|p| &p.loaded.spec)
+    }
+
+    /// Each plugin's spec name with what it said about itself, in chain order.
+    pub fn metadata(&self) -> impl Iterator<Item = (&str, &Metadata)> {
+        self.plugins
+            .iter()
+            .map(|p| (p.loaded.spec.name.as_str(), &p.loaded.metadata))
+    }
+
+    /// Applies every plugin in order. The batch is encoded once; each plugin's output is
+    /// decoded to check it, unless it is the plugin's input byte for byte (then the batch
+    /// passes on as it was). A failing plugin leaves the batch as it was before it (`pass`) or
+    /// drops it and stops the chain (`drop`). Empty batches skip the plugins.
+    pub fn process(&self, spans: Vec<Span>) -> ChainOutput {
+        let mut errors = Vec::new();
+        if self.plugins.is_empty() || spans.is_empty() {
+            return ChainOutput { spans, errors };
+        }
+        let mut current = spans;
+        let mut bytes = encode_block(&current);
+        for slot in &self.plugins {
+            let started = Instant::now();
+            let result = run_one(&slot.loaded, &bytes);
+            let stats = &slot.stats;
+            stats
+                .nanos
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            stats.calls.fetch_add(1, Ordering::Relaxed);
+            stats
+                .spans_in
+                .fetch_add(current.len() as u64, Ordering::Relaxed);
+            match result {
+                Ok(Step::Unchanged) => {
+                    stats
+                        .spans_out
+                        .fetch_add(current.len() as u64, Ordering::Relaxed);
+                }
+                Ok(Step::Changed(out, out_spans)) => {
+                    stats
+                        .spans_out
+                        .fetch_add(out_spans.len() as u64, Ordering::Relaxed);
+                    bytes = out;
+                    current = out_spans;
+                    if current.is_empty() {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    stats.failures[error.kind().index()].fetch_add(1, Ordering::Relaxed);
+                    let action = slot.loaded.spec.on_error;
+                    errors.push(PluginFailure {
+                        plugin: slot.loaded.spec.name.clone(),
+                        error,
+                        action,
+                    });
+                    if action == OnError::Drop {
+                        current = Vec::new();
+                        break;
+                    }
+                }
+            }
+        }
+        ChainOutput {
+            spans: current,
+            errors,
+        }
+    }
+
+    /// Creates, configures and drops one new instance of the plugin at `index` (never one from
+    /// the idle pool): what each batch would cost if instances were not kept. For benchmarks.
+    #[doc(hidden)]
+    pub fn fresh_instance(&self, index: usize) -> Result<(), PluginError> {
+        let slot = self
+            .plugins
+            .get(index)
+            .ok_or_else(|| PluginError::Instantiate(format!("no plugin at index {index}")))?;
+        slot.loaded.fresh().map(drop)
+    }
+
+    /// Counters per plugin, in chain order.
+    pub fn stats(&self) -> Vec<PluginStats> {
+        self.plugins
+            .iter()
+            .map(|p| p.stats.snapshot(&p.loaded.spec.name))
+            .collect()
+    }
+}
+
+/// What [`ChainHandle::reload_if_changed`] did.
+#[derive(Debug, Default)]
+pub struct ReloadReport {
+    /// Spec names of the plugins that were reloaded from changed files.
+    pub reloaded: Vec<String>,
+    /// Plugins whose changed file failed to load; they keep running their previous version.
+    /// A file is retried only after it changes again.
+    pub errors: Vec<LoadError>,
+}
+
+/// A chain that can be swapped while batches run: `process` takes the current chain, so
+/// in-flight batches finish on the chain they started with. Send + Sync; share it in an `Arc`.
+pub struct ChainHandle {
+    current: RwLock<Arc<PluginChain>>,
+    /// Files that failed to load on reload, by spec name, so they are not retried until they
+    /// change again.
+    failed: Mutex<Vec<(String, Option<FileStamp>)>>,
+    reload: Mutex<()>,
+}
+
+impl std::fmt::Debug for ChainHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ChainHandle").field(&self.current()).finish()
+    }
+}
+
+impl ChainHandle {
+    /// Wraps a loaded chain.
+    pub fn new(chain: PluginChain) -> ChainHandle {
+        ChainHandle {
+            current: RwLock::new(Arc::new(chain)),
+            failed: Mutex::new(Vec::new()),
+            reload: Mutex::new(()),
+        }
+    }
+
+    /// The chain batches start on now.
+    pub fn current(&self) -> Arc<PluginChain> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// [`PluginChain::process`] on the current chain.
+    pub fn process(&self, spans: Vec<Span>) -> ChainOutput {
+        self.current().process(spans)
+    }
+
+    /// [`PluginChain::stats`] of the current chain.
+    pub fn stats(&self) -> Vec<PluginStats> {
+        self.current().stats()
+    }
+
+    /// Replaces the whole chain (e.g. after the config changed).
+    pub fn replace(&self, chain: PluginChain) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(chain);
+    }
+
+    /// Re-reads the plugin files whose modification time or length changed and swaps in a
+    /// chain with the reloaded plugins (counters carry over). A plugin that fails to load
+    /// keeps its previous version and is reported. Blocks while compiling; call it from a
+    /// background thread (e.g. every few seconds).
+    pub fn reload_if_changed(&self) -> ReloadReport {
+        let _one_at_a_time = self.reload.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.current();
+        let mut report = ReloadReport::default();
+        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slots = Vec::with_capacity(old.plugins.len());
+        for slot in &old.plugins {
+            let spec = &slot.loaded.spec;
+            let stamp = FileStamp::of(&spec.path);
+            let known_bad = failed
+                .iter()
+                .any(|(name, bad)| *name == spec.name && *bad == stamp);
+            if stamp == slot.loaded.stamp || known_bad {
+                slots.push(slot.clone());
+                continue;
+            }
+            failed.retain(|(name, _)| *name != spec.name);
+            match Loaded::load(spec, None) {
+                Ok(loaded) => {
+                    report.reloaded.push(spec.name.clone());
+                    slots.push(Slot {
+                        loaded: Arc::new(loaded),
+                        stats: slot.stats.clone(),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(plugin = %spec.name, error = %e, "plugin reload failed; keeping the loaded version");
+                    failed.push((spec.name.clone(), stamp));
+                    report.errors.push(e);
+                    slots.push(slot.clone());
+                }
+            }
+        }
+        if !report.reloaded.is_empty() {
+            self.replace(PluginChain { plugins: slots });
+        }
+        report
+    }
+}

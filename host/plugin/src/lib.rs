@@ -1,0 +1,85 @@
+//! Spoor's sandboxed plugin runtime: loads WebAssembly components of the `spoor:plugin` world
+//! (`plugins/wit/plugin.wit`) and runs them on span batches.
+//!
+//! - **Sandbox.** Components run in wasmtime with the pooling allocator, fuel per call, a
+//!   memory cap per instance ([`PluginSpec::memory_mib`]) and an output size cap. WASI p2 is
+//!   linked because Rust guests import it, but nothing is granted: no files, sockets, name
+//!   lookup, environment or arguments; stdout and stderr are discarded; both clocks read 0
+//!   unless `clock` is granted; randomness is a fixed stream unless `random` is granted;
+//!   `host.log` reaches `tracing` only with `log`. A plugin asking for a capability that was
+//!   not granted fails to load.
+//! - **Compiled once.** [`PluginChain::load`] compiles each component, links it once
+//!   (`InstancePre`) and keeps a small pool of configured instances per plugin; a call takes
+//!   one, and an instance that trapped is dropped, never reused.
+//! - **Failures are data.** A failing call becomes a [`PluginError`] (with a
+//!   [`PluginErrorKind`] for metrics) and the plugin's [`OnError`] policy decides whether the
+//!   batch passes unchanged or is dropped.
+//! - **Reload.** [`ChainHandle`] swaps chains atomically; in-flight batches finish on the old
+//!   one.
+//!
+//! The batch crosses the boundary as `spoor_core::block::encode_block` bytes.
+
+mod chain;
+mod error;
+mod runtime;
+mod spec;
+
+use std::path::Path;
+
+use spoor_core::Span;
+
+pub use chain::{ChainHandle, ChainOutput, PluginChain, PluginFailure, PluginStats, ReloadReport};
+pub use error::{LoadError, PluginError, PluginErrorKind, RunError};
+pub use runtime::CONTRACT_VERSION;
+pub use spec::{
+    Capability, Metadata, OnError, PluginSpec, DEFAULT_FUEL, DEFAULT_MAX_OUTPUT_RATIO,
+    DEFAULT_MEMORY_MIB, MAX_MEMORY_MIB, MIN_OUTPUT_CAP_BYTES,
+};
+
+/// What the component at `path` says about itself (`spoor plugin check FILE`): compiles it,
+/// checks the contract version, instantiates it with every capability available and calls
+/// `metadata`. It is not configured.
+pub fn check(path: &Path) -> Result<Metadata, LoadError> {
+    runtime::check(path)
+}
+
+/// Loads the component at `path` with the given settings (JSON object text) and grants, and
+/// runs it once on `spans` (`spoor plugin run FILE --input traces.json`). Default limits apply.
+/// `config_json` must be a JSON object; it reaches `configure` verbatim.
+pub fn run_file(
+    path: &Path,
+    config_json: &str,
+    grants: &[Capability],
+    spans: Vec<Span>,
+) -> Result<Vec<Span>, RunError> {
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".into());
+    let mut spec = PluginSpec::new(name.clone(), path);
+    spec.grant = grants.to_vec();
+    spec.config = match serde_json::from_str::<serde_json::Value>(config_json) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(other) => {
+            return Err(RunError::Load(LoadError::Spec {
+                plugin: name,
+                message: format!("config must be a JSON object, not {other}"),
+            }))
+        }
+        Err(e) => {
+            return Err(RunError::Load(LoadError::Spec {
+                plugin: name,
+                message: format!("config is not JSON: {e}"),
+            }))
+        }
+    };
+    let chain = PluginChain::load_one_with_text(&spec, config_json)?;
+    let mut out = chain.process(spans);
+    match out.errors.pop() {
+        Some(failure) => Err(RunError::Plugin {
+            plugin: failure.plugin,
+            error: failure.error,
+        }),
+        None => Ok(out.spans),
+    }
+}

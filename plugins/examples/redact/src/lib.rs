@@ -1,0 +1,540 @@
+//! Example plugin `redact`: keeps personal data out of storage.
+//!
+//! ```json
+//! {"keys": ["user.id", "enduser.id"], "mode": "mask", "emails": true, "cards": true}
+//! ```
+//!
+//! - Inside every string attribute value (of spans, events, links, resources and scopes, and
+//!   nested in array and map values) e-mail addresses become `[REDACTED:email]` and
+//!   payment-card numbers become `[REDACTED:card]`. Both scanners are hand-written single
+//!   passes over the bytes (no regex engine in the component):
+//!   - an e-mail address is `local@domain` with a local part of `[A-Za-z0-9._%+-]` and a domain
+//!     of dot-separated labels of `[A-Za-z0-9-]` ending in a top-level label of two or more
+//!     letters (a sentence's final dot is not part of it); non-ASCII letters count as letters;
+//!   - a card number is 13 to 19 digits, in groups separated by single spaces or dashes, that
+//!     starts with 2 to 6 (the issuer ranges of the card networks; this keeps epoch-millisecond
+//!     timestamps out), passes the Luhn check and is not part of a longer word or number.
+//! - Attributes whose key is listed in `keys` (at any depth) are masked (value becomes the
+//!   string `[REDACTED]`) or, with `"mode": "remove"`, removed.
+//!
+//! `emails` and `cards` default to `true`; `mode` defaults to `mask`. A batch with nothing to
+//! redact is handed back untouched.
+
+use spoor_plugin_sdk::{AnyValue, Batch, Error, KeyValue, Plugin, Span};
+
+/// What a masked attribute's value becomes.
+pub const MASK: &str = "[REDACTED]";
+/// What an e-mail address becomes.
+pub const EMAIL: &str = "[REDACTED:email]";
+/// What a card number becomes.
+pub const CARD: &str = "[REDACTED:card]";
+
+/// The `redact` plugin.
+#[derive(Debug)]
+pub struct Redact {
+    keys: Vec<String>,
+    mode: Mode,
+    emails: bool,
+    cards: bool,
+}
+
+/// Settings.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactConfig {
+    /// Attribute keys to mask or remove.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// What happens to them.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Replace e-mail addresses in string values.
+    #[serde(default = "yes")]
+    pub emails: bool,
+    /// Replace payment-card numbers in string values.
+    #[serde(default = "yes")]
+    pub cards: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What happens to an attribute with a listed key.
+#[derive(serde::Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Its value becomes [`MASK`].
+    #[default]
+    Mask,
+    /// It is removed.
+    Remove,
+}
+
+impl Redact {
+    fn is_listed(&self, key: &str) -> bool {
+        self.keys.iter().any(|k| k == key)
+    }
+
+    /// The redacted text, or `None` if there is nothing to redact in it.
+    fn redact_text(&self, text: &str) -> Option<String> {
+        let emailed = if self.emails {
+            redact_emails(text)
+        } else {
+            None
+        };
+        let base = emailed.as_deref().unwrap_or(text);
+        let carded = if self.cards { redact_cards(base) } else { None };
+        carded.or(emailed)
+    }
+
+    fn value_needs(&self, v: &AnyValue) -> bool {
+        match v {
+            AnyValue::Str(s) => self.redact_text(s).is_some(),
+            AnyValue::Array(a) => a.iter().any(|v| self.value_needs(v)),
+            AnyValue::Map(m) => self.attrs_need(m),
+            _ => false,
+        }
+    }
+
+    fn attrs_need(&self, attrs: &[KeyValue]) -> bool {
+        attrs
+            .iter()
+            .any(|kv| self.is_listed(&kv.key) || self.value_needs(&kv.value))
+    }
+
+    fn span_needs(&self, s: &Span) -> bool {
+        self.attrs_need(&s.attributes)
+            || s.events.iter().any(|e| self.attrs_need(&e.attributes))
+            || s.links.iter().any(|l| self.attrs_need(&l.attributes))
+            || self.attrs_need(&s.resource.attributes)
+            || self.attrs_need(&s.scope.attributes)
+    }
+
+    fn redact_value(&self, v: &mut AnyValue) {
+        match v {
+            AnyValue::Str(s) => {
+                if let Some(r) = self.redact_text(s) {
+                    *s = r;
+                }
+            }
+            AnyValue::Array(a) => a.iter_mut().for_each(|v| self.redact_value(v)),
+            AnyValue::Map(m) => self.redact_attrs(m),
+            _ => {}
+        }
+    }
+
+    fn redact_attrs(&self, attrs: &mut Vec<KeyValue>) {
+        if self.mode == Mode::Remove && !self.keys.is_empty() {
+            attrs.retain(|kv| !self.is_listed(&kv.key));
+        }
+        for kv in attrs {
+            if self.is_listed(&kv.key) {
+                kv.value = AnyValue::Str(MASK.into());
+            } else {
+                self.redact_value(&mut kv.value);
+            }
+        }
+    }
+}
+
+impl Plugin for Redact {
+    const NAME: &'static str = "redact";
+    const VERSION: &'static str = "0.1.0";
+    type Config = RedactConfig;
+
+    fn configure(config: RedactConfig) -> Result<Self, Error> {
+        if let Some(i) = config.keys.iter().position(String::is_empty) {
+            return Err(Error::invalid_config(
+                &format!("keys[{i}]"),
+                "must not be empty",
+            ));
+        }
+        if config.keys.is_empty() && !config.emails && !config.cards {
+            return Err(Error::invalid_config(
+                "keys",
+                "nothing to redact: list keys or leave `emails` or `cards` on",
+            ));
+        }
+        Ok(Redact {
+            keys: config.keys,
+            mode: config.mode,
+            emails: config.emails,
+            cards: config.cards,
+        })
+    }
+
+    fn process(&mut self, batch: &mut Batch) -> Result<(), Error> {
+        // Look before touching: most batches carry nothing to redact and go back as they came.
+        if !batch.iter().any(|s| self.span_needs(s)) {
+            return Ok(());
+        }
+        batch.for_each_attribute_list(|attrs| {
+            if self.attrs_need(attrs) {
+                self.redact_attrs(attrs);
+            }
+        });
+        Ok(())
+    }
+}
+
+spoor_plugin_sdk::export_plugin!(Redact);
+
+// Bytes of non-ASCII characters count as letters (internationalised addresses); a scan over
+// them always stops on an ASCII byte or the end, so it stops on a character boundary.
+fn is_local_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || !b.is_ascii() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-')
+}
+
+fn is_domain_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || !b.is_ascii() || matches!(b, b'.' | b'-')
+}
+
+/// The end of a valid domain starting at `start` (exclusive), or `None`.
+fn domain_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut end = start;
+    while end < b.len() && is_domain_byte(b[end]) {
+        end += 1;
+    }
+    // A sentence's final dot (or dash) is punctuation, not part of the domain.
+    while end > start && matches!(b[end - 1], b'.' | b'-') {
+        end -= 1;
+    }
+    let domain = &b[start..end];
+    let mut labels = domain.split(|&c| c == b'.');
+    let mut count = 0;
+    let mut last: &[u8] = &[];
+    for label in labels.by_ref() {
+        if label.is_empty() || label[0] == b'-' || label[label.len() - 1] == b'-' {
+            return None;
+        }
+        count += 1;
+        last = label;
+    }
+    let tld_ok = last.len() >= 2
+        && last
+            .iter()
+            .all(|c| c.is_ascii_alphabetic() || !c.is_ascii());
+    (count >= 2 && tld_ok).then_some(end)
+}
+
+/// `text` with every e-mail address replaced by [`EMAIL`], or `None` if it has none.
+pub fn redact_emails(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0; // bytes of `text` already accounted for in `out`
+    let mut at = 0;
+    while let Some(off) = b[at..].iter().position(|&c| c == b'@') {
+        let pos = at + off;
+        let mut start = pos;
+        while start > copied && is_local_byte(b[start - 1]) {
+            start -= 1;
+        }
+        // The local part cannot start with a dot.
+        while start < pos && b[start] == b'.' {
+            start += 1;
+        }
+        match (start < pos).then(|| domain_end(b, pos + 1)).flatten() {
+            Some(end) => {
+                let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                o.push_str(&text[copied..start]);
+                o.push_str(EMAIL);
+                copied = end;
+                at = end;
+            }
+            None => at = pos + 1,
+        }
+    }
+    out.map(|mut o| {
+        o.push_str(&text[copied..]);
+        o
+    })
+}
+
+fn luhn_valid(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            let d = u32::from(d);
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// A run of digit groups: `(start, end)` byte ranges of each group.
+fn digit_groups(b: &[u8], start: usize) -> (Vec<(usize, usize)>, usize) {
+    let mut groups = Vec::new();
+    let mut i = start;
+    loop {
+        let g = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        groups.push((g, i));
+        // One separator, then another group.
+        if i + 1 < b.len() && matches!(b[i], b' ' | b'-') && b[i + 1].is_ascii_digit() {
+            i += 1;
+        } else {
+            return (groups, i);
+        }
+    }
+}
+
+/// The card number found among `groups[first..]` that starts at group `first`, as the index of
+/// its last group.
+fn card_at(b: &[u8], groups: &[(usize, usize)], first: usize) -> Option<usize> {
+    if !(b'2'..=b'6').contains(&b[groups[first].0]) {
+        return None;
+    }
+    let mut digits: Vec<u8> = Vec::with_capacity(19);
+    let mut found = None;
+    for (j, &(s, e)) in groups.iter().enumerate().skip(first) {
+        digits.extend(b[s..e].iter().map(|c| c - b'0'));
+        if digits.len() > 19 {
+            break;
+        }
+        if digits.len() >= 13 && luhn_valid(&digits) {
+            found = Some(j); // keep the longest
+        }
+    }
+    found
+}
+
+/// `text` with every payment-card number replaced by [`CARD`], or `None` if it has none.
+pub fn redact_cards(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() || (i > 0 && b[i - 1].is_ascii_alphanumeric()) {
+            i += 1;
+            continue;
+        }
+        let (groups, run_end) = digit_groups(b, i);
+        let total: usize = groups.iter().map(|(s, e)| e - s).sum();
+        // A run glued to a following letter is an identifier, not a number.
+        let glued = run_end < b.len() && b[run_end].is_ascii_alphabetic();
+        if total >= 13 && !glued {
+            let mut g = 0;
+            while g < groups.len() {
+                match card_at(b, &groups, g) {
+                    // A card inside a longer run must end at a group boundary too.
+                    Some(last) => {
+                        let (s, e) = (groups[g].0, groups[last].1);
+                        let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                        o.push_str(&text[copied..s]);
+                        o.push_str(CARD);
+                        copied = e;
+                        g = last + 1;
+                    }
+                    None => g += 1,
+                }
+            }
+        }
+        i = run_end.max(i + 1);
+    }
+    out.map(|mut o| {
+        o.push_str(&text[copied..]);
+        o
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spoor_plugin_sdk::testing::{check_golden, run};
+    use spoor_plugin_sdk::{Event, Resource, SpanId, TraceId};
+    use std::sync::Arc;
+
+    fn emails(s: &str) -> String {
+        redact_emails(s).unwrap_or_else(|| s.to_owned())
+    }
+
+    fn cards(s: &str) -> String {
+        redact_cards(s).unwrap_or_else(|| s.to_owned())
+    }
+
+    #[test]
+    fn email_scanner() {
+        assert_eq!(emails("jane@example.com"), EMAIL);
+        assert_eq!(
+            emails("mail Jane.Doe+x@mail.example.co.uk, or a_b@c-d.io."),
+            "mail [REDACTED:email], or [REDACTED:email]."
+        );
+        assert_eq!(emails("<bob@example.net>"), "<[REDACTED:email]>");
+        assert_eq!(emails("x@y@example.org"), "x@[REDACTED:email]");
+        assert_eq!(emails(".dot@example.org"), ".[REDACTED:email]");
+        assert_eq!(emails("ünï@exämple.org ok"), "[REDACTED:email] ok");
+        for clean in [
+            "a@b",
+            "@example.com",
+            "user@",
+            "user@localhost",
+            "user@example.c",
+            "user@example.c0m",
+            "user@-example.com",
+            "user@example..com",
+            "git@github.com:owner/repo",
+            "no at sign",
+            "",
+        ] {
+            let expected = if clean == "git@github.com:owner/repo" {
+                "[REDACTED:email]:owner/repo"
+            } else {
+                clean
+            };
+            assert_eq!(emails(clean), expected, "{clean}");
+        }
+        assert_eq!(redact_emails("nothing here"), None);
+    }
+
+    #[test]
+    fn card_scanner() {
+        assert_eq!(cards("4111111111111111"), CARD);
+        assert_eq!(
+            cards("card 4111 1111 1111 1111 ok"),
+            "card [REDACTED:card] ok"
+        );
+        assert_eq!(cards("5500-0000-0000-0004"), CARD);
+        assert_eq!(cards("amex 378282246310005."), "amex [REDACTED:card].");
+        assert_eq!(
+            cards("2 cards: 6011111111111117,4012888888881881"),
+            "2 cards: [REDACTED:card],[REDACTED:card]"
+        );
+        // Inside a longer run of groups, at group boundaries.
+        assert_eq!(
+            cards("ref 12 4111 1111 1111 1111"),
+            "ref 12 [REDACTED:card]"
+        );
+        for clean in [
+            "4111 1111 1111 1112",  // Luhn fails
+            "1764000000000",        // 13 digits, Luhn-valid, but no card starts with 1
+            "411111111111",         // 12 digits
+            "41111111111111111111", // 20 digits
+            "4111111111111111x",    // glued to a word
+            "id4111111111111111",   // glued to a word
+            "4111  1111 1111 1111", // double space splits the groups
+            "0000000000000",
+        ] {
+            assert_eq!(cards(clean), clean, "{clean}");
+        }
+        assert_eq!(redact_cards("no digits"), None);
+    }
+
+    #[test]
+    fn luhn() {
+        assert!(luhn_valid(&[7, 9, 9, 2, 7, 3, 9, 8, 7, 1, 3]));
+        assert!(!luhn_valid(&[7, 9, 9, 2, 7, 3, 9, 8, 7, 1, 4]));
+    }
+
+    fn span() -> Span {
+        Span {
+            trace_id: TraceId(1),
+            span_id: SpanId(2),
+            name: "op".into(),
+            attributes: vec![
+                KeyValue::string("user.id", "u1"),
+                KeyValue::string("msg", "from a@example.com"),
+                KeyValue::new("n", AnyValue::Int(4111111111111111)),
+            ],
+            events: vec![Event {
+                name: "e".into(),
+                attributes: vec![KeyValue::string("card", "4111-1111-1111-1111")],
+                ..Default::default()
+            }],
+            resource: Arc::new(Resource {
+                service_name: "svc".into(),
+                attributes: vec![KeyValue::string("owner", "ops@example.com")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn strings(s: &Span) -> Vec<(String, String)> {
+        let list = |a: &[KeyValue]| {
+            a.iter()
+                .map(|kv| (kv.key.clone(), format!("{:?}", kv.value)))
+                .collect::<Vec<_>>()
+        };
+        let mut v = list(&s.attributes);
+        v.extend(list(&s.events[0].attributes));
+        v.extend(list(&s.resource.attributes));
+        v
+    }
+
+    #[test]
+    fn masks_and_removes() {
+        let out = run::<Redact>(r#"{"keys": ["user.id"]}"#, &[span()]).unwrap();
+        let got = strings(&out[0]);
+        let expect = |k: &str, v: &str| (k.to_owned(), format!("{:?}", AnyValue::Str(v.into())));
+        assert_eq!(got[0], expect("user.id", MASK));
+        assert_eq!(got[1], expect("msg", "from [REDACTED:email]"));
+        // Only strings are scanned.
+        assert_eq!(got[2].1, format!("{:?}", AnyValue::Int(4111111111111111)));
+        assert_eq!(got[3], expect("card", CARD));
+        assert_eq!(got[4], expect("owner", EMAIL));
+
+        let out = run::<Redact>(
+            r#"{"keys": ["user.id", "owner"], "mode": "remove", "emails": false}"#,
+            &[span()],
+        )
+        .unwrap();
+        let keys: Vec<_> = strings(&out[0]).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["msg", "n", "card"]);
+        assert_eq!(
+            find(&out[0].attributes, "msg"),
+            Some(&AnyValue::Str("from a@example.com".into()))
+        );
+    }
+
+    fn find<'a>(a: &'a [KeyValue], k: &str) -> Option<&'a AnyValue> {
+        spoor_plugin_sdk::find_attr(a, k)
+    }
+
+    #[test]
+    fn clean_batches_are_untouched() {
+        let mut p = spoor_plugin_sdk::configure::<Redact>(r#"{"keys": ["secret"]}"#).unwrap();
+        let mut clean = span();
+        clean.attributes.truncate(0);
+        clean.events.clear();
+        clean.resource = Arc::new(Resource::default());
+        let mut b = Batch::new(vec![clean]);
+        p.process(&mut b).unwrap();
+        assert!(!b.is_modified());
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let err = |c: &str| run::<Redact>(c, &[]).unwrap_err().to_string();
+        assert_eq!(
+            err(r#"{"keys": ["a", ""]}"#),
+            "invalid-config: `keys[1]`: must not be empty"
+        );
+        assert_eq!(
+            err(r#"{"emails": false, "cards": false}"#),
+            "invalid-config: `keys`: nothing to redact: list keys or leave `emails` or `cards` on"
+        );
+        assert!(err(r#"{"mode": "hash"}"#)
+            .starts_with("invalid-config: `mode`: unknown variant `hash`"));
+        assert!(err(r#"{"keys": "user.id"}"#).starts_with("invalid-config: `keys`: invalid type"));
+    }
+
+    #[test]
+    fn golden() {
+        check_golden::<Redact>(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
+    }
+}

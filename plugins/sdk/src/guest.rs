@@ -1,0 +1,88 @@
+//! The component glue, compiled only for `wasm32`: the wit-bindgen bindings of
+//! `plugins/wit/plugin.wit` and the functions [`crate::export_plugin!`] wires to the exports.
+
+// wit-bindgen's generated import and export shims are `unsafe` FFI by nature; nothing else in
+// this module is.
+#![allow(unsafe_code)]
+
+use std::any::Any;
+use std::cell::RefCell;
+
+use crate::{Capability, Error, Plugin};
+
+/// The generated bindings (world `spoor:plugin/plugin@0.1.0`).
+#[allow(missing_docs, clippy::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit/plugin.wit",
+        world: "spoor:plugin/plugin@0.1.0",
+        pub_export_macro: true,
+        export_macro_name: "__spoor_export_bindings",
+        default_bindings_module: "spoor_plugin_sdk::__private::bindings",
+        runtime_path: "spoor_plugin_sdk::__private::wit_bindgen::rt",
+    });
+}
+
+use bindings::spoor::plugin::host;
+use bindings::spoor::plugin::types::Capability as WitCapability;
+use bindings::{Metadata, PluginError};
+
+thread_local! {
+    /// The configured plugin of this instance (a component instance is single-threaded).
+    static STATE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+}
+
+impl From<Error> for PluginError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::InvalidConfig(m) => PluginError::InvalidConfig(m),
+            Error::Failed(m) => PluginError::Failed(m),
+        }
+    }
+}
+
+/// The `metadata` export.
+pub fn metadata<P: Plugin>() -> Metadata {
+    Metadata {
+        name: P::NAME.into(),
+        version: P::VERSION.into(),
+        capabilities: P::capabilities()
+            .iter()
+            .map(|c| match c {
+                Capability::Clock => WitCapability::Clock,
+                Capability::Random => WitCapability::Random,
+                Capability::Log => WitCapability::Log,
+            })
+            .collect(),
+    }
+}
+
+/// The `configure` export: replaces the instance's plugin with a newly configured one.
+pub fn configure<P: Plugin>(config: &str) -> Result<(), PluginError> {
+    let plugin = crate::configure::<P>(config)?;
+    STATE.with(|s| *s.borrow_mut() = Some(Box::new(plugin)));
+    Ok(())
+}
+
+/// The `process` export.
+pub fn process<P: Plugin>(batch: Vec<u8>) -> Result<Vec<u8>, PluginError> {
+    STATE.with(|s| {
+        let mut state = s.borrow_mut();
+        let plugin = state
+            .as_mut()
+            .and_then(|p| p.downcast_mut::<P>())
+            .ok_or_else(|| PluginError::Failed("process called before configure".into()))?;
+        Ok(crate::process_encoded(plugin, batch)?)
+    })
+}
+
+/// Calls the host's `log` import.
+pub(crate) fn log(level: crate::log::Level, message: &str) {
+    let level = match level {
+        crate::log::Level::Debug => host::Level::Debug,
+        crate::log::Level::Info => host::Level::Info,
+        crate::log::Level::Warn => host::Level::Warn,
+        crate::log::Level::Error => host::Level::Error,
+    };
+    host::log(level, message);
+}

@@ -1,0 +1,37 @@
+//! Hostile test plugin for spoor-plugin-host's sandbox tests: allocates and touches memory until the host refuses to grow it.
+//! Never deployed; built for wasm32-wasip2 by `make plugins-hostile`.
+
+// wit-bindgen's export glue is `unsafe` FFI by nature.
+#![allow(unsafe_code)]
+
+wit_bindgen::generate!({ path: "../../wit/plugin.wit", world: "spoor:plugin/plugin@0.1.0" });
+
+struct Plugin;
+
+export!(Plugin);
+
+impl Guest for Plugin {
+    fn metadata() -> Metadata {
+        metadata_named("hostile-membomb")
+    }
+
+    fn configure(_config: String) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    fn process(batch: Vec<u8>) -> Result<Vec<u8>, PluginError> {
+        let mut hoard: Vec<Vec<u8>> = Vec::new();
+        loop {
+            hoard.push(vec![batch.len() as u8 | 1; 1 << 20]);
+            std::hint::black_box(&hoard);
+        }
+    }
+}
+
+fn metadata_named(name: &str) -> Metadata {
+    Metadata {
+        name: name.into(),
+        version: "0.1.0".into(),
+        capabilities: Vec::new(),
+    }
+}

@@ -1,0 +1,35 @@
+//! Hostile test plugin for spoor-plugin-host's sandbox tests: answers with far more bytes than it was given.
+//! Never deployed; built for wasm32-wasip2 by `make plugins-hostile`.
+
+// wit-bindgen's export glue is `unsafe` FFI by nature.
+#![allow(unsafe_code)]
+
+wit_bindgen::generate!({ path: "../../wit/plugin.wit", world: "spoor:plugin/plugin@0.1.0" });
+
+struct Plugin;
+
+export!(Plugin);
+
+impl Guest for Plugin {
+    fn metadata() -> Metadata {
+        metadata_named("hostile-oversize")
+    }
+
+    fn configure(_config: String) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    fn process(batch: Vec<u8>) -> Result<Vec<u8>, PluginError> {
+        let mut out = batch.repeat(64);
+        out.resize(out.len() + (4 << 20), 0);
+        Ok(out)
+    }
+}
+
+fn metadata_named(name: &str) -> Metadata {
+    Metadata {
+        name: name.into(),
+        version: "0.1.0".into(),
+        capabilities: Vec::new(),
+    }
+}

@@ -1,0 +1,221 @@
+//! Pipeline plugins in the daemon: a redaction plugin from the config file rewrites spans before
+//! they are stored; a hostile plugin (infinite loop) is stopped by its fuel limit and its failure
+//! policy applies while ingest goes on (`pass`: spans stored unchanged; `drop`: dropped and
+//! counted); `spoor plugin check` and `spoor plugin run` work without a daemon.
+//!
+//! The components come from `make plugins` and `make plugins-hostile` (run by `make test`).
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use spoor_tests::jaeger_json::tag;
+use spoor_tests::{http, repo_root, run_spoor, Daemon};
+
+fn component(rel: &str) -> PathBuf {
+    let p = repo_root().join("target/plugins").join(rel);
+    assert!(
+        p.exists(),
+        "{} is missing: run `make plugins plugins-hostile` first",
+        p.display()
+    );
+    p
+}
+
+fn otlp_body(trace: &str, service: &str, email: &str) -> Value {
+    let start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+        "scopeSpans": [{"spans": [{
+            "traceId": trace,
+            "spanId": "b7ad6b7169203331",
+            "name": "POST /signup",
+            "kind": 2,
+            "startTimeUnixNano": start.to_string(),
+            "endTimeUnixNano": (start + 1_000_000).to_string(),
+            "attributes": [
+                {"key": "user.email", "value": {"stringValue": email}},
+                {"key": "user.id", "value": {"stringValue": "u-42"}}
+            ]
+        }]}]
+    }]})
+}
+
+fn post(d: &Daemon, body: &Value) {
+    let r = d
+        .post_otlp(&[("content-type", "application/json")], body.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+fn config_with(dir: &std::path::Path, plugins: &str) -> PathBuf {
+    let path = dir.join("spoor.toml");
+    std::fs::write(&path, plugins).unwrap();
+    path
+}
+
+#[test]
+fn a_redaction_plugin_rewrites_spans_before_they_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(
+        dir.path(),
+        &format!(
+            r#"
+[[plugins]]
+name = "redact"
+path = "{}"
+config = {{ keys = ["user.id"], mode = "remove" }}
+"#,
+            component("redact.wasm").display()
+        ),
+    );
+    let d = Daemon::start(&["--storage", "memory", "--config", cfg.to_str().unwrap()]).unwrap();
+    let trace = "5b8efff798038103d269b633813fc60c";
+    post(&d, &otlp_body(trace, "signup", "ada@example.com"));
+    let v = d
+        .wait_json(&format!("/api/traces/{trace}"), |v| v["data"][0].is_object())
+        .unwrap();
+    let span = &v["data"][0]["spans"][0];
+    assert_eq!(tag(span, "user.email")["value"], "[REDACTED:email]", "{span}");
+    assert!(
+        span["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["key"] != "user.id"),
+        "user.id must be removed: {span}"
+    );
+    let metrics = String::from_utf8(http(d.ports.admin, "GET", "/metrics", &[], b"").unwrap().body)
+        .unwrap();
+    assert!(
+        metrics.contains("spoor_plugin_calls_total{plugin=\"redact\"} 1"),
+        "{metrics}"
+    );
+    d.stop().unwrap();
+}
+
+#[test]
+fn a_runaway_plugin_is_stopped_and_its_policy_applies_while_ingest_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let looping = component("hostile/loop.wasm");
+    // `pass`: the batch goes on unchanged
+    let cfg = config_with(
+        dir.path(),
+        &format!(
+            "[[plugins]]\nname = \"spin\"\npath = \"{}\"\nfuel = 10000000\non-error = \"pass\"\n",
+            looping.display()
+        ),
+    );
+    let d = Daemon::start(&["--storage", "memory", "--config", cfg.to_str().unwrap()]).unwrap();
+    let trace = "6b8efff798038103d269b633813fc60c";
+    post(&d, &otlp_body(trace, "spin-pass", "bob@example.com"));
+    let v = d
+        .wait_json(&format!("/api/traces/{trace}"), |v| v["data"][0].is_object())
+        .unwrap();
+    assert_eq!(
+        tag(&v["data"][0]["spans"][0], "user.email")["value"],
+        "bob@example.com"
+    );
+    let metrics = String::from_utf8(http(d.ports.admin, "GET", "/metrics", &[], b"").unwrap().body)
+        .unwrap();
+    assert!(
+        metrics.contains("spoor_plugin_failures_total{plugin=\"spin\",kind=\"out_of_fuel\"} 1"),
+        "{metrics}"
+    );
+    d.stop().unwrap();
+
+    // `drop`: the batch is dropped and counted; the daemon keeps serving
+    let cfg = config_with(
+        dir.path(),
+        &format!(
+            "[[plugins]]\nname = \"spin\"\npath = \"{}\"\nfuel = 10000000\non-error = \"drop\"\n",
+            looping.display()
+        ),
+    );
+    let d = Daemon::start(&["--storage", "memory", "--config", cfg.to_str().unwrap()]).unwrap();
+    let trace = "7b8efff798038103d269b633813fc60c";
+    post(&d, &otlp_body(trace, "spin-drop", "eve@example.com"));
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, _) = d.get_json(&format!("/api/traces/{trace}")).unwrap();
+    assert_eq!(status, 404);
+    let metrics = String::from_utf8(http(d.ports.admin, "GET", "/metrics", &[], b"").unwrap().body)
+        .unwrap();
+    assert!(metrics.contains("spoor_plugin_spans_dropped_total 1\n"), "{metrics}");
+    let (status, _) = d.get_json("/api/services").unwrap();
+    assert_eq!(status, 200);
+    d.stop().unwrap();
+}
+
+#[test]
+fn a_plugin_that_fails_to_load_stops_start_up_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(
+        dir.path(),
+        &format!(
+            "[[plugins]]\nname = \"redact\"\npath = \"{}\"\nconfig = {{ mode = \"hash\" }}\n",
+            component("redact.wasm").display()
+        ),
+    );
+    let (code, stderr) =
+        run_spoor(&["--storage", "memory", "--config", cfg.to_str().unwrap()]).unwrap();
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("redact") && stderr.contains("mode"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plugin_check_and_run_work_without_a_daemon() {
+    let redact = component("redact.wasm");
+    let out = std::process::Command::new(spoor_tests::spoor_bin())
+        .args(["plugin", "check", redact.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("plugin redact"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("trace.json");
+    std::fs::write(
+        &input,
+        otlp_body("8b8efff798038103d269b633813fc60c", "cli", "cy@example.com").to_string(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(spoor_tests::spoor_bin())
+        .args([
+            "plugin",
+            "run",
+            redact.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--config",
+            r#"{"keys": ["user.id"], "mode": "mask"}"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let attrs = &v["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"];
+    let text = attrs.to_string();
+    assert!(text.contains("[REDACTED:email]"), "{text}");
+    assert!(!text.contains("cy@example.com"), "{text}");
+
+    // a file that is not a component is refused with its name
+    let bogus = dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, b"not wasm").unwrap();
+    let out = std::process::Command::new(spoor_tests::spoor_bin())
+        .args(["plugin", "check", bogus.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bogus.wasm"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
