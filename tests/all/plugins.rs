@@ -46,7 +46,10 @@ fn otlp_body(trace: &str, service: &str, email: &str) -> Value {
 
 fn post(d: &Daemon, body: &Value) {
     let r = d
-        .post_otlp(&[("content-type", "application/json")], body.to_string().as_bytes())
+        .post_otlp(
+            &[("content-type", "application/json")],
+            body.to_string().as_bytes(),
+        )
         .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }
@@ -76,10 +79,16 @@ config = {{ keys = ["user.id"], mode = "remove" }}
     let trace = "5b8efff798038103d269b633813fc60c";
     post(&d, &otlp_body(trace, "signup", "ada@example.com"));
     let v = d
-        .wait_json(&format!("/api/traces/{trace}"), |v| v["data"][0].is_object())
+        .wait_json(&format!("/api/traces/{trace}"), |v| {
+            v["data"][0].is_object()
+        })
         .unwrap();
     let span = &v["data"][0]["spans"][0];
-    assert_eq!(tag(span, "user.email")["value"], "[REDACTED:email]", "{span}");
+    assert_eq!(
+        tag(span, "user.email")["value"],
+        "[REDACTED:email]",
+        "{span}"
+    );
     assert!(
         span["tags"]
             .as_array()
@@ -88,8 +97,12 @@ config = {{ keys = ["user.id"], mode = "remove" }}
             .all(|t| t["key"] != "user.id"),
         "user.id must be removed: {span}"
     );
-    let metrics = String::from_utf8(http(d.ports.admin, "GET", "/metrics", &[], b"").unwrap().body)
-        .unwrap();
+    let metrics = String::from_utf8(
+        http(d.ports.admin, "GET", "/metrics", &[], b"")
+            .unwrap()
+            .body,
+    )
+    .unwrap();
     assert!(
         metrics.contains("spoor_plugin_calls_total{plugin=\"redact\"} 1"),
         "{metrics}"
@@ -113,14 +126,20 @@ fn a_runaway_plugin_is_stopped_and_its_policy_applies_while_ingest_goes_on() {
     let trace = "6b8efff798038103d269b633813fc60c";
     post(&d, &otlp_body(trace, "spin-pass", "bob@example.com"));
     let v = d
-        .wait_json(&format!("/api/traces/{trace}"), |v| v["data"][0].is_object())
+        .wait_json(&format!("/api/traces/{trace}"), |v| {
+            v["data"][0].is_object()
+        })
         .unwrap();
     assert_eq!(
         tag(&v["data"][0]["spans"][0], "user.email")["value"],
         "bob@example.com"
     );
-    let metrics = String::from_utf8(http(d.ports.admin, "GET", "/metrics", &[], b"").unwrap().body)
-        .unwrap();
+    let metrics = String::from_utf8(
+        http(d.ports.admin, "GET", "/metrics", &[], b"")
+            .unwrap()
+            .body,
+    )
+    .unwrap();
     assert!(
         metrics.contains("spoor_plugin_failures_total{plugin=\"spin\",kind=\"out_of_fuel\"} 1"),
         "{metrics}"
@@ -141,9 +160,16 @@ fn a_runaway_plugin_is_stopped_and_its_policy_applies_while_ingest_goes_on() {
     std::thread::sleep(Duration::from_millis(500));
     let (status, _) = d.get_json(&format!("/api/traces/{trace}")).unwrap();
     assert_eq!(status, 404);
-    let metrics = String::from_utf8(http(d.ports.admin, "GET", "/metrics", &[], b"").unwrap().body)
-        .unwrap();
-    assert!(metrics.contains("spoor_plugin_spans_dropped_total 1\n"), "{metrics}");
+    let metrics = String::from_utf8(
+        http(d.ports.admin, "GET", "/metrics", &[], b"")
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    assert!(
+        metrics.contains("spoor_plugin_spans_dropped_total 1\n"),
+        "{metrics}"
+    );
     let (status, _) = d.get_json("/api/services").unwrap();
     assert_eq!(status, 200);
     d.stop().unwrap();
@@ -175,7 +201,11 @@ fn plugin_check_and_run_work_without_a_daemon() {
         .args(["plugin", "check", redact.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("plugin redact"), "{text}");
 
@@ -198,7 +228,11 @@ fn plugin_check_and_run_work_without_a_daemon() {
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let attrs = &v["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"];
     let text = attrs.to_string();
