@@ -11,16 +11,16 @@ export CARGO_TERM_COLOR ?= never
 
 .PHONY: run build test tools test-clients lint nostd cross unit e2e bench bench-smoke clean-data
 
-## run: build, then start the all-in-one daemon on embedded sled (query API on :16686)
+## run: build, then start the all-in-one daemon on embedded sled (UI and query API on :16686)
 run: build
-	./target/release/spoor all-in-one --storage sled --data-dir $(DATA_DIR)
+	./target/release/spoor all-in-one --storage sled --data-dir $(DATA_DIR) --query.static-files www/dist
 
-## build: everything `run` needs, without starting it
-build:
+## build: everything `run` needs, without starting it (the daemon and the web UI)
+build: ui
 	$(CARGO) build --release -p spoor
 
 ## test: formatting, lints, no_std and cross-target builds, unit, conformance and end-to-end tests
-test: tools test-clients lint nostd cross plugins plugins-hostile unit bench-smoke e2e
+test: tools test-clients lint nostd cross plugins plugins-hostile unit bench-smoke e2e ui-test
 
 # Rust targets used to prove no_std and the Windows build.
 tools:
@@ -139,3 +139,31 @@ wasm: wasm-tools
 wasm-test: wasm-tools
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 		$(CARGO) test --release --target wasm32-unknown-unknown -p spoor-wasm -- --nocapture
+
+# Web UI (www/: React + TypeScript, built by Vite, issue #7) -> www/dist, with the browser module
+# from `make wasm`. npm ci runs again only when package.json or the lock file changes (stamp).
+UI := www
+UI_E2E := tests/ui
+.PHONY: ui ui-test chromium
+$(UI)/node_modules/.installed: $(UI)/package.json $(UI)/package-lock.json
+	cd $(UI) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(UI_E2E)/node_modules/.installed: $(UI_E2E)/package.json $(UI_E2E)/package-lock.json
+	cd $(UI_E2E) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+ui: $(UI)/node_modules/.installed wasm
+	cd $(UI) && npm run build
+	@echo "www/dist: $$(du -sk $(UI)/dist | cut -f1) KiB"
+
+# Debian's Chromium for the browser tests (driven by npm playwright-core; no browser downloads).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Component tests (Vitest, jsdom, the real wasm module) and browser end-to-end tests (the real
+# daemon on free ports, fixture traces over OTLP/HTTP, headless Chromium).
+ui-test: ui $(UI_E2E)/node_modules/.installed chromium
+	cd $(UI) && npm test
+	$(CARGO) build -p spoor
+	cd $(UI_E2E) && node --test e2e.test.mjs

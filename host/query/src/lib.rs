@@ -6,6 +6,7 @@
 //! block, so they run on tokio's blocking pool. "Now" is read from the system clock here, in the
 //! handler layer, and nowhere else.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +22,7 @@ pub mod jaeger;
 pub mod json;
 mod metrics;
 pub mod params;
+mod ui;
 mod v1;
 mod v3;
 
@@ -37,6 +39,13 @@ pub struct QueryConfig {
     pub max_limit: usize,
     /// Most spans returned per trace, earliest first; 0 means unlimited (default 0).
     pub max_spans_per_trace: usize,
+    /// Directory of the built web UI (`www/dist`), served for every non-`/api` path with
+    /// `index.html` for client-side routes (Jaeger's `--query.static-files`; default none: no
+    /// files are served).
+    pub static_files: Option<PathBuf>,
+    /// The UI options answered by `GET /api/ui-config` (Jaeger's `--query.ui-config` file:
+    /// menu links, link patterns, dependencies page on/off, max lookback; default none: `{}`).
+    pub ui_config: Option<serde_json::Value>,
 }
 
 impl Default for QueryConfig {
@@ -46,6 +55,8 @@ impl Default for QueryConfig {
             max_lookback: None,
             max_limit: 1500,
             max_spans_per_trace: 0,
+            static_files: None,
+            ui_config: None,
         }
     }
 }
@@ -57,7 +68,8 @@ pub(crate) struct AppState {
     pub cfg: Arc<QueryConfig>,
 }
 
-/// The query API's routes (v1 under `/api`, SPM under `/api/metrics`, v3 under `/api/v3`).
+/// The query API's routes (v1 under `/api`, SPM under `/api/metrics`, v3 under `/api/v3`,
+/// the UI options at `/api/ui-config`) and, when `static_files` is set, the web UI's files.
 pub fn router(store: Arc<dyn TraceStore>, cfg: QueryConfig) -> Router {
     let state = AppState {
         store,
@@ -82,6 +94,8 @@ pub fn router(store: Arc<dyn TraceStore>, cfg: QueryConfig) -> Router {
         .route("/api/v3/traces", get(v3::find_traces))
         .route("/api/v3/traces/{trace_id}", get(v3::get_trace))
         .route("/api/v3/trace-summaries", get(v3::trace_summaries))
+        .route("/api/ui-config", get(ui::ui_config))
+        .fallback(ui::static_file)
         .with_state(state)
 }
 

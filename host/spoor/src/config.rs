@@ -235,6 +235,14 @@ pub struct Options {
     /// Query API and UI listen address [default: 0.0.0.0:16686].
     #[arg(long = "query.http.host-port", env = "SPOOR_QUERY_HTTP_HOST_PORT")]
     pub query_http: Option<String>,
+    /// Directory of the built web UI (`www/dist`) served on the query port [default: none, the
+    /// API only].
+    #[arg(long = "query.static-files", env = "SPOOR_QUERY_STATIC_FILES")]
+    pub query_static_files: Option<PathBuf>,
+    /// UI options JSON file (Jaeger's format: menu, linkPatterns, dependencies, search
+    /// maxLookback), answered at `/api/ui-config`.
+    #[arg(long = "query.ui-config", env = "SPOOR_QUERY_UI_CONFIG")]
+    pub query_ui_config: Option<PathBuf>,
     /// Admin (health, metrics) listen address [default: 0.0.0.0:14269].
     #[arg(long = "admin.http.host-port", env = "SPOOR_ADMIN_HTTP_HOST_PORT")]
     pub admin_http: Option<String>,
@@ -270,7 +278,7 @@ struct FileConfig {
     jaeger: Option<FileJaeger>,
     zipkin: Option<FileZipkin>,
     receivers: Option<Vec<String>>,
-    query: Option<FileHttp>,
+    query: Option<FileQuery>,
     admin: Option<FileHttp>,
     pipeline: Option<FilePipeline>,
     batch: Option<FileBatch>,
@@ -346,6 +354,14 @@ struct FileJaeger {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileZipkin {
     http: Option<FileHttp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileQuery {
+    http: Option<FileHostPort>,
+    static_files: Option<PathBuf>,
+    ui_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -439,6 +455,10 @@ pub struct Settings {
     pub otlp_max_body_bytes: usize,
     /// Query API address.
     pub query_http: SocketAddr,
+    /// Built web UI directory (`None`: API only).
+    pub query_static_files: Option<PathBuf>,
+    /// UI options (`None`: `{}`).
+    pub query_ui_config: Option<serde_json::Value>,
     /// Admin address.
     pub admin_http: SocketAddr,
     /// Pipeline queue bound in bytes.
@@ -543,6 +563,40 @@ impl Settings {
                 p
             })
             .collect();
+        let query = file.query.take().unwrap_or_default();
+        let query_static_files = opts
+            .query_static_files
+            .clone()
+            .or(query.static_files.map(|p| config_dir.join(p)));
+        if let Some(dir) = &query_static_files {
+            if !dir.join("index.html").is_file() {
+                bail!(
+                    "query.static-files {} has no index.html (build the UI with `make ui`)",
+                    dir.display()
+                );
+            }
+        }
+        let query_ui_config = match opts
+            .query_ui_config
+            .clone()
+            .or(query.ui_config.map(|p| config_dir.join(p)))
+        {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read query.ui-config {}", path.display()))?;
+                let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!("invalid query.ui-config {}: {e}", path.display())
+                })?;
+                if !v.is_object() {
+                    bail!(
+                        "invalid query.ui-config {}: expected a JSON object",
+                        path.display()
+                    );
+                }
+                Some(v)
+            }
+            None => None,
+        };
         let span_metrics = file.span_metrics.take().unwrap_or_default();
         let span_metrics_bucket = if opts
             .span_metrics_enabled
@@ -747,7 +801,9 @@ impl Settings {
             otlp_max_body_bytes,
             query_http: parse_addr(
                 "query.http.host-port",
-                opts.query_http.clone().or(host_port(file.query)),
+                opts.query_http
+                    .clone()
+                    .or(query.http.and_then(|h| h.host_port)),
                 "0.0.0.0:16686",
             )?,
             admin_http: parse_addr(
@@ -773,6 +829,8 @@ impl Settings {
             tail_sampling,
             span_metrics_bucket,
             plugins,
+            query_static_files,
+            query_ui_config,
             queue_bytes,
             batch_max_spans,
             batch_max_age,

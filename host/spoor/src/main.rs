@@ -367,7 +367,8 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
                 max_lookback: None,
                 max_limit: 1500,
                 max_spans_per_trace: 0,
-                ..spoor_query::QueryConfig::default()
+                static_files: settings.query_static_files.clone(),
+                ui_config: settings.query_ui_config.clone(),
             },
         );
         tokio::spawn(

@@ -1,0 +1,54 @@
+// The daemon's Jaeger-compatible query API.
+
+export class ApiError extends Error {}
+
+async function get(url: string): Promise<Response> {
+  let resp: Response;
+  try {
+    resp = await fetch(url);
+  } catch (e) {
+    throw new ApiError(`cannot reach the query API: ${String(e)}`);
+  }
+  if (!resp.ok) {
+    let msg = `${resp.status} ${resp.statusText}`;
+    try {
+      const body = await resp.json();
+      if (body?.errors?.[0]?.msg) msg = body.errors[0].msg;
+    } catch {
+      /* not JSON */
+    }
+    throw new ApiError(msg);
+  }
+  return resp;
+}
+
+export async function getJson<T>(url: string): Promise<T> {
+  return (await get(url)).json() as Promise<T>;
+}
+
+export async function getText(url: string): Promise<string> {
+  return (await get(url)).text();
+}
+
+export async function services(): Promise<string[]> {
+  const r = await getJson<{ data: string[] | null }>('/api/services');
+  return (r.data ?? []).slice().sort();
+}
+
+export async function operations(service: string): Promise<string[]> {
+  const r = await getJson<{ data: string[] | null }>(`/api/services/${encodeURIComponent(service)}/operations`);
+  return (r.data ?? []).slice().sort();
+}
+
+export interface Dependency {
+  parent: string;
+  child: string;
+  callCount: number;
+}
+
+export async function dependencies(endTsMs: number, lookbackMs: number): Promise<Dependency[]> {
+  const r = await getJson<{ data: Dependency[] | null }>(
+    `/api/dependencies?endTs=${Math.round(endTsMs)}&lookback=${Math.round(lookbackMs)}`,
+  );
+  return r.data ?? [];
+}
