@@ -253,3 +253,67 @@ fn plugin_check_and_run_work_without_a_daemon() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_changed_plugin_file_is_reloaded_and_a_broken_one_keeps_the_old_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.wasm");
+    std::fs::copy(component("redact.wasm"), &live).unwrap();
+    let cfg = config_with(
+        dir.path(),
+        "[[plugins]]\nname = \"live\"\npath = \"live.wasm\"\n",
+    );
+    let d = Daemon::start(&["--storage", "memory", "--config", cfg.to_str().unwrap()]).unwrap();
+    let email_of = |trace: &str, service: &str| {
+        post(&d, &otlp_body(trace, service, "dee@example.com"));
+        let v = d
+            .wait_json(&format!("/api/traces/{trace}"), |v| {
+                v["data"][0].is_object()
+            })
+            .unwrap();
+        tag(&v["data"][0]["spans"][0], "user.email")["value"].clone()
+    };
+    assert_eq!(
+        email_of("9b8efff798038103d269b633813fc601", "reload"),
+        "[REDACTED:email]"
+    );
+    // swap in a plugin that returns its input (after a sleep the sandbox cuts short); the
+    // daemon picks it up by itself
+    let tmp = dir.path().join("next.wasm");
+    std::fs::copy(component("hostile/sleepy.wasm"), &tmp).unwrap();
+    std::fs::rename(&tmp, &live).unwrap();
+    let mut reloaded = false;
+    for i in 0..40u32 {
+        let trace = format!("9b8efff798038103d269b633813fc{:03x}", 0x100 + i);
+        if email_of(&trace, "reload") == "dee@example.com" {
+            reloaded = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        reloaded,
+        "the changed plugin was not reloaded:\n{}",
+        d.log_text()
+    );
+    // a broken file: the running version stays, the failure is counted
+    std::fs::write(&tmp, b"\0asm broken").unwrap();
+    std::fs::rename(&tmp, &live).unwrap();
+    let admin = d.ports.admin;
+    let mut counted = false;
+    for _ in 0..40 {
+        let m = String::from_utf8(http(admin, "GET", "/metrics", &[], b"").unwrap().body).unwrap();
+        if m.contains("spoor_plugin_reload_failures_total 1\n") {
+            counted = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(counted, "reload failure not counted:\n{}", d.log_text());
+    assert_eq!(
+        email_of("9b8efff798038103d269b633813fc7ff", "reload"),
+        "dee@example.com",
+        "the previous (pass-through) version keeps running"
+    );
+    d.stop().unwrap();
+}
