@@ -20,7 +20,7 @@ build: ui
 	$(CARGO) build --release -p spoor
 
 ## test: formatting, lints, no_std and cross-target builds, unit, conformance and end-to-end tests
-test: tools test-clients lint nostd cross plugins plugins-hostile unit bench-smoke e2e ui-test
+test: tools test-clients lint nostd cross plugins plugins-hostile unit wasm-test bench-smoke e2e ui-test
 
 # Rust targets used to prove no_std and the Windows build.
 tools:

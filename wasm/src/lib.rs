@@ -20,6 +20,12 @@ pub mod formats;
 pub mod session;
 pub mod synth;
 
+/// talc instead of dlmalloc in the browser: much faster with the many small allocations of a
+/// large trace file (see wasm/Cargo.toml).
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 

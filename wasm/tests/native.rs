@@ -385,3 +385,24 @@ fn analyses_on_a_generated_10k_span_trace() {
     let rc = t.root_cause(0, 5, Some((Some(&mut other), 0))).unwrap();
     assert!(rc.critical_owners.len() <= 5 && !rc.error_origins.is_empty());
 }
+
+/// Native parse timings of generated 10k- and 100k-span Jaeger files, for comparison with the
+/// wasm timings of `make wasm-test`: `cargo test --release -p spoor-wasm --test native --
+/// --ignored --nocapture`. Ignored by default: the 100k file takes seconds in a debug build.
+#[test]
+#[ignore]
+fn native_parse_timings() {
+    for n in [10_000, 100_000] {
+        let body = synth::jaeger_json(n, 3);
+        let t0 = std::time::Instant::now();
+        let p = formats::parse(body.as_bytes(), None).unwrap();
+        let elapsed = t0.elapsed();
+        let spans: usize = p.traces.iter().map(|t| t.spans.len()).sum();
+        assert_eq!((p.traces.len(), spans, p.rejected), (1, n, 0));
+        println!(
+            "native: {n} spans ({} KiB json): parse {:.0} ms",
+            body.len() / 1024,
+            elapsed.as_secs_f64() * 1000.0
+        );
+    }
+}

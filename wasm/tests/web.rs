@@ -163,3 +163,25 @@ fn generated_10k_span_trace() {
 fn generated_100k_span_trace() {
     timed(100_000);
 }
+
+/// The consistent-sampling test vectors of `spoor-core`, decided in WebAssembly: the browser,
+/// the edge worker and plugins must keep exactly the traces the daemon keeps.
+#[wasm_bindgen_test]
+fn consistent_sampling_vectors_decide_the_same_in_wasm() {
+    use spoor_core::sampling::consistent::sample;
+    use spoor_core::sampling::{Threshold, CONSISTENT_VECTORS};
+    use spoor_core::TraceId;
+    assert!(CONSISTENT_VECTORS.len() >= 12);
+    for v in CONSISTENT_VECTORS {
+        let t = Threshold::from_probability(v.probability).expect("vector probability is valid");
+        assert_eq!(
+            sample(t, TraceId(v.trace_id), v.trace_state),
+            v.sampled,
+            "trace {:032x} at p = {}",
+            v.trace_id,
+            v.probability
+        );
+        let th = t.encode().map(|h| h.as_str().to_string()).unwrap_or_default();
+        assert_eq!(th, v.th, "th of p = {}", v.probability);
+    }
+}

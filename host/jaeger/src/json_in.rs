@@ -15,10 +15,23 @@
 //! A malformed span is rejected with a problem naming its JSON path
 //! (`data[0].spans[3].spanID: …`); the other spans are kept. Only a body that is not JSON or
 //! not one of the shapes above fails as a whole.
+//!
+//! [`decode_json`] reads a body in one pass into typed structs that borrow its strings (no
+//! `serde_json::Value` tree: a 100,000-span file is ~44 MB) and keeps each span's raw text. A
+//! span the typed reader cannot take exactly as the `Value` reader would (a wrong type, a bad
+//! id, a missing field, an unusual tag value) is re-read from its text by the `Value` reader,
+//! so its problem names the same path with the same words; anything off above the spans (a
+//! bad shape, a duplicate key, JSON the strict path refuses) re-reads the whole body the
+//! `Value` way. Both readers end in the same [`convert::proto_batch`].
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 
 use base64::Engine as _;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use spoor_core::{Decoded, SpanId, TraceId};
 
@@ -49,6 +62,9 @@ pub enum JsonInError {
 
 /// Decodes a Jaeger JSON body into spans (see the module doc for the accepted shapes).
 pub fn decode_json(body: &[u8]) -> Result<Decoded, JsonInError> {
+    if let Some(decoded) = fast::decode(body) {
+        return Ok(decoded);
+    }
     let v: Value = serde_json::from_slice(body).map_err(|e| JsonInError::Json {
         line: e.line(),
         column: e.column(),
@@ -170,13 +186,13 @@ fn read_trace(t: &Value, path: &str, out: &mut Decoded) -> Result<(), JsonInErro
     };
 
     // Processes: id -> (process, its problem if it could not be read).
-    let mut processes: HashMap<&str, Result<proto::Process, Problem>> = HashMap::new();
+    let mut processes: Processes = HashMap::new();
     match t.get("processes") {
         None | Some(Value::Null) => {}
         Some(Value::Object(ps)) => {
             for (id, p) in ps {
                 let p_path = join(&join(path, "processes"), id);
-                processes.insert(id, read_process(p, &p_path));
+                processes.insert(id.clone(), read_process(p, &p_path));
             }
         }
         Some(other) => {
@@ -189,7 +205,7 @@ fn read_trace(t: &Value, path: &str, out: &mut Decoded) -> Result<(), JsonInErro
 
     // Spans grouped by process (one api_v2 batch each, so they share one resource), keeping
     // their positions to restore the input order afterwards.
-    let mut groups: Vec<(proto::Process, Vec<usize>, Vec<proto::Span>)> = Vec::new();
+    let mut groups: Groups = Vec::new();
     let mut group_of: HashMap<String, usize> = HashMap::new();
     for (i, s) in spans.iter().enumerate() {
         let s_path = format!("{spans_path}[{i}]");
@@ -208,7 +224,20 @@ fn read_trace(t: &Value, path: &str, out: &mut Decoded) -> Result<(), JsonInErro
             }
         }
     }
-    let mut slots: Vec<Option<spoor_core::Span>> = vec![None; spans.len()];
+    emit(groups, spans.len(), &spans_path, out);
+    Ok(())
+}
+
+/// Spans grouped by process: the process, the spans' positions in the trace, the spans.
+type Groups = Vec<(proto::Process, Vec<usize>, Vec<proto::Span>)>;
+
+/// A trace's processes by id, each read or with the problem that kept it from being read.
+type Processes = HashMap<String, Result<proto::Process, Problem>>;
+
+/// Converts each group as one api_v2 batch (so its spans share one resource) and appends the
+/// spans to `out` in input order (`count` spans were read, some of them maybe rejected).
+fn emit(groups: Groups, count: usize, spans_path: &str, out: &mut Decoded) {
+    let mut slots: Vec<Option<spoor_core::Span>> = vec![None; count];
     for (process, positions, group) in groups {
         let decoded = convert::proto_batch(&proto::Batch {
             spans: group,
@@ -230,7 +259,6 @@ fn read_trace(t: &Value, path: &str, out: &mut Decoded) -> Result<(), JsonInErro
         }
     }
     out.spans.extend(slots.into_iter().flatten());
-    Ok(())
 }
 
 fn read_process(p: &Value, path: &str) -> Result<proto::Process, Problem> {
@@ -261,7 +289,7 @@ fn read_span(
     s: &Value,
     path: &str,
     trace_id: Option<TraceId>,
-    processes: &HashMap<&str, Result<proto::Process, Problem>>,
+    processes: &Processes,
 ) -> Result<(String, proto::Process, proto::Span), Problem> {
     let Value::Object(o) = s else {
         return Err(problem(
@@ -636,4 +664,774 @@ fn read_tag(t: &Value, path: &str) -> Result<proto::KeyValue, Problem> {
         }
     }
     Ok(kv)
+}
+
+/// The typed reader of [`decode_json`]: borrowed strings, one pass over the body, a `Value`
+/// re-read only for what it cannot take exactly as the `Value` reader would.
+mod fast {
+    use super::*;
+
+    /// Reads `body`; `None` when the whole body must be re-read the `Value` way (not JSON, not
+    /// one of the shapes, a duplicate key above the spans, a bad trace id, …), which also gives
+    /// the exact error.
+    pub(super) fn decode(body: &[u8]) -> Option<Decoded> {
+        let doc: Doc = serde_json::from_slice(body).ok()?;
+        let mut out = Decoded::default();
+        match doc {
+            Doc::Traces { traces, in_data } => {
+                for (i, t) in traces.into_iter().enumerate() {
+                    let path = if in_data {
+                        format!("data[{i}]")
+                    } else {
+                        format!("[{i}]")
+                    };
+                    read_trace(t, &path, &mut out)?;
+                }
+            }
+            Doc::Trace(t) => read_trace(t, "", &mut out)?,
+        }
+        Some(out)
+    }
+
+    /// A string, borrowed from the body unless it had escapes.
+    struct Str<'a>(Cow<'a, str>);
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Str<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Str<'de>, E> {
+                    Ok(Str(Cow::Borrowed(s)))
+                }
+                fn visit_str<E: de::Error>(self, s: &str) -> Result<Str<'de>, E> {
+                    Ok(Str(Cow::Owned(s.to_string())))
+                }
+                fn visit_string<E: de::Error>(self, s: String) -> Result<Str<'de>, E> {
+                    Ok(Str(Cow::Owned(s)))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+
+    /// A JSON number as `serde_json::Number` holds it, or a string or boolean (tag values).
+    /// Arrays and objects are refused (the span is then re-read the `Value` way).
+    enum Scalar<'a> {
+        U64(u64),
+        I64(i64),
+        F64(f64),
+        Bool(bool),
+        Str(Str<'a>),
+    }
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Scalar<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a number, a string or a boolean")
+                }
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar<'de>, E> {
+                    Ok(Scalar::U64(v))
+                }
+                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar<'de>, E> {
+                    // serde_json stores non-negative integers as u64
+                    Ok(match u64::try_from(v) {
+                        Ok(u) => Scalar::U64(u),
+                        Err(_) => Scalar::I64(v),
+                    })
+                }
+                fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar<'de>, E> {
+                    Ok(Scalar::F64(v))
+                }
+                fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar<'de>, E> {
+                    Ok(Scalar::Bool(v))
+                }
+                fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Scalar<'de>, E> {
+                    Ok(Scalar::Str(Str(Cow::Borrowed(s))))
+                }
+                fn visit_str<E: de::Error>(self, s: &str) -> Result<Scalar<'de>, E> {
+                    Ok(Scalar::Str(Str(Cow::Owned(s.to_string()))))
+                }
+                fn visit_string<E: de::Error>(self, s: String) -> Result<Scalar<'de>, E> {
+                    Ok(Scalar::Str(Str(Cow::Owned(s))))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    /// The document: the traces of `{"data": […]}` (`null` is none) or of a bare array, or one
+    /// bare trace object.
+    enum Doc<'a> {
+        Traces {
+            traces: Vec<Trace<'a>>,
+            in_data: bool,
+        },
+        Trace(Trace<'a>),
+    }
+
+    impl<'de> Deserialize<'de> for Doc<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Doc<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("jaeger trace json")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Doc<'de>, A::Error> {
+                    let mut traces = Vec::new();
+                    while let Some(t) = seq.next_element()? {
+                        traces.push(t);
+                    }
+                    Ok(Doc::Traces {
+                        traces,
+                        in_data: false,
+                    })
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc<'de>, A::Error> {
+                    // `data` wins over a trace's own keys, as in the `Value` reader
+                    let mut data: Option<Option<Vec<Trace<'de>>>> = None;
+                    let mut trace = TraceFields::default();
+                    while let Some(key) = map.next_key::<Str<'de>>()? {
+                        match key.0.as_ref() {
+                            "data" if data.is_none() => data = Some(map.next_value()?),
+                            "data" => return Err(de::Error::duplicate_field("data")),
+                            k => trace.field(k, &mut map)?,
+                        }
+                    }
+                    match (data, trace.spans.is_some()) {
+                        (Some(traces), _) => Ok(Doc::Traces {
+                            traces: traces.unwrap_or_default(),
+                            in_data: true,
+                        }),
+                        (None, true) => Ok(Doc::Trace(trace.finish())),
+                        (None, false) => Err(de::Error::missing_field("data")),
+                    }
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    /// One trace object: its id, its spans' raw text, its processes' raw text by id.
+    struct Trace<'a> {
+        trace_id: Option<Str<'a>>,
+        spans: Vec<&'a RawValue>,
+        processes: HashMap<String, &'a RawValue>,
+    }
+
+    /// A trace's fields as they are read, `Some` once seen (`Some(None)` for `null`).
+    #[derive(Default)]
+    struct TraceFields<'a> {
+        trace_id: Option<Option<Str<'a>>>,
+        spans: Option<Option<Vec<&'a RawValue>>>,
+        processes: Option<Option<HashMap<String, &'a RawValue>>>,
+    }
+
+    impl<'de> TraceFields<'de> {
+        /// Reads the value of `key`, skipping keys a trace does not have.
+        fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+            fn once<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+                slot: &mut Option<Option<T>>,
+                key: &'static str,
+                map: &mut A,
+            ) -> Result<(), A::Error> {
+                if slot.is_some() {
+                    return Err(de::Error::duplicate_field(key));
+                }
+                *slot = Some(map.next_value()?);
+                Ok(())
+            }
+            match key {
+                "traceID" => once(&mut self.trace_id, "traceID", map),
+                "spans" => once(&mut self.spans, "spans", map),
+                "processes" => once(&mut self.processes, "processes", map),
+                _ => map.next_value::<IgnoredAny>().map(|_| ()),
+            }
+        }
+
+        fn finish(self) -> Trace<'de> {
+            Trace {
+                trace_id: self.trace_id.flatten(),
+                spans: self.spans.flatten().unwrap_or_default(),
+                processes: self.processes.flatten().unwrap_or_default(),
+            }
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Trace<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Trace<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a trace object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Trace<'de>, A::Error> {
+                    let mut trace = TraceFields::default();
+                    while let Some(key) = map.next_key::<Str<'de>>()? {
+                        trace.field(key.0.as_ref(), &mut map)?;
+                    }
+                    Ok(trace.finish())
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct JSpan<'a> {
+        #[serde(rename = "traceID", borrow, default)]
+        trace_id: Option<Str<'a>>,
+        #[serde(rename = "spanID", borrow, default)]
+        span_id: Option<Str<'a>>,
+        #[serde(rename = "operationName", borrow, default)]
+        operation_name: Option<Str<'a>>,
+        #[serde(borrow, default)]
+        references: Option<Vec<JRef<'a>>>,
+        #[serde(rename = "parentSpanID", borrow, default)]
+        parent_span_id: Option<Str<'a>>,
+        #[serde(rename = "startTime", borrow, default)]
+        start_time: Option<Scalar<'a>>,
+        #[serde(borrow, default)]
+        duration: Option<Scalar<'a>>,
+        #[serde(borrow, default)]
+        flags: Option<Scalar<'a>>,
+        #[serde(borrow, default)]
+        tags: Option<Vec<JTag<'a>>>,
+        #[serde(borrow, default)]
+        logs: Option<Vec<JLog<'a>>>,
+        #[serde(rename = "processID", borrow, default)]
+        process_id: Option<Str<'a>>,
+        #[serde(borrow, default)]
+        process: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        warnings: Option<Vec<Str<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    struct JRef<'a> {
+        #[serde(rename = "refType", borrow, default)]
+        ref_type: Option<Str<'a>>,
+        #[serde(rename = "traceID", borrow, default)]
+        trace_id: Option<Str<'a>>,
+        #[serde(rename = "spanID", borrow, default)]
+        span_id: Option<Str<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    struct JLog<'a> {
+        #[serde(borrow, default)]
+        timestamp: Option<Scalar<'a>>,
+        #[serde(borrow, default)]
+        fields: Option<Vec<JTag<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    struct JTag<'a> {
+        #[serde(borrow)]
+        key: Str<'a>,
+        #[serde(rename = "type", borrow, default)]
+        ty: Option<Str<'a>>,
+        #[serde(borrow, default)]
+        value: Option<Scalar<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    struct JProcess<'a> {
+        #[serde(rename = "serviceName", borrow, default)]
+        service_name: Option<Str<'a>>,
+        #[serde(borrow, default)]
+        tags: Option<Vec<JTag<'a>>>,
+    }
+
+    /// Reads one trace into `out`; `None` sends the whole body to the `Value` reader.
+    fn read_trace(t: Trace<'_>, path: &str, out: &mut Decoded) -> Option<()> {
+        let trace_id = match &t.trace_id {
+            None => None,
+            Some(s) => Some(TraceId::parse_hex(&s.0).ok()?),
+        };
+        let spans_path = join(path, "spans");
+        let mut processes: Processes = HashMap::with_capacity(t.processes.len());
+        for (id, raw) in t.processes {
+            let process = match serde_json::from_str::<JProcess>(raw.get())
+                .ok()
+                .and_then(|p| process(&p))
+            {
+                Some(p) => Ok(p),
+                None => {
+                    let v: Value = serde_json::from_str(raw.get()).ok()?;
+                    read_process(&v, &join(&join(path, "processes"), &id))
+                }
+            };
+            processes.insert(id, process);
+        }
+
+        let mut groups: Groups = Vec::new();
+        let mut group_of: HashMap<String, usize> = HashMap::new();
+        let mut key = String::new();
+        for (i, raw) in t.spans.iter().enumerate() {
+            let fast = serde_json::from_str::<JSpan>(raw.get())
+                .ok()
+                .and_then(|s| span(s, trace_id, &processes, &mut key));
+            let (process, span) = match fast {
+                Some(read) => read,
+                None => {
+                    let v: Value = serde_json::from_str(raw.get()).ok()?;
+                    match super::read_span(&v, &format!("{spans_path}[{i}]"), trace_id, &processes)
+                    {
+                        Ok((k, p, s)) => {
+                            key = k;
+                            (Some(p), s)
+                        }
+                        Err((p, m)) => {
+                            out.rejected += 1;
+                            out.problems.push(format!("{p}: {m}"));
+                            continue;
+                        }
+                    }
+                }
+            };
+            let g = match group_of.get(key.as_str()) {
+                Some(g) => *g,
+                None => {
+                    let process = process.unwrap_or_else(|| {
+                        // a span of a known, readable process
+                        let id = key.strip_prefix("id:").unwrap_or_default();
+                        match processes.get(id) {
+                            Some(Ok(p)) => p.clone(),
+                            _ => proto::Process::default(),
+                        }
+                    });
+                    groups.push((process, Vec::new(), Vec::new()));
+                    group_of.insert(key.clone(), groups.len() - 1);
+                    groups.len() - 1
+                }
+            };
+            groups[g].1.push(i);
+            groups[g].2.push(span);
+        }
+        emit(groups, t.spans.len(), &spans_path, out);
+        Some(())
+    }
+
+    /// One span as the `Value` reader reads it, with its group key in `key` and its process
+    /// when the key alone does not name it (`None` for a `processID` found in `processes`);
+    /// `None` when the span must be re-read the `Value` way.
+    fn span(
+        s: JSpan<'_>,
+        trace_id: Option<TraceId>,
+        processes: &Processes,
+        key: &mut String,
+    ) -> Option<(Option<proto::Process>, proto::Span)> {
+        let tid = match &s.trace_id {
+            None => trace_id?,
+            Some(t) => TraceId::parse_hex(&t.0).ok()?,
+        };
+        let span_id = SpanId::parse_hex(&s.span_id?.0).ok()?;
+        let start_nanos = micros(s.start_time.as_ref(), true)?;
+        let duration_nanos = micros(s.duration.as_ref(), false)?;
+        let flags = match s.flags {
+            None => 0,
+            Some(Scalar::U64(f)) => u32::try_from(f).ok()?,
+            Some(_) => return None,
+        };
+        let mut references = Vec::with_capacity(s.references.as_ref().map_or(0, Vec::len));
+        for r in s.references.iter().flatten() {
+            let ref_type = match &r.ref_type {
+                None => proto::SpanRefType::ChildOf,
+                Some(t) if t.0.eq_ignore_ascii_case("CHILD_OF") => proto::SpanRefType::ChildOf,
+                Some(t) if t.0.eq_ignore_ascii_case("FOLLOWS_FROM") => {
+                    proto::SpanRefType::FollowsFrom
+                }
+                Some(_) => return None,
+            };
+            let ref_trace = match &r.trace_id {
+                None => tid,
+                Some(t) => TraceId::parse_hex(&t.0).ok()?,
+            };
+            let ref_span = SpanId::parse_hex(&r.span_id.as_ref()?.0).ok()?;
+            references.push(proto::SpanRef {
+                trace_id: ref_trace.to_bytes().to_vec(),
+                span_id: ref_span.to_bytes().to_vec(),
+                ref_type: ref_type as i32,
+            });
+        }
+        if let Some(p) = &s.parent_span_id {
+            let parent = SpanId::parse_hex(&p.0).ok()?;
+            let has_parent_ref = references
+                .iter()
+                .any(|r| r.ref_type == proto::SpanRefType::ChildOf as i32);
+            if !parent.is_zero() && !has_parent_ref {
+                references.insert(
+                    0,
+                    proto::SpanRef {
+                        trace_id: tid.to_bytes().to_vec(),
+                        span_id: parent.to_bytes().to_vec(),
+                        ref_type: proto::SpanRefType::ChildOf as i32,
+                    },
+                );
+            }
+        }
+        let mut logs = Vec::with_capacity(s.logs.as_ref().map_or(0, Vec::len));
+        for l in s.logs.iter().flatten() {
+            logs.push(proto::Log {
+                timestamp: Some(timestamp(micros(l.timestamp.as_ref(), true)?)),
+                fields: tags(l.fields.as_deref())?,
+            });
+        }
+        let mut warnings: Vec<String> = s
+            .warnings
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| w.0.into_owned())
+            .collect();
+        key.clear();
+        let process = match (s.process, &s.process_id) {
+            (Some(p), _) if p.get().starts_with('{') => {
+                let v: Value = serde_json::from_str(p.get()).ok()?;
+                let process = read_process(&v, "").ok()?;
+                key.push_str("inline:");
+                key.push_str(&serde_json::to_string(&v).unwrap_or_default());
+                Some(process)
+            }
+            (_, Some(id)) => match processes.get(id.0.as_ref()) {
+                Some(Ok(_)) => {
+                    key.push_str("id:");
+                    key.push_str(&id.0);
+                    None
+                }
+                Some(Err(_)) => return None,
+                None => {
+                    warnings.push(format!("unknown processID {:?}", id.0));
+                    key.push_str("none");
+                    Some(proto::Process::default())
+                }
+            },
+            (_, None) => {
+                key.push_str("none");
+                Some(proto::Process::default())
+            }
+        };
+        let span = proto::Span {
+            trace_id: tid.to_bytes().to_vec(),
+            span_id: span_id.to_bytes().to_vec(),
+            operation_name: s
+                .operation_name
+                .map(|o| o.0.into_owned())
+                .unwrap_or_default(),
+            references,
+            flags,
+            start_time: Some(timestamp(start_nanos)),
+            duration: Some(proto::Duration {
+                seconds: (duration_nanos / 1_000_000_000) as i64,
+                nanos: (duration_nanos % 1_000_000_000) as i32,
+            }),
+            tags: tags(s.tags.as_deref())?,
+            logs,
+            process: None,
+            process_id: String::new(),
+            warnings,
+        };
+        Some((process, span))
+    }
+
+    fn process(p: &JProcess<'_>) -> Option<proto::Process> {
+        Some(proto::Process {
+            service_name: p
+                .service_name
+                .as_ref()
+                .map(|s| s.0.to_string())
+                .unwrap_or_default(),
+            tags: tags(p.tags.as_deref())?,
+        })
+    }
+
+    /// As [`super::micros`] for a value it accepts.
+    fn micros(v: Option<&Scalar<'_>>, required: bool) -> Option<u64> {
+        match v {
+            None if required => None,
+            None => Some(0),
+            Some(Scalar::U64(us)) => us.checked_mul(1000),
+            Some(Scalar::I64(us)) => nanos_of_float(*us as f64),
+            Some(Scalar::F64(us)) => nanos_of_float(*us),
+            Some(_) => None,
+        }
+    }
+
+    fn nanos_of_float(us: f64) -> Option<u64> {
+        (us >= 0.0 && us * 1000.0 < u64::MAX as f64).then(|| (us * 1000.0).round() as u64)
+    }
+
+    fn tags(t: Option<&[JTag<'_>]>) -> Option<Vec<proto::KeyValue>> {
+        t.unwrap_or_default().iter().map(tag).collect()
+    }
+
+    /// As [`super::read_tag`] for a tag it accepts.
+    fn tag(t: &JTag<'_>) -> Option<proto::KeyValue> {
+        let mut kv = proto::KeyValue {
+            key: t.key.0.to_string(),
+            ..Default::default()
+        };
+        let value = t.value.as_ref();
+        let is = |name: &str| match &t.ty {
+            Some(ty) => ty.0.eq_ignore_ascii_case(name),
+            None => {
+                let inferred = match value {
+                    Some(Scalar::Bool(_)) => "bool",
+                    Some(Scalar::U64(_) | Scalar::I64(_)) => "int64",
+                    Some(Scalar::F64(_)) => "float64",
+                    _ => "string",
+                };
+                inferred == name
+            }
+        };
+        if is("string") {
+            kv.v_type = proto::ValueType::String as i32;
+            kv.v_str = match value {
+                Some(Scalar::Str(s)) => s.0.to_string(),
+                None => String::new(),
+                // numbers and booleans become their JSON text: leave that to the Value reader
+                Some(_) => return None,
+            };
+        } else if is("bool") {
+            kv.v_type = proto::ValueType::Bool as i32;
+            kv.v_bool = match value {
+                Some(Scalar::Bool(b)) => *b,
+                Some(Scalar::Str(s)) if s.0 == "true" => true,
+                Some(Scalar::Str(s)) if s.0 == "false" => false,
+                _ => return None,
+            };
+        } else if is("int64") {
+            kv.v_type = proto::ValueType::Int64 as i32;
+            kv.v_int64 = match value {
+                Some(Scalar::U64(u)) => i64::try_from(*u).ok()?,
+                Some(Scalar::I64(i)) => *i,
+                Some(Scalar::Str(s)) => s.0.trim().parse::<i64>().ok()?,
+                _ => return None,
+            };
+        } else if is("float64") {
+            kv.v_type = proto::ValueType::Float64 as i32;
+            kv.v_float64 = match value {
+                Some(Scalar::U64(u)) => *u as f64,
+                Some(Scalar::I64(i)) => *i as f64,
+                Some(Scalar::F64(f)) => *f,
+                Some(Scalar::Str(s)) => s.0.trim().parse::<f64>().ok()?,
+                _ => return None,
+            };
+        } else if is("binary") {
+            kv.v_type = proto::ValueType::Binary as i32;
+            kv.v_binary = match value {
+                Some(Scalar::Str(s)) => base64::engine::general_purpose::STANDARD
+                    .decode(s.0.as_bytes())
+                    .ok()?,
+                _ => return None,
+            };
+        } else {
+            return None;
+        }
+        Some(kv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a decode gives, with which spans share one resource (`Arc` identity).
+    fn outcome(d: Result<Decoded, JsonInError>) -> Result<(Decoded, Vec<usize>), JsonInError> {
+        d.map(|d| {
+            let sharing = d
+                .spans
+                .iter()
+                .map(|s| {
+                    d.spans
+                        .iter()
+                        .position(|o| std::sync::Arc::ptr_eq(&o.resource, &s.resource))
+                        .unwrap_or(usize::MAX)
+                })
+                .collect();
+            (d, sharing)
+        })
+    }
+
+    /// The slow reader: the whole body as a `Value`, then `decode_value`.
+    fn by_value(body: &str) -> Result<Decoded, JsonInError> {
+        match serde_json::from_str::<Value>(body) {
+            Ok(v) => decode_value(&v),
+            Err(e) => Err(JsonInError::Json {
+                line: e.line(),
+                column: e.column(),
+                message: e
+                    .to_string()
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            }),
+        }
+    }
+
+    #[test]
+    fn typed_reader_reads_exactly_as_the_value_reader() {
+        let span = |extra: &str| {
+            format!(
+                r#"{{"traceID":"abc","spanID":"1","operationName":"op","startTime":1767225600000000,"duration":5{extra}}}"#
+            )
+        };
+        let tag = |t: &str| span(&format!(r#","tags":[{t}]"#));
+        let mut spans = vec![
+            span(""),
+            span(r#","processID":"p1""#),
+            span(r#","processID":"p2""#),
+            span(r#","processID":"nope""#),
+            span(r#","processID":"bad""#),
+            span(r#","processID":null"#),
+            span(r#","processID":7"#),
+            span(r#","process":{"serviceName":"inline","tags":[{"key":"a","value":1}]}"#),
+            span(r#","process":{"tags":[{"value":1,"key":"a"}],"serviceName":"inline"}"#),
+            span(r#","process":"p1","processID":"p1""#),
+            span(r#","process":{"serviceName":5}"#),
+            span(
+                r#","references":[{"refType":"follows_from","traceID":"ab","spanID":"2"},{"refType":"CHILD_OF","spanID":"3"}]"#,
+            ),
+            span(r#","references":[{"refType":"SIBLING","spanID":"2"}]"#),
+            span(r#","references":[{"traceID":"ab"}]"#),
+            span(r#","references":null,"parentSpanID":"9""#),
+            span(r#","parentSpanID":"0""#),
+            span(r#","parentSpanID":"zz""#),
+            span(r#","parentSpanID":"9","references":[{"refType":"CHILD_OF","spanID":"3"}]"#),
+            span(r#","flags":1"#),
+            span(r#","flags":1.0"#),
+            span(r#","flags":4294967296"#),
+            span(r#","flags":-1"#),
+            span(r#","duration":2.5"#),
+            span(r#","duration":-2"#),
+            span(r#","duration":"5""#),
+            span(r#","duration":18446744073709551615"#),
+            span(r#","warnings":["w1","w\u00e9"]"#),
+            span(r#","warnings":[1]"#),
+            span(r#","warnings":"w""#),
+            span(r#","operationName":"dup""#),
+            span(r#","operationName":null"#),
+            span(r#","operationName":"esc\"aped\n""#),
+            span(
+                r#","logs":[{"timestamp":1767225600000001,"fields":[{"key":"event","value":"boom"}]}]"#,
+            ),
+            span(r#","logs":[{"fields":[]}]"#),
+            span(r#","logs":[5]"#),
+            span(r#","logs":{}"#),
+            span(r#","tags":null"#),
+            span(r#","tags":{}"#),
+            span(r#","unknown":{"deep":[1,{"x":null}]}"#),
+            r#"{"spanID":"5","startTime":1,"traceID":null}"#.to_string(),
+            r#"{"traceID":"1","spanID":"zz","startTime":1}"#.to_string(),
+            r#"{"traceID":"1","startTime":1}"#.to_string(),
+            r#"{"traceID":"1","spanID":"2"}"#.to_string(),
+            r#"{"traceID":"x1","spanID":"2","startTime":1}"#.to_string(),
+            "17".to_string(),
+            "null".to_string(),
+        ];
+        for t in [
+            r#"{"key":"s","type":"string","value":"v"}"#,
+            r#"{"key":"s","type":"STRING","value":"v"}"#,
+            r#"{"key":"s","type":"string","value":null}"#,
+            r#"{"key":"s","type":"string"}"#,
+            r#"{"key":"s","type":"string","value":12}"#,
+            r#"{"key":"s","type":"string","value":1.5}"#,
+            r#"{"key":"s","type":"string","value":[1,"a"]}"#,
+            r#"{"key":"s","type":"string","value":{"a":1}}"#,
+            r#"{"key":"b","type":"bool","value":true}"#,
+            r#"{"key":"b","type":"bool","value":"false"}"#,
+            r#"{"key":"b","type":"bool","value":"yes"}"#,
+            r#"{"key":"i","type":"int64","value":-3}"#,
+            r#"{"key":"i","type":"int64","value":"9007199254740993"}"#,
+            r#"{"key":"i","type":"int64","value":" 42 "}"#,
+            r#"{"key":"i","type":"int64","value":9223372036854775808}"#,
+            r#"{"key":"i","type":"int64","value":1.5}"#,
+            r#"{"key":"i","type":"int64","value":"x"}"#,
+            r#"{"key":"f","type":"float64","value":0.25}"#,
+            r#"{"key":"f","type":"float64","value":3}"#,
+            r#"{"key":"f","type":"float64","value":-3}"#,
+            r#"{"key":"f","type":"float64","value":"1e3"}"#,
+            r#"{"key":"f","type":"float64","value":true}"#,
+            r#"{"key":"x","type":"binary","value":"AAEC/w=="}"#,
+            r#"{"key":"x","type":"binary","value":"!!"}"#,
+            r#"{"key":"x","type":"blob","value":"a"}"#,
+            r#"{"key":"x","type":7,"value":"a"}"#,
+            r#"{"key":"u","value":true}"#,
+            r#"{"key":"u","value":18446744073709551615}"#,
+            r#"{"key":"u","value":-1}"#,
+            r#"{"key":"u","value":2.5}"#,
+            r#"{"key":"u","value":"s"}"#,
+            r#"{"key":"u"}"#,
+            r#"{"key":"span.kind","value":"server"},{"key":"error","value":true},{"key":"otel.status_description","value":"bad"}"#,
+            r#"{"key":"w3c.tracestate","value":"a=b"},{"key":"otel.scope.name","value":"lib"}"#,
+            r#"{"value":1}"#,
+            r#"{"key":null,"value":1}"#,
+            r#"{"key":"k","key":"k2","value":1}"#,
+            r#"5"#,
+        ] {
+            spans.push(tag(t));
+        }
+        let processes = r#"{"p1":{"serviceName":"one","tags":[{"key":"host","value":"h"}]},"p2":{"serviceName":"two"},"bad":{"serviceName":"b","tags":[{"key":"n","type":"int64","value":"x"}]}}"#;
+        let all = spans.join(",");
+        let mut bodies = vec![
+            format!(r#"{{"data":[{{"traceID":"abc","spans":[{all}],"processes":{processes}}}]}}"#),
+            format!(r#"[{{"spans":[{all}],"processes":{processes}}},{{"spans":[]}}]"#),
+            format!(
+                r#"{{"spans":[{all}],"processes":{processes},"traceID":"abc","warnings":null}}"#
+            ),
+            format!(r#"{{"total":1,"data":[{{"traceID":"abc","spans":[{all}]}}],"spans":5}}"#),
+            format!(
+                r#"{{"data":[{{"traceID":"abc","spans":[{all}],"processes":{processes},"processes":{{}}}}]}}"#
+            ),
+            format!(r#"{{"data":[{{"traceID":"abc","spans":[{all}],"processes":5}}]}}"#),
+            format!(r#"{{"data":[{{"traceID":"abc","spans":[{all}]}}],"data":null}}"#),
+            format!(r#"{{"data":[{{"traceID":"zz","spans":[{all}]}}]}}"#),
+            format!(r#"{{"data":[{{"traceID":"1","spans":[{all},{{"startTime":1e999}}]}}]}}"#),
+            format!(r#"{{"data":[{{"traceID":"1","spans":[{all}]}}]}} x"#),
+        ];
+        for other in [
+            r#"{"data":null}"#,
+            r#"{"data":{}}"#,
+            r#"{"data":[5]}"#,
+            r#"{"data":[{"spans":5}]}"#,
+            r#"{"data":[{"spans":null,"traceID":"1"}]}"#,
+            r#"{"spans":[1]}"#,
+            r#"{"foo":1}"#,
+            r#"[]"#,
+            r#""text""#,
+            "{\"data\": [",
+            "",
+        ] {
+            bodies.push(other.to_string());
+        }
+        for body in &bodies {
+            assert_eq!(
+                outcome(decode_json(body.as_bytes())),
+                outcome(by_value(body)),
+                "{body}"
+            );
+        }
+        // the typed reader took the first three bodies itself (re-reading single spans), and
+        // left the others with duplicate or malformed keys above the spans to the Value reader
+        let typed: Vec<bool> = bodies[..10]
+            .iter()
+            .map(|b| fast::decode(b.as_bytes()).is_some())
+            .collect();
+        assert_eq!(
+            typed,
+            [true, true, true, false, false, false, false, false, false, false]
+        );
+        // the cases above are not all rejected: most spans are read
+        let d = decode_json(bodies[0].as_bytes()).unwrap();
+        assert!(d.spans.len() > 40 && d.rejected > 20, "{d:?}");
+    }
 }
