@@ -181,7 +181,10 @@ fn consistent_sampling_vectors_decide_the_same_in_wasm() {
             v.trace_id,
             v.probability
         );
-        let th = t.encode().map(|h| h.as_str().to_string()).unwrap_or_default();
+        let th = t
+            .encode()
+            .map(|h| h.as_str().to_string())
+            .unwrap_or_default();
         assert_eq!(th, v.th, "th of p = {}", v.probability);
     }
 }
