@@ -280,7 +280,69 @@ struct Bucket {
     start: u64,
     calls: u64,
     errors: u64,
-    histogram: LatencyHistogram,
+    histogram: DenseHistogram,
+}
+
+/// [`DenseHistogram`] grows by this many buckets: one power of two.
+const CHUNK: usize = SUB_COUNT as usize;
+/// Counts needed to cover every bucket index (the most a `DenseHistogram` grows to).
+#[cfg(test)]
+const DENSE_LEN: usize = (MAX_INDEX as usize / CHUNK + 1) * CHUNK;
+
+/// The aggregator's histogram while a bucket is open: one contiguous vector of counts indexed
+/// by bucket index, grown a power of two (16 buckets) at a time up to the largest index seen
+/// (at most ~3.9 KB), so recording is O(1) with one memory access and no search or shifting
+/// (the sorted sparse vector of [`LatencyHistogram`] cost ~9% of the blackhole pipeline's
+/// CPU). Turned into a [`LatencyHistogram`] when the bucket closes.
+#[derive(Debug)]
+struct DenseHistogram {
+    count: u64,
+    sum_nanos: u64,
+    min_nanos: u64,
+    max_nanos: u64,
+    counts: Vec<u32>,
+}
+
+impl DenseHistogram {
+    fn new() -> Self {
+        DenseHistogram {
+            count: 0,
+            sum_nanos: 0,
+            min_nanos: u64::MAX,
+            max_nanos: 0,
+            counts: Vec::new(),
+        }
+    }
+
+    fn record_nanos(&mut self, nanos: u64) {
+        self.count = self.count.saturating_add(1);
+        self.sum_nanos = self.sum_nanos.saturating_add(nanos);
+        self.min_nanos = self.min_nanos.min(nanos);
+        self.max_nanos = self.max_nanos.max(nanos);
+        let idx = bucket_index(nanos) as usize;
+        if self.counts.len() <= idx {
+            self.counts.resize((idx / CHUNK + 1) * CHUNK, 0);
+        }
+        let c = &mut self.counts[idx];
+        *c = c.saturating_add(1);
+    }
+
+    fn into_histogram(self) -> LatencyHistogram {
+        let buckets = self
+            .counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(i, &n)| (i as u16, u64::from(n)))
+            .collect();
+        LatencyHistogram {
+            count: self.count,
+            sum_nanos: self.sum_nanos,
+            min_nanos: if self.count == 0 { 0 } else { self.min_nanos },
+            max_nanos: self.max_nanos,
+            buckets,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -356,7 +418,7 @@ impl RedAggregator {
                     start,
                     calls: 0,
                     errors: 0,
-                    histogram: LatencyHistogram::new(),
+                    histogram: DenseHistogram::new(),
                 });
                 let last = state.buckets.len() - 1;
                 &mut state.buckets[last]
@@ -405,7 +467,7 @@ impl RedAggregator {
                         bucket_nanos: len,
                         calls: b.calls,
                         errors: b.errors,
-                        histogram: b.histogram,
+                        histogram: b.histogram.into_histogram(),
                     });
                 } else {
                     i += 1;
@@ -967,6 +1029,39 @@ mod tests {
         for (bad, want) in cases {
             assert_eq!(series(&[], &bad).unwrap_err().to_string(), want);
         }
+    }
+}
+
+#[cfg(test)]
+mod dense_tests {
+    use super::{DenseHistogram, LatencyHistogram, DENSE_LEN};
+
+    #[test]
+    fn the_dense_histogram_equals_the_sparse_one() {
+        let mut dense = DenseHistogram::new();
+        let mut sparse = LatencyHistogram::new();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = match i % 4 {
+                0 => x % 32,
+                1 => x % 5_000_000,
+                2 => x % 60_000_000_000,
+                _ => x,
+            };
+            dense.record_nanos(v);
+            sparse.record_nanos(v);
+        }
+        dense.record_nanos(u64::MAX);
+        sparse.record_nanos(u64::MAX);
+        assert!(dense.counts.len() <= DENSE_LEN);
+        assert_eq!(dense.into_histogram(), sparse);
+        assert_eq!(
+            DenseHistogram::new().into_histogram(),
+            LatencyHistogram::new()
+        );
     }
 }
 
