@@ -35,12 +35,35 @@ pub fn spoor_bin() -> PathBuf {
     bin
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released for the daemon to take).
+/// Test ports come from 20000-32767, below Linux's ephemeral range (32768-60999): the kernel
+/// gives that range to outgoing connections (every client in these tests, the daemon's own
+/// forwarders), so a port picked there and released could be taken by one of them before the
+/// daemon binds it. Each test process starts at its own offset (by pid) and walks up.
+const TEST_PORTS: std::ops::Range<u16> = 20000..32768;
+
+fn next_candidate() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    if NEXT.load(Ordering::Relaxed) == u32::MAX {
+        let seed = std::process::id().wrapping_mul(2_654_435_761) % span;
+        let _ = NEXT.compare_exchange(u32::MAX, seed, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+    TEST_PORTS.start + n as u16
+}
+
+/// A free port on 127.0.0.1 for both TCP and UDP (bound, then released for the daemon to take).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    for _ in 0..TEST_PORTS.len() {
+        let p = next_candidate();
+        let tcp = TcpListener::bind(("127.0.0.1", p));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", p));
+        if tcp.is_ok() && udp.is_ok() {
+            return p;
+        }
+    }
+    panic!("no free port in {TEST_PORTS:?}")
 }
 
 /// Ports of one daemon.
@@ -120,10 +143,7 @@ pub fn run_spoor(args: &[&str]) -> anyhow::Result<(i32, String)> {
 
 /// A free UDP port on 127.0.0.1.
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("free udp port")
+    free_port()
 }
 
 /// A running daemon; stopped (SIGKILL) when dropped if not stopped before.
@@ -200,6 +220,12 @@ impl Daemon {
     /// Everything the daemon logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The admin port's `/metrics` (Prometheus text).
+    pub fn metrics_text(&self) -> String {
+        let r = http(self.ports.admin, "GET", "/metrics", &[], b"").expect("GET /metrics");
+        String::from_utf8_lossy(&r.body).into_owned()
     }
 
     /// GET on the query port, body parsed as JSON.

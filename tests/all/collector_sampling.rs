@@ -110,12 +110,7 @@ status_code = { status_codes = ["ERROR"] }
     std::thread::sleep(Duration::from_millis(500));
     let (status, _) = d.get_json(&format!("/api/traces/{DROPPED}")).unwrap();
     assert_eq!(status, 404, "the trace without an error must not be stored");
-    let metrics = String::from_utf8(
-        http(d.ports.admin, "GET", "/metrics", &[], b"")
-            .unwrap()
-            .body,
-    )
-    .unwrap();
+    let metrics = d.metrics_text();
     assert!(
         metrics.contains("spoor_tail_traces_sampled_total 1\n"),
         "{metrics}"
@@ -208,12 +203,7 @@ fn span_metrics_answer_the_monitor_api_and_prometheus() {
         .filter_map(|p| p["gaugeValue"]["doubleValue"].as_f64())
         .fold(0.0, f64::max);
     assert!((max - 0.3).abs() < 1e-9, "{e}");
-    let metrics = String::from_utf8(
-        http(d.ports.admin, "GET", "/metrics", &[], b"")
-            .unwrap()
-            .body,
-    )
-    .unwrap();
+    let metrics = d.metrics_text();
     assert!(
         metrics.contains(
             "traces_span_metrics_calls_total{service_name=\"red-svc\",span_name=\"GET /cart\",span_kind=\"SPAN_KIND_SERVER\",status_code=\"STATUS_CODE_ERROR\"} 3"

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use spoor_tests::jaeger_json::tag;
-use spoor_tests::{http, repo_root, run_spoor, Daemon};
+use spoor_tests::{repo_root, run_spoor, Daemon};
 
 fn component(rel: &str) -> PathBuf {
     let p = repo_root().join("target/plugins").join(rel);
@@ -97,12 +97,7 @@ config = {{ keys = ["user.id"], mode = "remove" }}
             .all(|t| t["key"] != "user.id"),
         "user.id must be removed: {span}"
     );
-    let metrics = String::from_utf8(
-        http(d.ports.admin, "GET", "/metrics", &[], b"")
-            .unwrap()
-            .body,
-    )
-    .unwrap();
+    let metrics = d.metrics_text();
     assert!(
         metrics.contains("spoor_plugin_calls_total{plugin=\"redact\"} 1"),
         "{metrics}"
@@ -134,12 +129,7 @@ fn a_runaway_plugin_is_stopped_and_its_policy_applies_while_ingest_goes_on() {
         tag(&v["data"][0]["spans"][0], "user.email")["value"],
         "bob@example.com"
     );
-    let metrics = String::from_utf8(
-        http(d.ports.admin, "GET", "/metrics", &[], b"")
-            .unwrap()
-            .body,
-    )
-    .unwrap();
+    let metrics = d.metrics_text();
     assert!(
         metrics.contains("spoor_plugin_failures_total{plugin=\"spin\",kind=\"out_of_fuel\"} 1"),
         "{metrics}"
@@ -160,12 +150,7 @@ fn a_runaway_plugin_is_stopped_and_its_policy_applies_while_ingest_goes_on() {
     std::thread::sleep(Duration::from_millis(500));
     let (status, _) = d.get_json(&format!("/api/traces/{trace}")).unwrap();
     assert_eq!(status, 404);
-    let metrics = String::from_utf8(
-        http(d.ports.admin, "GET", "/metrics", &[], b"")
-            .unwrap()
-            .body,
-    )
-    .unwrap();
+    let metrics = d.metrics_text();
     assert!(
         metrics.contains("spoor_plugin_spans_dropped_total 1\n"),
         "{metrics}"
@@ -299,10 +284,9 @@ fn a_changed_plugin_file_is_reloaded_and_a_broken_one_keeps_the_old_version() {
     // a broken file: the running version stays, the failure is counted
     std::fs::write(&tmp, b"\0asm broken").unwrap();
     std::fs::rename(&tmp, &live).unwrap();
-    let admin = d.ports.admin;
     let mut counted = false;
     for _ in 0..40 {
-        let m = String::from_utf8(http(admin, "GET", "/metrics", &[], b"").unwrap().body).unwrap();
+        let m = d.metrics_text();
         if m.contains("spoor_plugin_reload_failures_total 1\n") {
             counted = true;
             break;
