@@ -112,6 +112,14 @@ pub enum BlockError {
         /// Segment length.
         len: u64,
     },
+    /// Bytes follow the last trace segment: the block is longer than its directory says (a
+    /// plugin appended to its output, or two blocks were glued together).
+    TrailingBytes {
+        /// Where the unclaimed bytes start.
+        offset: usize,
+        /// How many there are.
+        len: usize,
+    },
     /// A segment's bytes do not hold exactly the span count the directory gives.
     SegmentMismatch {
         /// The trace.
@@ -164,6 +172,12 @@ impl fmt::Display for BlockError {
                 len,
             } => {
                 write!(f, "segment of trace {trace_id} at offset {offset} with length {len} lies outside the block")
+            }
+            BlockError::TrailingBytes { offset, len } => {
+                write!(
+                    f,
+                    "{len} bytes after the last trace segment at offset {offset}"
+                )
             }
             BlockError::SegmentMismatch { trace_id, offset } => {
                 write!(
@@ -691,6 +705,7 @@ impl<'a> BlockReader<'a> {
         let base = c.pos;
         let seg_bytes = (bytes.len() - base) as u64;
         let mut directory = Vec::with_capacity(n);
+        let mut claimed = 0u64;
         for (trace_id, offset, len, span_count, min_start, spread) in entries {
             let in_bounds = offset
                 .checked_add(len)
@@ -703,6 +718,7 @@ impl<'a> BlockReader<'a> {
                     len,
                 });
             }
+            claimed = claimed.max(offset + len);
             directory.push(DirEntry {
                 trace_id,
                 offset: base + offset as usize,
@@ -710,6 +726,12 @@ impl<'a> BlockReader<'a> {
                 span_count: span_count as usize,
                 min_start,
                 max_end: min_start.saturating_add(spread),
+            });
+        }
+        if claimed < seg_bytes {
+            return Err(BlockError::TrailingBytes {
+                offset: base + claimed as usize,
+                len: (seg_bytes - claimed) as usize,
             });
         }
         reader.directory = directory;
@@ -1128,6 +1150,22 @@ mod tests {
         );
         assert!(!Arc::ptr_eq(&all[0].resource, &all[2].resource));
         assert!(Arc::ptr_eq(&all[0].scope, &all[2].scope));
+    }
+
+    #[test]
+    fn bytes_after_the_last_segment_are_refused() {
+        for spans in [sample(), Vec::new()] {
+            let mut bytes = encode_block(&spans);
+            assert!(BlockReader::open(&bytes).is_ok());
+            let end = bytes.len();
+            bytes.extend_from_slice(b"junk");
+            match BlockReader::open(&bytes) {
+                Err(BlockError::TrailingBytes { offset, len }) => {
+                    assert_eq!((offset, len), (end, 4));
+                }
+                other => panic!("expected TrailingBytes, got {other:?}"),
+            }
+        }
     }
 
     #[test]
