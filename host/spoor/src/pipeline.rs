@@ -511,10 +511,11 @@ impl Writer {
     async fn periodic(&mut self, shutdown: bool) {
         let now = now_nanos();
         if let Some(a) = &self.adaptive {
-            let interval = a.lock().config().calculation_interval_seconds * 1_000_000_000;
+            let mut a = a.lock();
+            let interval = a.config().calculation_interval_seconds * 1_000_000_000;
             if now.saturating_sub(self.last_calculation) >= interval {
                 self.last_calculation = now;
-                a.lock().calculate(now);
+                a.calculate(now);
             }
         }
         let Some(red) = &mut self.red else { return };
