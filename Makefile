@@ -8,6 +8,10 @@ DATA_DIR ?= ./spoor-data
 CLIENTS := tests/clients
 VENV := $(CLIENTS)/.venv
 export CARGO_TERM_COLOR ?= never
+# CI builds each commit once from a fresh clone: incremental caches only cost disk there.
+ifeq ($(CI),true)
+export CARGO_INCREMENTAL ?= 0
+endif
 
 .PHONY: run build test tools test-clients lint nostd cross unit e2e bench bench-smoke clean-data
 
