@@ -593,12 +593,13 @@ impl Span {
 
     /// Whether the span failed: status `Error`, or a Jaeger-style `error=true` tag.
     pub fn is_error(&self) -> bool {
+        // One pass over the attributes (this runs for every span in RED span metrics).
         self.status.code == StatusCode::Error
-            || matches!(
-                find_attr(&self.attributes, "error"),
-                Some(AnyValue::Bool(true))
-            )
-            || matches!(find_attr(&self.attributes, "error"), Some(AnyValue::Str(s)) if s == "true")
+            || match find_attr(&self.attributes, "error") {
+                Some(AnyValue::Bool(b)) => *b,
+                Some(AnyValue::Str(s)) => s == "true",
+                _ => false,
+            }
     }
 
     /// Memory this span occupies in bytes (its inline size plus everything it owns on the heap,

@@ -4,6 +4,7 @@
 mod bad_input;
 mod clients;
 mod collector_sampling;
+mod crash;
 mod garbage;
 mod golden;
 mod jaeger;
