@@ -70,8 +70,8 @@ def run_checked(argv: list[str], what: str, timeout: float | None = None, **kw) 
     return cp
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -358,20 +358,30 @@ def spoor_argv(storage: str, data_dir: Path | None, ports: dict[str, int], reten
         argv += ["--data-dir", str(data_dir)]
     if retention is not None:
         argv += ["--retention", retention]
+    # Every listener on a free loopback port: a default port (6831, 14250, ...) taken by
+    # another process on the machine must not fail the run.
     argv += [
         "--otlp.grpc.host-port", f"127.0.0.1:{ports['grpc']}",
         "--otlp.http.host-port", f"127.0.0.1:{ports['http']}",
         "--query.http.host-port", f"127.0.0.1:{ports['query']}",
         "--admin.http.host-port", f"127.0.0.1:{ports['admin']}",
+        "--jaeger.thrift-compact.host-port", f"127.0.0.1:{ports['jaeger_compact']}",
+        "--jaeger.thrift-binary.host-port", f"127.0.0.1:{ports['jaeger_binary']}",
+        "--jaeger.thrift-http.host-port", f"127.0.0.1:{ports['jaeger_http']}",
+        "--jaeger.grpc.host-port", f"127.0.0.1:{ports['jaeger_grpc']}",
+        "--zipkin.http.host-port", f"127.0.0.1:{ports['zipkin']}",
+        "--sampling.http.host-port", f"127.0.0.1:{ports['sampling']}",
         "--log.level", "warn",
     ]  # fmt: skip
     return argv
 
 
 def new_ports() -> dict[str, int]:
+    tcp = ("grpc", "http", "query", "admin", "jaeger_http", "jaeger_grpc", "zipkin", "sampling")
+    udp = ("jaeger_compact", "jaeger_binary")
     ports: dict[str, int] = {}
-    while len(set(ports.values())) < 4:
-        ports = {k: free_port() for k in ("grpc", "http", "query", "admin")}
+    while len(set(ports.values())) < len(tcp) + len(udp):
+        ports = {k: free_port() for k in tcp} | {k: free_port(socket.SOCK_DGRAM) for k in udp}
     return ports
 
 
@@ -731,13 +741,8 @@ def metric(admin_port: int, name: str, receiver: str) -> float:
 def step_receivers(args, report: Report, tmp: Path) -> None:
     log(f"step 6: per-receiver throughput into the blackhole store, {args.receiver_duration} s each")
     ports = new_ports()
-    extra = {k: free_port() for k in ("jaeger_compact", "jaeger_binary", "jaeger_http", "zipkin")}
-    argv = spoor_argv("blackhole", None, ports) + [
-        "--jaeger.thrift-compact.host-port", f"127.0.0.1:{extra['jaeger_compact']}",
-        "--jaeger.thrift-binary.host-port", f"127.0.0.1:{extra['jaeger_binary']}",
-        "--jaeger.thrift-http.host-port", f"127.0.0.1:{extra['jaeger_http']}",
-        "--zipkin.http.host-port", f"127.0.0.1:{extra['zipkin']}",
-    ]  # fmt: skip
+    extra = ports
+    argv = spoor_argv("blackhole", None, ports)
     report.command("6. daemon (blackhole, every receiver)", argv, tmp)
     proc = start_spoor("spoor-receivers", argv, ports, tmp, 60)
     try:
