@@ -24,7 +24,7 @@ build: ui
 	$(CARGO) build --release -p spoor
 
 ## test: formatting, lints, no_std and cross-target builds, unit, conformance and end-to-end tests
-test: tools test-clients lint nostd cross plugins plugins-hostile unit wasm-test bench-smoke e2e ui-test
+test: tools test-clients lint nostd cross plugins plugins-hostile unit wasm-test bench-smoke e2e ui-test edge-test
 
 # Rust targets used to prove no_std and the Windows build.
 tools:
@@ -171,3 +171,49 @@ ui-test: ui $(UI_E2E)/node_modules/.installed chromium
 	cd $(UI) && npm test
 	$(CARGO) build -p spoor
 	cd $(UI_E2E) && node --test e2e.test.mjs
+
+# Edge collector on Cloudflare Workers (wasm/edge, issue #8) -> wasm/edge/build (index.js +
+# index_bg.wasm, what `wrangler deploy` uploads). Installs once: worker-build at exactly 0.8.7
+# (cargo, into cargo's bin directory like wasm-bindgen-cli, so clones share it) and npm esbuild +
+# wrangler (under target/edge/tools); worker-build is pointed at the local wasm-bindgen, wasm-opt
+# and esbuild so it downloads nothing itself.
+EDGE_TOOLS := target/edge/tools
+EDGE_WORKER_BUILD := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin/worker-build
+EDGE_NPM := esbuild@0.28.2 wrangler@4.86.0
+EDGE_E2E := tests/edge
+.PHONY: edge edge-tools edge-test bench-edge
+edge-tools: wasm-tools
+	@[ "$$($(EDGE_WORKER_BUILD) --version 2>/dev/null)" = "0.8.7" ] \
+		|| $(CARGO) install worker-build --version 0.8.7 --locked
+	@[ -x $(EDGE_TOOLS)/node_modules/.bin/esbuild ] && [ -x $(EDGE_TOOLS)/node_modules/.bin/wrangler ] \
+		|| { mkdir -p $(EDGE_TOOLS) && cd $(EDGE_TOOLS) && WRANGLER_SEND_METRICS=false \
+			npm install --no-audit --no-fund --loglevel=error --prefix . $(EDGE_NPM) >/dev/null; }
+
+edge: edge-tools
+	cd wasm/edge && WASM_BINDGEN_BIN="$$(command -v wasm-bindgen)" WASM_OPT_BIN="$(CURDIR)/$(WASM_OPT)" \
+		ESBUILD_BIN="$(CURDIR)/$(EDGE_TOOLS)/node_modules/.bin/esbuild" \
+		"$(EDGE_WORKER_BUILD)" --profile wasm-release
+	@raw=$$(cat wasm/edge/build/index.js wasm/edge/build/index_bg.wasm | wc -c); \
+		gz=$$(( $$(gzip -9c wasm/edge/build/index.js | wc -c) + $$(gzip -9c wasm/edge/build/index_bg.wasm | wc -c) )); \
+		echo "wasm/edge/build: $$raw bytes raw, $$gz bytes gzipped ($$((gz / 1024)) KiB; goal <= 1 MiB)"; \
+		[ $$gz -le 1048576 ] || { echo "the edge worker bundle is over 1 MiB gzipped" >&2; exit 1; }
+
+$(EDGE_E2E)/node_modules/.installed: $(EDGE_E2E)/package.json $(EDGE_E2E)/package-lock.json
+	cd $(EDGE_E2E) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# End-to-end: the real daemon and the worker in workerd (miniflare), OTel JS SDK and plain OTLP,
+# the collector stopped and restarted mid-stream, and the refusals (401/403/413, CORS).
+edge-test: edge $(EDGE_E2E)/node_modules/.installed
+	$(CARGO) build -p spoor
+	cd $(EDGE_E2E) && node --test e2e.test.mjs
+
+# CPU per 100-span OTLP batch of the worker's request logic compiled to wasm (median of many
+# runs in Node), and the gzipped bundle size of `make edge`.
+bench-edge: edge
+	$(CARGO) build --profile wasm-release --target wasm32-unknown-unknown -p spoor-edge \
+		--no-default-features --features bench
+	wasm-bindgen --target nodejs --out-dir target/edge/bench \
+		target/wasm32-unknown-unknown/wasm-release/spoor_edge.wasm
+	$(CARGO) run -q -p spoor-edge --example otlp_body -- 100 > target/edge/bench/body-100.bin
+	node benches/edge/bench.mjs target/edge/bench target/edge/bench/body-100.bin wasm/edge/build

@@ -18,6 +18,7 @@ pub mod block;
 pub mod decoded;
 pub mod deps;
 pub mod model;
+pub mod propagation;
 pub mod query;
 pub mod red;
 pub mod sampling;

@@ -1,0 +1,258 @@
+// End-to-end test of the edge collector (wasm/edge, issue #8): the real daemon on free
+// 127.0.0.1 ports and the built worker (`make edge`) in workerd through miniflare. Traces are
+// sent with the OpenTelemetry JS SDK browser-style (an Origin header, CORS preflight) and as
+// plain OTLP protobuf, found through the daemon's query API by the same ids; then the daemon is
+// stopped mid-stream, the worker must buffer in its Durable Object, and once the daemon is back
+// on the same port the buffer must drain. Also the refusals: 401, 403, 413 and a bad origin.
+// Run: `make edge-test` (or `node --test e2e.test.mjs` after `make edge` and `cargo build -p spoor`).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { Miniflare } from 'miniflare';
+import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const SPOOR = join(ROOT, 'target', 'debug', 'spoor');
+const BUILD = join(ROOT, 'wasm', 'edge', 'build');
+const TOKEN = 'e2e-token';
+const ORIGIN = 'https://app.example';
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+async function waitFor(fn, what, ms = 20_000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}\n${daemonLog.slice(-2000)}`);
+}
+
+let daemonLog = '';
+let daemon; // { proc, query, otlp }
+let mf;
+let edge; // the worker's URL, no trailing slash
+
+/** Starts the daemon; `otlpPort` reuses a port (restart). */
+async function startDaemon(otlpPort) {
+  const ports = {};
+  for (const k of ['grpc', 'query', 'admin', 'compact', 'binary', 'jhttp', 'jgrpc', 'zipkin', 'sampling']) ports[k] = await freePort();
+  ports.http = otlpPort ?? (await freePort());
+  const hp = (p) => `127.0.0.1:${p}`;
+  const proc = spawn(SPOOR, [
+    'all-in-one', '--storage', 'memory', '--batch.max-age', '20ms',
+    '--otlp.grpc.host-port', hp(ports.grpc), '--otlp.http.host-port', hp(ports.http),
+    '--query.http.host-port', hp(ports.query), '--admin.http.host-port', hp(ports.admin),
+    '--jaeger.thrift-compact.host-port', hp(ports.compact), '--jaeger.thrift-binary.host-port', hp(ports.binary),
+    '--jaeger.thrift-http.host-port', hp(ports.jhttp), '--jaeger.grpc.host-port', hp(ports.jgrpc),
+    '--zipkin.http.host-port', hp(ports.zipkin), '--sampling.http.host-port', hp(ports.sampling),
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout.on('data', (d) => (daemonLog += d));
+  proc.stderr.on('data', (d) => (daemonLog += d));
+  const query = `http://127.0.0.1:${ports.query}`;
+  await waitFor(async () => (await fetch(`${query}/api/services`)).ok, 'the query API');
+  return { proc, query, otlp: ports.http };
+}
+
+async function stopDaemon() {
+  const { proc } = daemon;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGKILL');
+  await exited;
+}
+
+/** Spans of trace `id` the daemon has, as its query API answers. */
+async function traceSpans(id) {
+  const r = await fetch(`${daemon.query}/api/traces/${id}`);
+  if (!r.ok) return [];
+  const body = await r.json();
+  return body.data?.[0]?.spans ?? [];
+}
+
+// --- a minimal OTLP protobuf encoder (ExportTraceServiceRequest) -----------------------------
+const varint = (n) => {
+  const out = [];
+  while (n > 127) { out.push((n & 127) | 128); n = Math.floor(n / 128); }
+  out.push(n);
+  return out;
+};
+const field = (no, bytes) => [...varint((no << 3) | 2), ...varint(bytes.length), ...bytes];
+const str = (no, s) => field(no, [...Buffer.from(s, 'utf8')]);
+const fixed64 = (no, big) => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(big);
+  return [...varint((no << 3) | 1), ...b];
+};
+/** One resource (`service`) with `n` spans of trace `traceHex`. */
+function otlpBody(service, traceHex, n) {
+  const now = BigInt(Date.now()) * 1_000_000n;
+  const spans = [];
+  for (let i = 0; i < n; i++) {
+    const sid = randomBytes(8);
+    spans.push(field(2, [
+      ...field(1, [...Buffer.from(traceHex, 'hex')]), ...field(2, [...sid]),
+      ...str(5, `op-${i}`), ...fixed64(7, now + BigInt(i) * 1000n), ...fixed64(8, now + BigInt(i) * 1000n + 500_000n),
+    ]));
+  }
+  const attr = field(1, [...str(1, 'service.name'), ...field(2, str(1, service))]);
+  const rs = field(1, [...field(1, attr), ...field(2, spans.flat())]);
+  return new Uint8Array(rs);
+}
+const newTraceId = () => randomBytes(16).toString('hex');
+
+async function post(path, body, headers = {}) {
+  return fetch(`${edge}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/x-protobuf', ...headers } });
+}
+const auth = { authorization: `Bearer ${TOKEN}` };
+async function stats() {
+  const r = await fetch(`${edge}/stats`, { headers: auth });
+  assert.equal(r.status, 200, await r.clone().text());
+  return r.json();
+}
+
+before(async () => {
+  daemon = await startDaemon();
+  const port = await freePort();
+  mf = new Miniflare({
+    host: '127.0.0.1',
+    port,
+    modules: true,
+    modulesRoot: BUILD,
+    scriptPath: join(BUILD, 'index.js'),
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+    compatibilityDate: '2025-11-01',
+    bindings: {
+      COLLECTOR_URL: `http://127.0.0.1:${daemon.otlp}/v1/traces`,
+      ALLOWED_ORIGINS: ORIGIN,
+      SPOOR_TOKENS: `other-token,${TOKEN}`,
+      MAX_BODY_BYTES: '65536',
+      RETRY_INTERVAL_MS: '300',
+      FORWARD_ATTEMPTS: '2',
+    },
+    durableObjects: { EDGE_BUFFER: { className: 'EdgeBuffer', useSQLite: true } },
+  });
+  edge = (await mf.ready).toString().replace(/\/$/, '');
+});
+
+after(async () => {
+  await mf?.dispose();
+  daemon?.proc.kill('SIGKILL');
+});
+
+test('refusals: 401, 403, 413 and a disallowed origin', async () => {
+  const body = otlpBody('refused', newTraceId(), 1);
+  let r = await post('/v1/traces', body);
+  assert.equal(r.status, 401);
+  assert.equal(await r.text(), 'missing authorization header (Bearer token)');
+  r = await post('/v1/traces', body, { authorization: 'Bearer not-the-token' });
+  assert.equal(r.status, 403);
+  assert.equal(await r.text(), 'bearer token is not accepted');
+  r = await post('/v1/traces', new Uint8Array(70_000), auth);
+  assert.equal(r.status, 413);
+  assert.equal(await r.text(), 'body of 70000 bytes is over the limit of 65536 bytes');
+  r = await post('/v1/traces', body, { ...auth, origin: 'https://evil.example' });
+  assert.equal(r.status, 403);
+  assert.equal(await r.text(), 'origin "https://evil.example" is not allowed (see ALLOWED_ORIGINS)');
+  r = await fetch(`${edge}/v1/traces`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+  assert.equal(r.status, 403);
+  r = await post('/v1/traces', new Uint8Array([0xff, 0xff, 0xff]), auth);
+  assert.equal(r.status, 400);
+  assert.match(await r.text(), /^bad body: malformed protobuf/);
+});
+
+test('the OpenTelemetry JS SDK sends browser-style through CORS; the daemon has the trace', async () => {
+  // What a browser does before a cross-origin POST with an Authorization header.
+  const pre = await fetch(`${edge}/v1/traces`, {
+    method: 'OPTIONS',
+    headers: { origin: ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+  });
+  assert.equal(pre.status, 204);
+  assert.equal(pre.headers.get('access-control-allow-origin'), ORIGIN);
+  assert.match(pre.headers.get('access-control-allow-headers'), /authorization/);
+
+  const exporter = new OTLPTraceExporter({ url: `${edge}/v1/traces`, headers: { ...auth, Origin: ORIGIN } });
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'edge-e2e-browser' }),
+    spanProcessors: [new SimpleSpanProcessor(exporter)],
+  });
+  const tracer = provider.getTracer('e2e');
+  const root = tracer.startSpan('page load');
+  const traceId = root.spanContext().traceId;
+  const { trace, context } = await import('@opentelemetry/api');
+  const child = tracer.startSpan('fetch /api/cart', {}, trace.setSpan(context.active(), root));
+  child.end();
+  root.end();
+  await provider.forceFlush();
+  await provider.shutdown();
+  const spans = await waitFor(async () => {
+    const s = await traceSpans(traceId);
+    return s.length === 2 && s;
+  }, `trace ${traceId} in the daemon`);
+  assert.deepEqual(spans.map((s) => s.operationName).sort(), ['fetch /api/cart', 'page load']);
+});
+
+test('plain OTLP protobuf is forwarded with the same trace id; stats count it', async () => {
+  const id = newTraceId();
+  const r = await post('/v1/traces', otlpBody('edge-e2e-plain', id, 5), {
+    ...auth,
+    traceparent: `00-${id}-00f067aa0ba902b7-01`,
+  });
+  assert.equal(r.status, 200, await r.clone().text());
+  assert.equal(r.headers.get('spoor-context'), `00-${id}-00f067aa0ba902b7-01`);
+  await waitFor(async () => (await traceSpans(id)).length === 5, `trace ${id} in the daemon`);
+  const s = await waitFor(async () => {
+    const s = await stats();
+    return s.forwarded >= 7 && s;
+  }, 'the forwarded counter');
+  assert.equal(s.accepted, s.forwarded);
+  assert.equal(s.buffer.spans, 0);
+});
+
+test('collector down: the worker buffers in its Durable Object and delivers when it is back', async () => {
+  const port = daemon.otlp;
+  const before = await stats();
+  await stopDaemon();
+  const ids = [newTraceId(), newTraceId(), newTraceId()];
+  for (const id of ids) {
+    const r = await post('/v1/traces', otlpBody('edge-e2e-buffered', id, 4), auth);
+    assert.equal(r.status, 200, await r.clone().text());
+    assert.equal(r.headers.get('spoor-buffered'), '4');
+  }
+  const held = await stats();
+  assert.equal(held.buffer.spans, 12);
+  assert.equal(held.buffer.batches, 3);
+  assert.equal(held.buffered - before.buffered, 12);
+  assert.ok(held.buffer.bytes > 0 && held.buffer.bytes <= held.buffer.max_bytes);
+
+  daemon = await startDaemon(port); // same port: the worker's COLLECTOR_URL is unchanged
+  const drained = await waitFor(async () => {
+    const s = await stats();
+    return s.buffer.spans === 0 && s;
+  }, 'the buffer to drain');
+  assert.equal(drained.forwarded - held.forwarded, 12);
+  assert.equal(drained.dropped, 0);
+  for (const id of ids) {
+    await waitFor(async () => (await traceSpans(id)).length === 4, `buffered trace ${id} in the daemon`);
+  }
+});
