@@ -214,7 +214,8 @@ impl BlockFile {
     }
 
     /// Appends `bytes`; returns where they went and whether the file was clean before (so the
-    /// caller registers it for the next sync).
+    /// caller registers it for the next sync). (The store appends frames with `append_parts`.)
+    #[cfg(test)]
     pub fn append(&self, bytes: &[u8]) -> StoreResult<(BlockRef, bool)> {
         let (refs, fresh) = self.append_parts(&[bytes])?;
         match refs.first() {
