@@ -171,6 +171,13 @@ ui-test: ui $(UI_E2E)/node_modules/.installed chromium
 	cd $(UI) && npm test
 	$(CARGO) build -p spoor
 	cd $(UI_E2E) && node --test e2e.test.mjs
+	node benches/ui/bench.mjs --smoke
+
+## bench-ui: 10,000- and 100,000-span traces opened in headless Chromium (Inspect page and trace
+## page), median time from data arrived to interactive; goals 1 s and 3 s. BENCH_UI_ARGS="--runs 9"
+.PHONY: bench-ui
+bench-ui: ui $(UI_E2E)/node_modules/.installed chromium
+	node benches/ui/bench.mjs $(BENCH_UI_ARGS)
 
 # Edge collector on Cloudflare Workers (wasm/edge, issue #8) -> wasm/edge/build (index.js +
 # index_bg.wasm, what `wrangler deploy` uploads). Installs once: worker-build at exactly 0.8.7

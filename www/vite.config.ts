@@ -7,6 +7,9 @@ import react from '@vitejs/plugin-react';
 const wasmPkg = fileURLToPath(new URL('../target/wasm/pkg/spoor_wasm.js', import.meta.url));
 
 export default defineConfig({
+  // Relative asset URLs, resolved against index.html's <base href>: the same build works at the
+  // root and under a base path (`--query.base-path`).
+  base: './',
   plugins: [react()],
   resolve: { alias: { 'spoor-wasm': wasmPkg } },
   server: {

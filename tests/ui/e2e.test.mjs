@@ -3,14 +3,16 @@
 //
 // The UI is served from www/dist. When the daemon knows `--query.static-files` it serves the
 // files itself; otherwise this test serves them and forwards /api/* to the daemon. The offline
-// test serves www/dist with no API at all. Run: `node --test tests/ui/e2e.test.mjs` after
-// `make ui` and `cargo build -p spoor`.
+// test serves www/dist with no API at all. The daemon gets a UI config with link patterns of all
+// four types; a second daemon serves everything under `--query.base-path /jaeger`.
+// Run: `node --test tests/ui/e2e.test.mjs` after `make ui` and `cargo build -p spoor`.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -23,7 +25,6 @@ const FIXTURE = path.join(ROOT, 'tests/fixtures/otlp_trace.json');
 const HOSTILE = ['<script>window.__pwned = 1</script>', '<img src=x onerror="window.__pwned = 2">'];
 const HOSTILE_TRACE = 'feedfacefeedfacefeedfacefeedface';
 
-let daemon;
 let daemonLog = '';
 let uiServer;
 let offlineServer;
@@ -126,10 +127,24 @@ async function waitFor(fn, what, ms = 15_000) {
   }
 }
 
-before(async () => {
-  assert.ok(fs.existsSync(path.join(DIST, 'index.html')), 'www/dist is missing: run `make ui`');
-  const help = execFileSync(SPOOR, ['all-in-one', '--help'], { encoding: 'utf8' });
-  const servesFiles = help.includes('--query.static-files');
+/** Link patterns of all four types (Jaeger's UI config), one with a hostile value as text. */
+const UI_CONFIG = {
+  linkPatterns: [
+    { type: 'tags', key: 'http.method', url: 'https://tags.example/#{http.method}?host=#{host.name}', text: 'method #{http.method}' },
+    { type: 'process', key: 'host.name', url: 'https://hosts.example/#{host.name}', text: 'host #{host.name}' },
+    { type: 'logs', key: 'attempt', url: 'https://logs.example/#{attempt}?m=#{http.method}', text: 'attempt #{attempt}' },
+    { type: 'traces', url: 'https://traces.example/#{traceID}', text: 'trace #{traceID}' },
+    { type: 'tags', key: 'script', url: 'https://x.example/?v=#{script}', text: '#{script}' },
+  ],
+};
+
+let servesFiles = false;
+let supportsBasePath = false;
+const daemons = [];
+
+/** Starts the daemon on free ports with `extra` flags, posts the fixture traces, and answers
+ * its query address. */
+async function startDaemon(extra = [], prefix = '') {
   const ports = {};
   for (const k of ['grpc', 'http', 'query', 'admin', 'compact', 'binary', 'jhttp', 'jgrpc', 'zipkin', 'sampling']) ports[k] = await freePort();
   const hp = (p) => `127.0.0.1:${p}`;
@@ -140,12 +155,13 @@ before(async () => {
     '--jaeger.thrift-compact.host-port', hp(ports.compact), '--jaeger.thrift-binary.host-port', hp(ports.binary),
     '--jaeger.thrift-http.host-port', hp(ports.jhttp), '--jaeger.grpc.host-port', hp(ports.jgrpc),
     '--zipkin.http.host-port', hp(ports.zipkin), '--sampling.http.host-port', hp(ports.sampling),
+    ...extra,
   ];
-  if (servesFiles) args.push('--query.static-files', DIST);
-  daemon = spawn(SPOOR, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  daemon.stdout.on('data', (d) => (daemonLog += d));
-  daemon.stderr.on('data', (d) => (daemonLog += d));
-  const q = `http://127.0.0.1:${ports.query}`;
+  const proc = spawn(SPOOR, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  daemons.push(proc);
+  proc.stdout.on('data', (d) => (daemonLog += d));
+  proc.stderr.on('data', (d) => (daemonLog += d));
+  const q = `http://127.0.0.1:${ports.query}${prefix}`;
   await waitFor(async () => (await fetch(`${q}/api/services`)).ok, 'the query API');
   const r = await fetch(`http://127.0.0.1:${ports.http}/v1/traces`, {
     method: 'POST',
@@ -157,6 +173,22 @@ before(async () => {
     const s = await (await fetch(`${q}/api/services`)).json();
     return ['cart', 'evil', 'frontend'].every((x) => s.data.includes(x));
   }, 'the fixture services');
+  return { q, ports, proc };
+}
+
+before(async () => {
+  assert.ok(fs.existsSync(path.join(DIST, 'index.html')), 'www/dist is missing: run `make ui`');
+  const help = execFileSync(SPOOR, ['all-in-one', '--help'], { encoding: 'utf8' });
+  servesFiles = help.includes('--query.static-files');
+  supportsBasePath = help.includes('--query.base-path');
+  const extra = [];
+  if (servesFiles) extra.push('--query.static-files', DIST);
+  if (help.includes('--query.ui-config')) {
+    const cfg = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'spoor-ui-e2e-')), 'ui-config.json');
+    fs.writeFileSync(cfg, JSON.stringify(UI_CONFIG));
+    extra.push('--query.ui-config', cfg);
+  }
+  const { q, ports } = await startDaemon(extra);
   if (servesFiles) {
     base = q;
     mode = 'daemon serves www/dist';
@@ -178,7 +210,7 @@ after(async () => {
   await browser?.close();
   uiServer?.close();
   offlineServer?.close();
-  daemon?.kill('SIGTERM');
+  for (const d of daemons) d.kill('SIGTERM');
 });
 
 async function page() {
@@ -358,6 +390,213 @@ test('inspect a file offline, without the daemon', async () => {
   await p.goto(`${offlineBase}/inspect`);
   await p.setInputFiles('input[aria-label="Trace file"]', { name: 'bad.json', mimeType: 'application/json', buffer: Buffer.from('{"resourceSpans": [') });
   await p.getByTestId('inspect-error').waitFor();
+  assert.deepEqual(p.errors, []);
+  await p.close();
+});
+
+const CHECKOUT = '5b8efff798038103d269b633813fc60c';
+
+/** Drags the mouse on an element from fraction `a` to fraction `b` of its width. */
+async function dragAcross(p, locator, a, b) {
+  const box = await locator.boundingBox();
+  const y = box.y + box.height / 2;
+  await p.mouse.move(box.x + box.width * a, y);
+  await p.mouse.down();
+  await p.mouse.move(box.x + box.width * ((a + b) / 2), y, { steps: 3 });
+  await p.mouse.move(box.x + box.width * b, y, { steps: 3 });
+  await p.mouse.up();
+}
+
+/** How many pixels of a canvas are painted. */
+function paintedPixels(p, testId) {
+  return p.getByTestId(testId).evaluate((c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+    return n;
+  });
+}
+
+test('the minimap selects the time range of the timeline', async () => {
+  const p = await page();
+  await p.goto(`${base}/trace/${CHECKOUT}`);
+  await p.getByTestId('span-row').first().waitFor();
+  const painted = await p.locator('[data-testid=minimap] canvas').evaluate((c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+    return n;
+  });
+  assert.ok(painted > 100, `minimap painted ${painted} pixels`);
+  const ticks = () => p.locator('.tl-ticks span').allTextContents();
+  assert.deepEqual(await ticks(), ['0ns', '30ms', '60ms', '90ms', '120ms']);
+  // Select the second half of the trace: the ticks and the bars follow.
+  await dragAcross(p, p.locator('.mm-strip'), 0.5, 1);
+  const vp = p.getByTestId('minimap-viewport');
+  assert.equal(await vp.getAttribute('data-end'), '1.0000');
+  const start = Number(await vp.getAttribute('data-start'));
+  assert.ok(Math.abs(start - 0.5) < 0.02, `viewport starts at ${start}`);
+  assert.match((await ticks())[0], /^(5\d|6\d)(\.\d+)?ms$/);
+  // The root bar now starts left of the visible range (a negative offset, clipped).
+  const left = await p.locator('.tl-bar').first().evaluate((b) => b.style.left);
+  assert.ok(parseFloat(left) < 0, left);
+  // Pan the viewport left by dragging it.
+  await dragAcross(p, vp, 0.5, -0.5);
+  assert.ok(Number(await vp.getAttribute('data-start')) < start);
+  await p.click('button:has-text("Reset zoom")');
+  assert.deepEqual(await ticks(), ['0ns', '30ms', '60ms', '90ms', '120ms']);
+  assert.deepEqual(p.errors, []);
+  await p.close();
+});
+
+test('the flamegraph draws the trace and zooms on click', async () => {
+  const p = await page();
+  await p.goto(`${base}/trace/${CHECKOUT}`);
+  await p.getByTestId('span-row').first().waitFor();
+  await p.click('[role=tab]:has-text("Flamegraph")');
+  const canvas = p.getByTestId('flame-canvas');
+  await canvas.waitFor();
+  assert.ok((await paintedPixels(p, 'flame-canvas')) > 1000);
+  const box = await canvas.boundingBox();
+  // Depth 2 (rows of 18px) at 40% of the width: POST /cart (15..95ms of 120ms).
+  await p.mouse.move(box.x + box.width * 0.4, box.y + 18 * 2 + 9);
+  assert.match(await p.getByTestId('flame-hover').textContent(), /^cart: POST \/cart · total 80ms · self 60ms$/);
+  await p.mouse.click(box.x + box.width * 0.4, box.y + 18 * 2 + 9);
+  assert.equal(await p.getByTestId('flame-zoom').textContent(), 'Zoomed to cart: POST /cart');
+  // The click also selects the span.
+  assert.match(await p.getByTestId('span-detail').textContent(), /POST \/cart/);
+  await p.selectOption('select[aria-label="Flamegraph mode"]', 'aggregate');
+  assert.equal(await p.getByTestId('flame-zoom').count(), 0);
+  assert.ok((await paintedPixels(p, 'flame-canvas')) > 1000);
+  assert.deepEqual(p.errors, []);
+  await p.close();
+});
+
+test('the trace graph shows operations, counts and the critical path', async () => {
+  const p = await page();
+  await p.goto(`${base}/trace/${CHECKOUT}`);
+  await p.getByTestId('span-row').first().waitFor();
+  await p.click('[role=tab]:has-text("Graph")');
+  await p.getByTestId('trace-graph-node').first().waitFor();
+  const nodes = await p.getByTestId('trace-graph-node').evaluateAll((gs) =>
+    gs.map((g) => [...g.querySelectorAll('text')].map((t) => t.textContent).join(' | ') + (g.dataset.critical === 'true' ? ' *' : '')),
+  );
+  assert.deepEqual(nodes, [
+    'cart | POST /cart | 1× · 80ms · self 60ms · 1 err *',
+    'cart | SELECT cart | 1× · 20ms · self 20ms *',
+    'frontend | call cart | 1× · 90ms · self 10ms *',
+    'frontend | GET /checkout | 1× · 120ms · self 30ms · 1 err *',
+  ]);
+  assert.deepEqual(await p.getByTestId('trace-graph-edge').allTextContents(), ['1', '1', '1']);
+  assert.deepEqual(p.errors, []);
+  await p.close();
+});
+
+test('link patterns of tags, process, logs and traces are safe anchors', async (t) => {
+  const help = execFileSync(SPOOR, ['all-in-one', '--help'], { encoding: 'utf8' });
+  if (!help.includes('--query.ui-config')) return t.skip('the daemon has no --query.ui-config');
+  const p = await page();
+  await p.goto(`${base}/trace/${CHECKOUT}`);
+  await p.locator('[data-testid=trace-links] a').waitFor();
+  await p.getByTestId('span-row').first().click();
+  const anchors = async (sel) =>
+    p.locator(sel).evaluateAll((as) => as.map((a) => [a.textContent, a.getAttribute('href'), a.rel, a.target]));
+  assert.deepEqual(await anchors('[data-testid=trace-links] a'), [
+    [`trace ${CHECKOUT}`, `https://traces.example/${CHECKOUT}`, 'noopener noreferrer', '_blank'],
+  ]);
+  assert.deepEqual(await anchors('[data-testid=span-detail] a[data-testid=pattern-link]'), [
+    ['method GET', 'https://tags.example/GET?host=web-1', 'noopener noreferrer', '_blank'],
+    ['host web-1', 'https://hosts.example/web-1', 'noopener noreferrer', '_blank'],
+  ]);
+  // An event field of a child span, with a placeholder filled from its parent.
+  await p.getByTestId('span-row').nth(1).click();
+  assert.deepEqual(await anchors('[data-testid=span-detail] a[data-testid=pattern-link]'), [
+    ['host web-1', 'https://hosts.example/web-1', 'noopener noreferrer', '_blank'],
+    ['attempt 2', 'https://logs.example/2?m=GET', 'noopener noreferrer', '_blank'],
+  ]);
+  // A hostile value is link text, URL-encoded in the href, never markup.
+  await p.goto(`${base}/trace/${HOSTILE_TRACE}`);
+  await p.getByTestId('span-row').first().click();
+  const [text, href] = (await anchors('[data-testid=span-detail] a[data-testid=pattern-link]'))[0];
+  assert.equal(text, HOSTILE[0]);
+  assert.equal(href, `https://x.example/?v=${encodeURIComponent(HOSTILE[0])}`);
+  assert.equal(await p.locator('main script').count(), 0);
+  assert.equal(await p.evaluate(() => window.__pwned), undefined);
+  assert.deepEqual(p.errors, []);
+  await p.close();
+});
+
+/** A Jaeger JSON file of one trace: a chain of services a -> b -> c -> d -> e. */
+function chainTrace() {
+  const names = ['a', 'b', 'c', 'd', 'e'];
+  const spans = names.map((n, i) => ({
+    traceID: '00000000000000000000000000000abc',
+    spanID: String(i + 1).padStart(16, '0'),
+    operationName: `op-${n}`,
+    references: i ? [{ refType: 'CHILD_OF', traceID: '00000000000000000000000000000abc', spanID: String(i).padStart(16, '0') }] : [],
+    startTime: 1767225600000000 + i * 10,
+    duration: 1000 - i * 100,
+    tags: [],
+    logs: [],
+    processID: `p${i}`,
+  }));
+  const processes = Object.fromEntries(names.map((n, i) => [`p${i}`, { serviceName: n, tags: [] }]));
+  return JSON.stringify({ data: [{ traceID: '00000000000000000000000000000abc', spans, processes }] });
+}
+
+test('dependencies: focal service and depth', async () => {
+  const p = await page();
+  await p.goto(`${base}/dependencies`);
+  await p.getByTestId('graph-node').first().waitFor();
+  await p.selectOption('select[aria-label="Focal service"]', 'cart');
+  assert.equal(await p.getByTestId('deps-count').textContent(), '2 of 2 services');
+  assert.equal(await p.locator('.node.focal text').textContent(), 'cart');
+  // A longer chain, offline: only the services within N hops of the focal one.
+  await p.goto(`${offlineBase}/inspect`);
+  await p.setInputFiles('input[aria-label="Trace file"]', { name: 'chain.json', mimeType: 'application/json', buffer: Buffer.from(chainTrace()) });
+  await p.click('a:has-text("Service graph")');
+  await p.getByTestId('graph-node').first().waitFor();
+  const names = async () => (await p.locator('[data-testid=graph-node] > text').allTextContents()).sort();
+  assert.deepEqual(await names(), ['a', 'b', 'c', 'd', 'e']);
+  await p.selectOption('select[aria-label="Focal service"]', 'c');
+  await p.fill('input[aria-label="Depth"]', '1');
+  assert.deepEqual(await names(), ['b', 'c', 'd']);
+  assert.equal(await p.getByTestId('deps-count').textContent(), '3 of 5 services');
+  await p.fill('input[aria-label="Depth"]', '2');
+  assert.deepEqual(await names(), ['a', 'b', 'c', 'd', 'e']);
+  // Clicking a service makes it the focal one.
+  await p.fill('input[aria-label="Depth"]', '1');
+  await p.locator('[data-testid=graph-node]').filter({ has: p.locator('text', { hasText: /^d$/ }) }).click();
+  assert.deepEqual(await names(), ['c', 'd', 'e']);
+  assert.deepEqual(p.errors, []);
+  await p.close();
+});
+
+test('the daemon serves the UI and the API under a base path', async (t) => {
+  if (!servesFiles || !supportsBasePath) return t.skip('the daemon has no --query.base-path');
+  const { q } = await startDaemon(['--query.static-files', DIST, '--query.base-path', '/jaeger'], '/jaeger');
+  const root = q.slice(0, -'/jaeger'.length);
+  assert.equal((await fetch(`${root}/api/services`)).status, 404);
+  const p = await page();
+  const bad = [];
+  p.on('response', (r) => r.status() >= 400 && bad.push(`${r.status()} ${r.url()}`));
+  await p.goto(`${root}/`);
+  await p.waitForURL(`${q}/`);
+  await p.goto(`${q}/search`);
+  await p.locator('select[name=service] option', { hasText: 'frontend' }).waitFor({ state: 'attached' });
+  await p.selectOption('select[name=service]', 'frontend');
+  await p.click('button:has-text("Find traces")');
+  await p.click('a:has-text("GET /checkout")');
+  await p.waitForURL(`${q}/trace/${CHECKOUT}`);
+  await p.getByTestId('span-row').first().waitFor();
+  assert.equal(await p.getByTestId('span-row').count(), 4);
+  // Navigation links stay under the prefix; a reload of a client route works.
+  assert.equal(await p.locator('nav a:has-text("Dependencies")').getAttribute('href'), '/jaeger/dependencies');
+  await p.click('nav a:has-text("Dependencies")');
+  await p.waitForURL(`${q}/dependencies`);
+  await p.reload();
+  await p.getByTestId('graph-node').first().waitFor();
+  assert.deepEqual(bad, []);
   assert.deepEqual(p.errors, []);
   await p.close();
 });

@@ -207,6 +207,30 @@ impl TraceSet {
         to_js(&self.inner.span(trace, span).map_err(err)?)
     }
 
+    /// Every span of a trace as numbers, in one call: `{services, operations, preorder, data}`
+    /// where `preorder` (`Uint32Array`) lists the span indices in display order and `data`
+    /// (`Float64Array`) holds 8 numbers per span by span index: parent (-1 for a root), depth,
+    /// start (ns after the trace start), duration (ns), self time (ns), service index and
+    /// operation index into `services` / `operations`, error (1 or 0).
+    #[wasm_bindgen(js_name = spanTable)]
+    pub fn span_table(&mut self, trace: usize) -> Result<JsValue, JsError> {
+        let c = self.inner.span_columns(trace).map_err(err)?;
+        let out = js_sys::Object::new();
+        let set = |k: &str, v: &JsValue| {
+            js_sys::Reflect::set(&out, &JsValue::from_str(k), v)
+                .map(|_| ())
+                .map_err(|_| JsError::new("cannot build the span table"))
+        };
+        set("services", &to_js(&c.services)?)?;
+        set("operations", &to_js(&c.operations)?)?;
+        set(
+            "preorder",
+            &js_sys::Uint32Array::from(&c.preorder[..]).into(),
+        )?;
+        set("data", &js_sys::Float64Array::from(&c.data[..]).into())?;
+        Ok(out.into())
+    }
+
     /// `{segments: [{span, start, end}], span_nanos: [..]}`.
     #[wasm_bindgen(js_name = criticalPath)]
     pub fn critical_path(&mut self, trace: usize) -> Result<JsValue, JsError> {

@@ -265,6 +265,26 @@ pub struct SpanDetail {
     pub dropped_links_count: u32,
 }
 
+/// Values per span in [`SpanColumns::data`].
+pub const SPAN_COLUMNS: usize = 8;
+
+/// Every span of a trace as numbers, for views that draw all spans at once (minimap,
+/// flamegraph, trace graph): one crossing of the boundary instead of one per span.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SpanColumns {
+    /// Distinct service names; `data` refers to them by index.
+    pub services: Vec<String>,
+    /// Distinct operation names; `data` refers to them by index.
+    pub operations: Vec<String>,
+    /// Span indices in display order (depth-first, children by start time).
+    pub preorder: Vec<u32>,
+    /// [`SPAN_COLUMNS`] numbers per span, by span index: parent index (-1 for a root), depth,
+    /// start in nanoseconds after the trace's start, duration in nanoseconds, self time in
+    /// nanoseconds, service index, operation index, 1 if the span failed else 0.
+    #[serde(skip)]
+    pub data: Vec<f64>,
+}
+
 /// The traces of one file.
 pub struct Traces {
     format: Option<Format>,
@@ -510,6 +530,45 @@ impl Traces {
     pub fn span(&mut self, trace: usize, span: usize) -> Result<SpanDetail, QueryError> {
         let c = self.span_check(trace, span)?;
         Ok(detail(c.tree(), span))
+    }
+
+    /// Every span of the trace as numbers (see [`SpanColumns`]).
+    pub fn span_columns(&mut self, trace: usize) -> Result<SpanColumns, QueryError> {
+        let tree = self.indexed(trace)?.tree();
+        let spans = tree.spans();
+        let self_nanos = analysis::stats::self_times(tree);
+        let start = tree.start();
+        let mut services: Vec<String> = Vec::new();
+        let mut operations: Vec<String> = Vec::new();
+        let mut service_ix: hashbrown::HashMap<&str, usize> = hashbrown::HashMap::new();
+        let mut operation_ix: hashbrown::HashMap<&str, usize> = hashbrown::HashMap::new();
+        let mut data = Vec::with_capacity(spans.len() * SPAN_COLUMNS);
+        for (i, s) in spans.iter().enumerate() {
+            let svc = *service_ix.entry(s.service()).or_insert_with(|| {
+                services.push(s.service().to_string());
+                services.len() - 1
+            });
+            let op = *operation_ix.entry(s.name.as_str()).or_insert_with(|| {
+                operations.push(s.name.clone());
+                operations.len() - 1
+            });
+            data.extend_from_slice(&[
+                tree.parent(i).map_or(-1.0, |p| p as f64),
+                tree.depth(i) as f64,
+                s.start_unix_nanos.saturating_sub(start) as f64,
+                duration(s) as f64,
+                self_nanos[i] as f64,
+                svc as f64,
+                op as f64,
+                if s.is_error() { 1.0 } else { 0.0 },
+            ]);
+        }
+        Ok(SpanColumns {
+            services,
+            operations,
+            preorder: tree.preorder().iter().map(|&i| i as u32).collect(),
+            data,
+        })
     }
 
     /// The critical path.

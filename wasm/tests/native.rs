@@ -406,3 +406,32 @@ fn native_parse_timings() {
         );
     }
 }
+
+#[test]
+fn span_columns_carry_every_span_as_numbers() {
+    let mut t = Traces::parse(OTLP, None).unwrap();
+    let c = t.span_columns(0).unwrap();
+    assert_eq!(c.services, ["frontend", "cart"]);
+    assert_eq!(
+        c.operations,
+        ["GET /checkout", "call cart", "POST /cart", "SELECT cart"]
+    );
+    assert_eq!(c.preorder, [0, 1, 2, 3]);
+    let rows: Vec<&[f64]> = c.data.chunks(spoor_wasm::session::SPAN_COLUMNS).collect();
+    // parent, depth, start, duration, self, service, operation, error (times in ms here)
+    let ms = |v: f64| v / 1e6;
+    let got: Vec<[f64; 8]> = rows
+        .iter()
+        .map(|r| [r[0], r[1], ms(r[2]), ms(r[3]), ms(r[4]), r[5], r[6], r[7]])
+        .collect();
+    assert_eq!(
+        got,
+        [
+            [-1.0, 0.0, 0.0, 120.0, 30.0, 0.0, 0.0, 1.0],
+            [0.0, 1.0, 10.0, 90.0, 10.0, 0.0, 1.0, 0.0],
+            [1.0, 2.0, 15.0, 80.0, 60.0, 1.0, 2.0, 1.0],
+            [2.0, 3.0, 20.0, 20.0, 20.0, 1.0, 3.0, 0.0],
+        ]
+    );
+    assert!(t.span_columns(9).is_err());
+}

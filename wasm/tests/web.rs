@@ -188,3 +188,20 @@ fn consistent_sampling_vectors_decide_the_same_in_wasm() {
         assert_eq!(th, v.th, "th of p = {}", v.probability);
     }
 }
+
+#[wasm_bindgen_test]
+fn span_table_is_typed_arrays() {
+    let mut set = TraceSet::new(OTLP).unwrap();
+    let t = set.span_table(0).unwrap();
+    let services: Vec<String> = Array::from(&get(&t, "services"))
+        .iter()
+        .map(|v| v.as_string().unwrap())
+        .collect();
+    assert_eq!(services, ["frontend", "cart"]);
+    let pre = js_sys::Uint32Array::from(get(&t, "preorder")).to_vec();
+    assert_eq!(pre, [0, 1, 2, 3]);
+    let data = js_sys::Float64Array::from(get(&t, "data")).to_vec();
+    // span 2 (POST /cart): parent 1, depth 2, start 15 ms, 80 ms long, 60 ms self, cart, error
+    assert_eq!(data[16..24], [1.0, 2.0, 15e6, 80e6, 60e6, 1.0, 2.0, 1.0]);
+    assert!(set.span_table(3).is_err());
+}

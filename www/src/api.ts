@@ -1,11 +1,12 @@
-// The daemon's Jaeger-compatible query API.
+// The daemon's Jaeger-compatible query API (under the base path the UI is served from).
+import { withBase } from './base';
 
 export class ApiError extends Error {}
 
 async function get(url: string): Promise<Response> {
   let resp: Response;
   try {
-    resp = await fetch(url);
+    resp = await fetch(withBase(url));
   } catch (e) {
     throw new ApiError(`cannot reach the query API: ${String(e)}`);
   }
@@ -28,6 +29,10 @@ export async function getJson<T>(url: string): Promise<T> {
 
 export async function getText(url: string): Promise<string> {
   return (await get(url)).text();
+}
+
+export async function getBytes(url: string): Promise<Uint8Array> {
+  return new Uint8Array(await (await get(url)).arrayBuffer());
 }
 
 export async function services(): Promise<string[]> {

@@ -6,11 +6,27 @@ export interface MenuItem {
   items?: MenuItem[];
 }
 
+/** Where a link pattern applies: span attributes, resource (process) attributes, event (log)
+ * fields, or the trace itself. */
+export type LinkType = 'tags' | 'process' | 'logs' | 'traces';
+
+/**
+ * A link pattern of the Jaeger UI's config: `type`, `key` and `value` select the items it applies
+ * to (a string or a list; `type` defaults to `tags`, a missing `key`/`value` matches any);
+ * `url` and `text` are `#{name}` templates.
+ */
 export interface LinkPattern {
-  type?: 'tags' | 'process' | 'logs' | 'traces';
-  key?: string;
+  type?: LinkType | LinkType[];
+  key?: string | string[];
+  value?: string | string[];
   url: string;
   text?: string;
+}
+
+/** A link ready to render: an http(s) URL and plain text. */
+export interface ResolvedLink {
+  url: string;
+  text: string;
 }
 
 export interface UiConfig {
@@ -31,36 +47,73 @@ export function safeUrl(url: string): string | null {
   }
 }
 
+function matches(rule: string | string[] | undefined, v: string, dflt?: string): boolean {
+  const r = rule ?? dflt;
+  if (r === undefined) return true;
+  return Array.isArray(r) ? r.includes(v) : r === v;
+}
+
+/** The `#{name}` placeholders of a template, in order. */
+export function placeholders(template: string): string[] {
+  return [...template.matchAll(/#\{([^}]+)\}/g)].map((m) => m[1]);
+}
+
 /**
- * The link for attribute `key` under the config's patterns, with every `#{name}` replaced by
- * the (URL-encoded) value of attribute `name` from `values`; `null` when no pattern applies or
- * a placeholder has no value.
+ * Fills a pattern: every `#{name}` of `url` by the URL-encoded value and of `text` by the value
+ * as it is (it is rendered as a text node). `null` when a placeholder has no value or the URL is
+ * not http(s).
  */
-export function linkFor(
+function fill(p: LinkPattern, value: (name: string) => string | undefined): ResolvedLink | null {
+  if (typeof p.url !== 'string') return null;
+  let missing = false;
+  const sub = (s: string, enc: (v: string) => string) =>
+    s.replace(/#\{([^}]+)\}/g, (_, name: string) => {
+      const v = value(name);
+      if (v === undefined) {
+        missing = true;
+        return '';
+      }
+      return enc(v);
+    });
+  const url = sub(p.url, encodeURIComponent);
+  const text = sub(typeof p.text === 'string' ? p.text : p.url, (v) => v);
+  if (missing) return null;
+  const safe = safeUrl(url);
+  return safe ? { url: safe, text } : null;
+}
+
+/**
+ * The links for one item (an attribute, resource attribute or event field) under the config's
+ * patterns of `type`, as the Jaeger UI computes them: a placeholder takes the value of the
+ * same-named key among `items` first, then from `lookup` (the span, its resource and its
+ * ancestors; not used for `process`).
+ */
+export function linksFor(
   patterns: LinkPattern[] | undefined,
-  type: 'tags' | 'process',
-  key: string,
-  values: Record<string, string>,
-): { url: string; text: string } | null {
-  for (const p of patterns ?? []) {
-    if ((p.type ?? 'tags') !== type || p.key !== key) continue;
-    let missing = false;
-    const fill = (s: string, enc: (v: string) => string) =>
-      s.replace(/#\{([^}]+)\}/g, (_, name: string) => {
-        const v = values[name];
-        if (v === undefined) {
-          missing = true;
-          return '';
-        }
-        return enc(v);
-      });
-    const url = fill(p.url, encodeURIComponent);
-    const text = fill(p.text ?? p.url, (v) => v);
-    if (missing) continue;
-    const safe = safeUrl(url);
-    if (safe) return { url: safe, text };
+  type: Exclude<LinkType, 'traces'>,
+  item: { key: string; value: string },
+  items: { key: string; value: string }[],
+  lookup?: (name: string) => string | undefined,
+): ResolvedLink[] {
+  const out: ResolvedLink[] = [];
+  for (const p of Array.isArray(patterns) ? patterns : []) {
+    if (!p || !matches(p.type, type, 'tags') || !matches(p.key, item.key) || !matches(p.value, item.value)) continue;
+    const link = fill(p, (name) => items.find((a) => a.key === name)?.value ?? (type === 'process' ? undefined : lookup?.(name)));
+    if (link) out.push(link);
   }
-  return null;
+  return out;
+}
+
+/** The trace-level links: patterns of type `traces` filled from the trace's fields
+ * (`traceID`, `traceName`, `startTime`, `endTime`, `duration` in microseconds, …). */
+export function traceLinks(patterns: LinkPattern[] | undefined, trace: Record<string, string | number>): ResolvedLink[] {
+  const out: ResolvedLink[] = [];
+  for (const p of Array.isArray(patterns) ? patterns : []) {
+    if (!p || !matches(p.type, 'traces', 'tags')) continue;
+    const link = fill(p, (name) => (Object.hasOwn(trace, name) ? String(trace[name]) : undefined));
+    if (link) out.push(link);
+  }
+  return out;
 }
 
 /** Lookback choices of the search form, in milliseconds, cut at the configured maximum. */

@@ -1,11 +1,24 @@
 // Loading traces into the browser module.
 import { useEffect, useState } from 'react';
-import { getText } from './api';
+import { getBytes } from './api';
 import { loadWasm, TraceSet } from './wasm';
 
 export interface Loaded {
   set: TraceSet;
+  /** The response as received (decoded to text only when the JSON view asks). */
   raw: string;
+}
+
+/** A Loaded whose `raw` text is decoded from the bytes on first use. */
+function loaded(set: TraceSet, bytes: Uint8Array): Loaded {
+  let text: string | null = null;
+  return {
+    set,
+    get raw() {
+      text ??= new TextDecoder().decode(bytes);
+      return text;
+    },
+  };
 }
 
 /** Fetches JSON from each URL and parses each into a TraceSet (freed when the URLs change). */
@@ -18,8 +31,9 @@ export function useTraceSets(urls: string[]): { sets: Loaded[] | null; error: st
     setState({ sets: null, error: null });
     (async () => {
       await loadWasm();
-      const texts = await Promise.all(urls.map((u) => getText(u)));
-      made = texts.map((raw) => ({ set: TraceSet.fromText(raw), raw }));
+      // Bytes straight into the module: no UTF-16 string of a large response in between.
+      const bodies = await Promise.all(urls.map((u) => getBytes(u)));
+      made = bodies.map((b) => loaded(TraceSet.parse(b, 'auto'), b));
       if (live) setState({ sets: made, error: null });
       else made.forEach((m) => m.set.free());
     })().catch((e: unknown) => {

@@ -5,7 +5,8 @@ import { loadWasm, TraceSet } from './wasm';
 export interface LocalFile {
   name: string;
   set: TraceSet;
-  raw: string;
+  /** The file as text, decoded on first use (only the JSON view needs it). */
+  readonly raw: string;
 }
 
 let current: LocalFile | null = null;
@@ -20,7 +21,15 @@ export async function openLocal(name: string, bytes: Uint8Array, format = 'auto'
   await loadWasm();
   const set = TraceSet.parse(bytes, format);
   const old = current;
-  current = { name, set, raw: new TextDecoder().decode(bytes) };
+  let text: string | null = null;
+  current = {
+    name,
+    set,
+    get raw() {
+      text ??= new TextDecoder().decode(bytes);
+      return text;
+    },
+  };
   listeners.forEach((l) => l());
   if (old) setTimeout(() => old.set.free(), 0);
   return current;

@@ -1,15 +1,17 @@
 // A minimal history-API router: the daemon answers index.html for every non-API path.
 import { createContext, useContext, useEffect, useState, type ReactNode, type MouseEvent } from 'react';
+import { withBase, withoutBase } from './base';
 
 const RouterCtx = createContext<{ path: string; search: string }>({ path: '/', search: '' });
 
+/** Goes to an app path (`/trace/abc`), under the base path. */
 export function navigate(to: string): void {
-  window.history.pushState(null, '', to);
+  window.history.pushState(null, '', withBase(to));
   window.dispatchEvent(new PopStateEvent('popstate'));
 }
 
 export function RouterProvider({ children }: { children: ReactNode }) {
-  const read = () => ({ path: window.location.pathname, search: window.location.search });
+  const read = () => ({ path: withoutBase(window.location.pathname), search: window.location.search });
   const [loc, setLoc] = useState(read);
   useEffect(() => {
     const on = () => setLoc(read());
@@ -30,7 +32,7 @@ export function Link({ to, children, className }: { to: string; children: ReactN
     navigate(to);
   };
   return (
-    <a href={to} onClick={onClick} className={className}>
+    <a href={withBase(to)} onClick={onClick} className={className}>
       {children}
     </a>
   );

@@ -27,6 +27,7 @@ mod v1;
 mod v3;
 
 pub use params::ParamError;
+pub use ui::{parse_base_path, BasePathError};
 
 /// Settings of the query API.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +47,10 @@ pub struct QueryConfig {
     /// The UI options answered by `GET /api/ui-config` (Jaeger's `--query.ui-config` file:
     /// menu links, link patterns, dependencies page on/off, max lookback; default none: `{}`).
     pub ui_config: Option<serde_json::Value>,
+    /// Path prefix of the API and the UI (Jaeger's `--query.base-path`), normalised by
+    /// [`parse_base_path`]: `""` (default) serves at the root, `"/jaeger"` serves
+    /// `/jaeger/api/…` and the UI at `/jaeger/`, with `index.html`'s `<base href>` set to it.
+    pub base_path: String,
 }
 
 impl Default for QueryConfig {
@@ -57,6 +62,7 @@ impl Default for QueryConfig {
             max_spans_per_trace: 0,
             static_files: None,
             ui_config: None,
+            base_path: String::new(),
         }
     }
 }
@@ -69,12 +75,26 @@ pub(crate) struct AppState {
 }
 
 /// The query API's routes (v1 under `/api`, SPM under `/api/metrics`, v3 under `/api/v3`,
-/// the UI options at `/api/ui-config`) and, when `static_files` is set, the web UI's files.
+/// the UI options at `/api/ui-config`) and, when `static_files` is set, the web UI's files;
+/// all under `base_path` when it is set (then `/` redirects there and other paths are 404).
 pub fn router(store: Arc<dyn TraceStore>, cfg: QueryConfig) -> Router {
+    let base = cfg.base_path.clone();
     let state = AppState {
         store,
         cfg: Arc::new(cfg),
     };
+    let routes = routes(state);
+    if base.is_empty() {
+        return routes;
+    }
+    // Not `Router::nest`: it does not route `/jaeger/` itself. Every request goes through one
+    // handler that strips the prefix (or answers a path outside it) and calls the routes.
+    Router::new().fallback(move |req: axum::extract::Request| {
+        ui::under_base(base.clone(), routes.clone(), req)
+    })
+}
+
+fn routes(state: AppState) -> Router {
     Router::new()
         .route("/api/services", get(v1::services))
         .route(

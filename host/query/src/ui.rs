@@ -5,6 +5,10 @@
 //! Files are read from disk on each request (the UI is a few files; the OS caches them), so a
 //! rebuilt UI is served without a restart. Only plain relative paths are served: a path with
 //! `..`, `.`, a backslash, a NUL or a percent escape never reaches the file system.
+//!
+//! Under a base path (`--query.base-path /jaeger`) the router is nested under the prefix and
+//! `index.html`'s `<base href="/">` is answered as `<base href="/jaeger/">`, so the UI's
+//! relative asset URLs and its API calls resolve under the prefix.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +18,100 @@ use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 
 use crate::AppState;
+
+/// Why a `query.base-path` value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BasePathError {
+    /// The path is not absolute.
+    #[error("invalid query.base-path {0:?}: must start with /")]
+    NotAbsolute(String),
+    /// A segment is `.`, `..` or empty, or has a character outside `A-Z a-z 0-9 - . _ ~`.
+    #[error("invalid query.base-path {0:?}: segments may only use A-Z a-z 0-9 - . _ ~ and may not be . or ..")]
+    BadSegment(String),
+}
+
+/// Normalises a base path: `""` and `"/"` are the root (`""`), otherwise `/a/b` without a
+/// trailing slash. Only unreserved URL characters are allowed, so the prefix needs no escaping
+/// in a URL or in HTML.
+pub fn parse_base_path(raw: &str) -> Result<String, BasePathError> {
+    let t = raw.trim();
+    if t.is_empty() || t == "/" {
+        return Ok(String::new());
+    }
+    if !t.starts_with('/') {
+        return Err(BasePathError::NotAbsolute(raw.to_string()));
+    }
+    let body = t.trim_end_matches('/');
+    let ok = body[1..].split('/').all(|seg| {
+        !seg.is_empty()
+            && seg != "."
+            && seg != ".."
+            && seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    });
+    if ok {
+        Ok(body.to_string())
+    } else {
+        Err(BasePathError::BadSegment(raw.to_string()))
+    }
+}
+
+/// Routes a request under the base path to `routes` with the prefix removed (`/jaeger` and
+/// `/jaeger/` both reach `/`); outside it, `/` is redirected to the UI and the rest is 404.
+pub(crate) async fn under_base(
+    base: String,
+    routes: axum::Router,
+    mut req: axum::extract::Request,
+) -> Response {
+    let path = req.uri().path();
+    let rest = match path.strip_prefix(base.as_str()) {
+        Some("") => "/",
+        Some(r) if r.starts_with('/') => r,
+        _ => return outside_base(&base, path),
+    };
+    let rewritten = match req.uri().query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_string(),
+    };
+    match rewritten.parse::<Uri>() {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(_) => return plain(StatusCode::BAD_REQUEST, "bad path\n"),
+    }
+    match tower::ServiceExt::oneshot(routes, req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    }
+}
+
+fn outside_base(base: &str, path: &str) -> Response {
+    if path != "/" {
+        return plain(StatusCode::NOT_FOUND, "404 page not found\n");
+    }
+    let mut resp = plain(StatusCode::FOUND, "");
+    if let Ok(v) = HeaderValue::from_str(&format!("{base}/")) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// `index.html` with its `<base href="/">` pointing at the base path (unchanged at the root).
+fn with_base(bytes: Vec<u8>, base: &str) -> Vec<u8> {
+    const MARK: &[u8] = b"<base href=\"/\"";
+    if base.is_empty() {
+        return bytes;
+    }
+    match bytes.windows(MARK.len()).position(|w| w == MARK) {
+        Some(at) => {
+            let mut out = Vec::with_capacity(bytes.len() + base.len());
+            out.extend_from_slice(&bytes[..at]);
+            out.extend_from_slice(format!("<base href=\"{base}/\"").as_bytes());
+            out.extend_from_slice(&bytes[at + MARK.len()..]);
+            out
+        }
+        None => bytes,
+    }
+}
 
 /// `GET /api/ui-config`: the configured UI options, `{}` when none were given.
 pub(crate) async fn ui_config(State(state): State<AppState>) -> Response {
@@ -52,6 +150,11 @@ pub(crate) async fn static_file(
     let head = method == Method::HEAD;
     if let Some(f) = file {
         if let Some(bytes) = read(f.clone()).await {
+            let bytes = if rel == Path::new("index.html") {
+                with_base(bytes, &state.cfg.base_path)
+            } else {
+                bytes
+            };
             return file_response(&f, bytes, head);
         }
         // A missing asset (`/assets/x.js`) is a 404, not the HTML page under a script's name.
@@ -61,7 +164,7 @@ pub(crate) async fn static_file(
     }
     let index = root.join("index.html");
     match read(index.clone()).await {
-        Some(bytes) => file_response(&index, bytes, head),
+        Some(bytes) => file_response(&index, with_base(bytes, &state.cfg.base_path), head),
         None => plain(StatusCode::NOT_FOUND, "404 page not found\n"),
     }
 }
@@ -343,5 +446,136 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(&body).unwrap(),
             cfg
         );
+    }
+
+    #[test]
+    fn base_paths_are_normalised_or_refused() {
+        let cases: [(&str, Result<&str, &str>); 10] = [
+            ("", Ok("")),
+            ("/", Ok("")),
+            ("/jaeger", Ok("/jaeger")),
+            ("/jaeger/", Ok("/jaeger")),
+            (" /a/b-c_d.e~/ ", Ok("/a/b-c_d.e~")),
+            (
+                "jaeger",
+                Err("invalid query.base-path \"jaeger\": must start with /"),
+            ),
+            ("/a//b", Err("bad")),
+            ("/a/../b", Err("bad")),
+            ("/a b", Err("bad")),
+            ("/\"><script>", Err("bad")),
+        ];
+        for (raw, want) in cases {
+            let got = parse_base_path(raw);
+            match (want, got) {
+                (Ok(w), Ok(g)) => assert_eq!(g, w, "{raw:?}"),
+                (Err("bad"), Err(e @ BasePathError::BadSegment(_))) => {
+                    assert!(e.to_string().contains(&format!("{raw:?}")), "{e}")
+                }
+                (Err(w), Err(e)) if w != "bad" => assert_eq!(e.to_string(), w),
+                (w, g) => panic!("{raw:?}: want {w:?}, got {g:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn everything_is_served_under_the_base_path() {
+        let dir = ui_dir();
+        std::fs::write(
+            dir.join("index.html"),
+            "<!doctype html><base href=\"/\" /><title>spoor</title><script src=\"./assets/app-1a2b.js\"></script>",
+        )
+        .unwrap();
+        let store = Arc::new(MemoryStore::new(100));
+        let app = router(
+            store,
+            QueryConfig {
+                static_files: Some(dir.clone()),
+                base_path: "/jaeger".into(),
+                ..QueryConfig::default()
+            },
+        );
+        let index = "<!doctype html><base href=\"/jaeger/\" /><title>spoor</title><script src=\"./assets/app-1a2b.js\"></script>";
+        let html = "text/html; charset=utf-8";
+        // (uri, status, content type, body)
+        let cases = [
+            ("/jaeger/", StatusCode::OK, html, index),
+            ("/jaeger", StatusCode::OK, html, index),
+            ("/jaeger/index.html", StatusCode::OK, html, index),
+            ("/jaeger/search", StatusCode::OK, html, index),
+            (
+                "/jaeger/trace/5b8efff798038103d269b633813fc60c",
+                StatusCode::OK,
+                html,
+                index,
+            ),
+            (
+                "/jaeger/assets/app-1a2b.js",
+                StatusCode::OK,
+                "text/javascript; charset=utf-8",
+                "console.log(1)",
+            ),
+            (
+                "/jaeger/api/services",
+                StatusCode::OK,
+                "application/json",
+                "{\"data\":[],\"total\":0,\"limit\":0,\"offset\":0,\"errors\":null}",
+            ),
+            (
+                "/jaeger/api/ui-config",
+                StatusCode::OK,
+                "application/json",
+                "{}",
+            ),
+            (
+                "/jaeger/api/nope",
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "404 page not found\n",
+            ),
+            (
+                "/api/services",
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "404 page not found\n",
+            ),
+            (
+                "/search",
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "404 page not found\n",
+            ),
+            (
+                "/jaegerx/api/services",
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "404 page not found\n",
+            ),
+            ("/", StatusCode::FOUND, "text/plain; charset=utf-8", ""),
+        ];
+        for (uri, status, ct, body) in cases {
+            assert_eq!(
+                get(&app, "GET", uri).await,
+                (status, ct.to_string(), body.to_string()),
+                "{uri}"
+            );
+        }
+        let resp = app
+            .clone()
+            .oneshot(Request::builder().uri("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()[header::LOCATION], "/jaeger/");
+        // At the root the page is served as built.
+        let root = app_with_index(&dir);
+        let (status, _, body) = get(&root, "GET", "/search").await;
+        assert_eq!(
+            (status, body.contains("<base href=\"/\" />")),
+            (StatusCode::OK, true)
+        );
+    }
+
+    fn app_with_index(dir: &Path) -> axum::Router {
+        app(Some(dir.to_path_buf()), None)
     }
 }

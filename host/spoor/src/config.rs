@@ -243,6 +243,10 @@ pub struct Options {
     /// maxLookback), answered at `/api/ui-config`.
     #[arg(long = "query.ui-config", env = "SPOOR_QUERY_UI_CONFIG")]
     pub query_ui_config: Option<PathBuf>,
+    /// Path prefix of the query API and the UI, e.g. `/jaeger` (Jaeger's
+    /// `--query.base-path`) [default: /].
+    #[arg(long = "query.base-path", env = "SPOOR_QUERY_BASE_PATH")]
+    pub query_base_path: Option<String>,
     /// Admin (health, metrics) listen address [default: 0.0.0.0:14269].
     #[arg(long = "admin.http.host-port", env = "SPOOR_ADMIN_HTTP_HOST_PORT")]
     pub admin_http: Option<String>,
@@ -362,6 +366,7 @@ struct FileQuery {
     http: Option<FileHostPort>,
     static_files: Option<PathBuf>,
     ui_config: Option<PathBuf>,
+    base_path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -459,6 +464,8 @@ pub struct Settings {
     pub query_static_files: Option<PathBuf>,
     /// UI options (`None`: `{}`).
     pub query_ui_config: Option<serde_json::Value>,
+    /// Prefix of the query API and UI, normalised (`""`: the root).
+    pub query_base_path: String,
     /// Admin address.
     pub admin_http: SocketAddr,
     /// Pipeline queue bound in bytes.
@@ -564,6 +571,12 @@ impl Settings {
             })
             .collect();
         let query = file.query.take().unwrap_or_default();
+        let query_base_path = spoor_query::parse_base_path(
+            opts.query_base_path
+                .as_deref()
+                .or(query.base_path.as_deref())
+                .unwrap_or(""),
+        )?;
         let query_static_files = opts
             .query_static_files
             .clone()
@@ -831,6 +844,7 @@ impl Settings {
             plugins,
             query_static_files,
             query_ui_config,
+            query_base_path,
             queue_bytes,
             batch_max_spans,
             batch_max_age,

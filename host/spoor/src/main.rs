@@ -20,14 +20,12 @@ mod plugin_cli;
 mod receivers;
 mod sampling;
 
-use std::future::IntoFuture;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use clap::Parser;
 use spoor_core::batch::BatchConfig;
 use spoor_core::deps::LinkerConfig;
@@ -290,11 +288,7 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     let memory_task = memlimit::spawn(metrics.clone(), settings.memory_limit, servers_rx.clone());
     let admin = admin::Admin::new(metrics.clone());
     let ready = admin.ready.clone();
-    let admin_task = tokio::spawn(
-        axum::serve(admin_l, admin.router())
-            .with_graceful_shutdown(receivers::stopped(&servers_rx))
-            .into_future(),
-    );
+    let admin_task = tokio::spawn(receivers::serve_http(admin_l, admin.router(), &servers_rx));
 
     let store: Arc<dyn TraceStore> = if role == Role::Agent {
         let endpoint = settings
@@ -369,13 +363,10 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
                 max_spans_per_trace: 0,
                 static_files: settings.query_static_files.clone(),
                 ui_config: settings.query_ui_config.clone(),
+                base_path: settings.query_base_path.clone(),
             },
         );
-        tokio::spawn(
-            axum::serve(l.tap_io(receivers::no_delay), router)
-                .with_graceful_shutdown(receivers::stopped(&servers_rx))
-                .into_future(),
-        )
+        tokio::spawn(receivers::serve_http(l, router, &servers_rx))
     });
     let plugin_reload = plugins.clone().map(|handle| {
         let reload_metrics = metrics.clone();

@@ -13,25 +13,51 @@ const NODE_H = 34;
 const COL = 240;
 const ROW = 64;
 
+/** Spacing of a layout: column and row pitch, node width. */
+export interface Spacing {
+  col: number;
+  row: number;
+  nodeW: number;
+}
+
 /** Longest-path layering; back edges of cycles are ignored for layering. */
-export function layout(graph: Graph): Layout {
+export function layout(graph: Pick<Graph, 'nodes' | 'edges'>, spacing: Spacing = { col: COL, row: ROW, nodeW: NODE_W }): Layout {
   const names = new Set<string>(graph.nodes.map((n) => n.service));
   for (const e of graph.edges) {
     names.add(e.parent);
     names.add(e.child);
   }
   const out = new Map<string, string[]>();
-  for (const e of graph.edges) if (e.parent !== e.child) out.set(e.parent, [...(out.get(e.parent) ?? []), e.child]);
+  for (const e of graph.edges) {
+    if (e.parent === e.child) continue;
+    const l = out.get(e.parent);
+    if (l) l.push(e.child);
+    else out.set(e.parent, [e.child]);
+  }
   const layer = new Map<string, number>();
   const state = new Map<string, 1 | 2>();
   const order = [...names].sort();
   // Topological order by DFS, skipping edges back into the current path.
   const topo: string[] = [];
-  const visit = (n: string) => {
-    state.set(n, 1);
-    for (const c of out.get(n) ?? []) if (!state.has(c)) visit(c);
-    state.set(n, 2);
-    topo.push(n);
+  // Iterative DFS (post-order), so a long call chain cannot overflow the stack.
+  const visit = (root: string) => {
+    const stack: [string, number][] = [[root, 0]];
+    state.set(root, 1);
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      const kids = out.get(top[0]) ?? [];
+      if (top[1] < kids.length) {
+        const c = kids[top[1]++];
+        if (!state.has(c)) {
+          state.set(c, 1);
+          stack.push([c, 0]);
+        }
+      } else {
+        state.set(top[0], 2);
+        topo.push(top[0]);
+        stack.pop();
+      }
+    }
   };
   // Start from services nobody calls, so a cycle does not decide who comes first.
   const called = new Set(graph.edges.filter((e) => e.parent !== e.child).map((e) => e.child));
@@ -43,17 +69,36 @@ export function layout(graph: Graph): Layout {
     for (const c of out.get(n) ?? [])
       if (rank.get(c)! > rank.get(n)!) layer.set(c, Math.max(layer.get(c) ?? 0, layer.get(n)! + 1));
   const cols = new Map<number, string[]>();
-  for (const n of order) cols.set(layer.get(n)!, [...(cols.get(layer.get(n)!) ?? []), n]);
+  for (const n of order) {
+    const l = cols.get(layer.get(n)!);
+    if (l) l.push(n);
+    else cols.set(layer.get(n)!, [n]);
+  }
   const pos = new Map<string, { x: number; y: number; layer: number }>();
   let maxRows = 0;
+  let maxLayer = 0;
   for (const [l, ns] of cols) {
     maxRows = Math.max(maxRows, ns.length);
-    ns.forEach((n, i) => pos.set(n, { x: 20 + l * COL, y: 20 + i * ROW, layer: l }));
+    maxLayer = Math.max(maxLayer, l);
+    ns.forEach((n, i) => pos.set(n, { x: 20 + l * spacing.col, y: 20 + i * spacing.row, layer: l }));
   }
-  return { pos, width: 40 + Math.max(0, cols.size - 1) * COL + NODE_W, height: 40 + Math.max(1, maxRows) * ROW };
+  return {
+    pos,
+    width: 40 + maxLayer * spacing.col + spacing.nodeW,
+    height: 40 + Math.max(1, maxRows) * spacing.row,
+  };
 }
 
-export function ServiceGraph({ graph }: { graph: Graph }) {
+export function ServiceGraph({
+  graph,
+  focal,
+  onNodeClick,
+}: {
+  graph: Graph;
+  /** A service drawn highlighted (the dependencies page's focal service). */
+  focal?: string | null;
+  onNodeClick?: (service: string) => void;
+}) {
   if (graph.nodes.length === 0 && graph.edges.length === 0) return <p className="muted">No dependencies.</p>;
   const { pos, width, height } = layout(graph);
   const stats = new Map(graph.nodes.map((n) => [n.service, n]));
@@ -91,7 +136,12 @@ export function ServiceGraph({ graph }: { graph: Graph }) {
       {[...pos].map(([name, p]) => {
         const s = stats.get(name);
         return (
-          <g key={name} className={s?.error_count ? 'node err' : 'node'} data-testid="graph-node">
+          <g
+            key={name}
+            className={['node', s?.error_count ? 'err' : '', focal === name ? 'focal' : '', onNodeClick ? 'clickable' : ''].join(' ')}
+            data-testid="graph-node"
+            onClick={onNodeClick ? () => onNodeClick(name) : undefined}
+          >
             <rect x={p.x} y={p.y} width={NODE_W} height={NODE_H} rx={6} />
             <text x={p.x + NODE_W / 2} y={p.y + 21} textAnchor="middle">
               {name.length > 22 ? name.slice(0, 21) + '…' : name}

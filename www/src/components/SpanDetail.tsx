@@ -1,40 +1,49 @@
 // Everything about one span. Every value is a React text node: attribute values are shown as
 // text, never interpreted as markup.
 import type { Attr, SpanDetail as Detail } from '../wasm';
-import type { LinkPattern } from '../config';
-import { linkFor } from '../config';
+import type { LinkPattern, LinkType, ResolvedLink } from '../config';
+import { linksFor } from '../config';
 import { fmtDuration, fmtTime } from '../format';
+
+/** Links as anchors: an http(s) URL, text content only, opened without an opener or referrer. */
+export function Links({ links }: { links: ResolvedLink[] }) {
+  return (
+    <>
+      {links.map((l, i) => (
+        <span key={i}>
+          {' '}
+          <a href={l.url} target="_blank" rel="noopener noreferrer" className="ext" data-testid="pattern-link">
+            {l.text}
+          </a>
+        </span>
+      ))}
+    </>
+  );
+}
 
 function AttrTable({
   attrs,
   patterns,
   type,
+  lookup,
 }: {
   attrs: Attr[];
   patterns?: LinkPattern[];
-  type?: 'tags' | 'process';
+  type?: Exclude<LinkType, 'traces'>;
+  lookup?: (name: string) => string | undefined;
 }) {
   if (attrs.length === 0) return <p className="muted">none</p>;
-  const values: Record<string, string> = {};
-  for (const a of attrs) values[a.key] = a.value;
   return (
     <table className="attrs">
       <tbody>
         {attrs.map((a, i) => {
-          const link = type ? linkFor(patterns, type, a.key, values) : null;
+          const links = type && patterns?.length ? linksFor(patterns, type, a, attrs, lookup) : [];
           return (
             <tr key={i}>
               <td className="k">{a.key}</td>
-              <td className="v" data-testid="attr-value">
-                {a.value}
-                {link && (
-                  <>
-                    {' '}
-                    <a href={link.url} target="_blank" rel="noopener noreferrer" className="ext">
-                      {link.text}
-                    </a>
-                  </>
-                )}
+              <td className="v">
+                <span data-testid="attr-value">{a.value}</span>
+                <Links links={links} />
               </td>
               <td className="t">{a.type}</td>
             </tr>
@@ -49,12 +58,20 @@ export function SpanDetail({
   detail,
   patterns,
   onSelect,
+  ancestorValue,
 }: {
   detail: Detail;
   patterns?: LinkPattern[];
   onSelect?: (span: number) => void;
+  /** The value of a key in the span's ancestors (attributes, then resource; nearest first),
+   * for placeholders the span itself does not have. */
+  ancestorValue?: (name: string) => string | undefined;
 }) {
   const d = detail;
+  const lookup = (name: string) =>
+    d.attributes.find((a) => a.key === name)?.value ??
+    d.resource.attributes.find((a) => a.key === name)?.value ??
+    ancestorValue?.(name);
   return (
     <div className="span-detail" data-testid="span-detail">
       <h3>
@@ -106,7 +123,7 @@ export function SpanDetail({
       )}
       <section>
         <h4>Attributes{d.dropped_attributes_count ? ` (${d.dropped_attributes_count} dropped)` : ''}</h4>
-        <AttrTable attrs={d.attributes} patterns={patterns} type="tags" />
+        <AttrTable attrs={d.attributes} patterns={patterns} type="tags" lookup={lookup} />
       </section>
       <section>
         <h4>
@@ -133,7 +150,7 @@ export function SpanDetail({
             <div>
               <span className="muted">{fmtDuration(e.offset_nanos)}</span> {e.name}
             </div>
-            {e.attributes.length > 0 && <AttrTable attrs={e.attributes} />}
+            {e.attributes.length > 0 && <AttrTable attrs={e.attributes} patterns={patterns} type="logs" lookup={lookup} />}
           </div>
         ))}
       </section>

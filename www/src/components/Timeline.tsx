@@ -1,9 +1,12 @@
 // The trace timeline: one row per visible span, virtualised (only the rows in view are asked
 // of the browser module and rendered), collapse/expand, find with keyboard next/prev and the
-// critical path drawn over the bars.
+// critical path drawn over the bars; above it the minimap, whose viewport sets the time range
+// the bars are drawn in.
 import { useEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
 import type { CriticalPath, Row, TimelineInfo, TraceSet } from '../wasm';
 import { fmtDuration } from '../format';
+import { spanTable } from '../spans';
+import { FULL, Minimap, type Range } from './Minimap';
 
 export const ROW_HEIGHT = 24;
 const OVERSCAN = 8;
@@ -22,6 +25,8 @@ export function Timeline({ set, trace, selected, onSelect, height = 520 }: Props
   const [query, setQuery] = useState('');
   const [hit, setHit] = useState(0);
   const [showCritical, setShowCritical] = useState(true);
+  const [range, setRange] = useState<Range>(FULL);
+  const table = useMemo(() => spanTable(set, trace), [set, trace]);
   const scroller = useRef<HTMLDivElement>(null);
 
   const info = useMemo(() => set.timeline(trace) as TimelineInfo, [set, trace]);
@@ -35,6 +40,10 @@ export function Timeline({ set, trace, selected, onSelect, height = 520 }: Props
   const rows = useMemo(() => set.rows(trace, first, last) as Row[], [set, trace, first, last, version]);
 
   const window = info.end_unix_nanos - info.start_unix_nanos || 1;
+  // Fractions of the trace window -> percent of the bar area under the minimap's range.
+  const [r0, r1] = range;
+  const pct = (f: number) => `${((f - r0) / (r1 - r0)) * 100}%`;
+  const pctW = (f: number) => `${(f / (r1 - r0)) * 100}%`;
   const segmentsBySpan = useMemo(() => {
     const m = new Map<number, { start: number; end: number }[]>();
     for (const s of critical.segments) {
@@ -134,12 +143,13 @@ export function Timeline({ set, trace, selected, onSelect, height = 520 }: Props
           Critical path
         </label>
       </div>
+      <Minimap table={table} range={range} onRange={setRange} />
       <div className="tl-header">
         <div className="tl-name">Service &amp; operation</div>
         <div className="tl-ticks">
           {[0, 0.25, 0.5, 0.75, 1].map((f) => (
             <span key={f} style={{ left: `${f * 100}%` }}>
-              {fmtDuration(f * window)}
+              {fmtDuration((r0 + f * (r1 - r0)) * window)}
             </span>
           ))}
         </div>
@@ -193,7 +203,7 @@ export function Timeline({ set, trace, selected, onSelect, height = 520 }: Props
                 <div className="tl-bar-area">
                   <div
                     className="tl-bar"
-                    style={{ left: `${r.offset * 100}%`, width: `max(2px, ${r.width * 100}%)` }}
+                    style={{ left: pct(r.offset), width: `max(2px, ${pctW(r.width)})` }}
                     title={`${r.service}: ${r.operation} ${fmtDuration(r.duration_nanos)}`}
                   />
                   {segs?.map((s, k) => (
@@ -201,14 +211,14 @@ export function Timeline({ set, trace, selected, onSelect, height = 520 }: Props
                       key={k}
                       className="tl-crit"
                       style={{
-                        left: `${((s.start - info.start_unix_nanos) / window) * 100}%`,
-                        width: `${((s.end - s.start) / window) * 100}%`,
+                        left: pct((s.start - info.start_unix_nanos) / window),
+                        width: pctW((s.end - s.start) / window),
                       }}
                     />
                   ))}
                   <span
                     className="tl-dur"
-                    style={{ left: `min(calc(${(r.offset + r.width) * 100}% + 4px), calc(100% - 60px))` }}
+                    style={{ left: `max(0px, min(calc(${pct(r.offset + r.width)} + 4px), calc(100% - 60px)))` }}
                   >
                     {fmtDuration(r.duration_nanos)}
                   </span>

@@ -1,17 +1,48 @@
-// One trace: summary, root-cause summary, and the tabs (timeline, statistics, spans, JSON).
+// One trace: summary, trace links, root-cause summary, and the tabs (timeline, graph,
+// flamegraph, statistics, spans, JSON).
 import { useMemo, useState } from 'react';
 import type { RootCause, SpanDetail as Detail, TraceSet, TraceStats, TraceSummary, CriticalPath } from '../wasm';
-import type { LinkPattern } from '../config';
+import { traceLinks, type LinkPattern } from '../config';
 import { fmtDuration, fmtTime } from '../format';
+import { spanTable } from '../spans';
 import { Timeline } from './Timeline';
-import { SpanDetail } from './SpanDetail';
+import { Links, SpanDetail } from './SpanDetail';
+import { Flamegraph } from './Flamegraph';
+import { TraceGraph, traceGraph } from './TraceGraph';
 
-type Tab = 'timeline' | 'stats' | 'spans' | 'json';
+type Tab = 'timeline' | 'graph' | 'flame' | 'stats' | 'spans' | 'json';
+
+const TAB_NAMES: Record<Tab, string> = {
+  timeline: 'Timeline',
+  graph: 'Graph',
+  flame: 'Flamegraph',
+  stats: 'Statistics',
+  spans: 'Spans',
+  json: 'JSON',
+};
+
+/** The trace-level values `traces` link patterns may use, named as in the Jaeger UI
+ * (times in microseconds). */
+export function traceFields(s: TraceSummary): Record<string, string | number> {
+  const startUs = Math.floor(s.start_unix_nanos / 1000);
+  const durUs = Math.floor(s.duration_nanos / 1000);
+  return {
+    traceID: s.trace_id,
+    traceName: `${s.root_service}: ${s.root_operation}`,
+    rootService: s.root_service,
+    rootOperation: s.root_operation,
+    startTime: startUs,
+    endTime: startUs + durUs,
+    duration: durUs,
+    spanCount: s.span_count,
+  };
+}
 
 interface Props {
   set: TraceSet;
   trace: number;
-  raw?: string;
+  /** The trace's JSON as received, or a function answering it (decoded only for the JSON tab). */
+  raw?: string | (() => string);
   patterns?: LinkPattern[];
 }
 
@@ -24,6 +55,18 @@ export function TraceView({ set, trace, raw, patterns }: Props) {
     () => (selected === null ? null : (set.span(trace, selected) as Detail)),
     [set, trace, selected],
   );
+  const links = useMemo(() => (summary ? traceLinks(patterns, traceFields(summary)) : []), [patterns, summary]);
+  /** A key's value in the selected span's ancestors, nearest first (for link placeholders). */
+  const ancestorValue = (key: string) => {
+    let p = detail?.parent ?? null;
+    for (let hops = 0; p !== null && hops < 10_000; hops++) {
+      const d = set.span(trace, p) as Detail;
+      const v = d.attributes.find((a) => a.key === key)?.value ?? d.resource.attributes.find((a) => a.key === key)?.value;
+      if (v !== undefined) return v;
+      p = d.parent;
+    }
+    return undefined;
+  };
   const name = (span: number) => {
     const d = set.span(trace, span) as Detail;
     return `${d.service}: ${d.operation}`;
@@ -42,6 +85,12 @@ export function TraceView({ set, trace, raw, patterns }: Props) {
           <span>Services {summary.services.length}</span>
           <span>Spans {summary.span_count}</span>
           <span className={summary.error_count ? 'err' : ''}>Errors {summary.error_count}</span>
+          {links.length > 0 && (
+            <span data-testid="trace-links">
+              Links:
+              <Links links={links} />
+            </span>
+          )}
         </div>
       </header>
       <section className="root-cause" data-testid="root-cause">
@@ -76,16 +125,23 @@ export function TraceView({ set, trace, raw, patterns }: Props) {
         )}
       </section>
       <nav className="tabs" role="tablist">
-        {(['timeline', 'stats', 'spans', 'json'] as Tab[]).map((t) => (
+        {(Object.keys(TAB_NAMES) as Tab[]).map((t) => (
           <button key={t} role="tab" aria-selected={tab === t} className={tab === t ? 'active' : ''} onClick={() => setTab(t)}>
-            {{ timeline: 'Timeline', stats: 'Statistics', spans: 'Spans', json: 'JSON' }[t]}
+            {TAB_NAMES[t]}
           </button>
         ))}
       </nav>
       {tab === 'timeline' && (
         <div className="tl-layout">
           <Timeline set={set} trace={trace} selected={selected} onSelect={setSelected} />
-          {detail && <SpanDetail detail={detail} patterns={patterns} onSelect={setSelected} />}
+          {detail && <SpanDetail detail={detail} patterns={patterns} onSelect={setSelected} ancestorValue={ancestorValue} />}
+        </div>
+      )}
+      {tab === 'graph' && <GraphTab set={set} trace={trace} />}
+      {tab === 'flame' && (
+        <div className="tl-layout">
+          <Flamegraph table={spanTable(set, trace)} onSelect={setSelected} />
+          {detail && <SpanDetail detail={detail} patterns={patterns} onSelect={setSelected} ancestorValue={ancestorValue} />}
         </div>
       )}
       {tab === 'stats' && <StatsTable stats={set.stats(trace) as TraceStats} />}
@@ -100,9 +156,17 @@ export function TraceView({ set, trace, raw, patterns }: Props) {
           }}
         />
       )}
-      {tab === 'json' && <pre className="json" data-testid="trace-json">{pretty(raw)}</pre>}
+      {tab === 'json' && <pre className="json" data-testid="trace-json">{pretty(typeof raw === 'function' ? raw() : raw)}</pre>}
     </div>
   );
+}
+
+function GraphTab({ set, trace }: { set: TraceSet; trace: number }) {
+  const graph = useMemo(
+    () => traceGraph(spanTable(set, trace), (set.criticalPath(trace) as CriticalPath).span_nanos),
+    [set, trace],
+  );
+  return <TraceGraph graph={graph} />;
 }
 
 function pretty(raw?: string): string {

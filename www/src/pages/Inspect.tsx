@@ -7,7 +7,7 @@ import type { Diff, ServiceGraph as Graph, TraceSummary } from '../wasm';
 import { Results } from '../components/Results';
 import { TraceView } from '../components/TraceView';
 import { DiffView } from '../components/DiffView';
-import { ServiceGraph } from '../components/ServiceGraph';
+import { Dependencies } from '../components/Dependencies';
 
 export function InspectPage() {
   const file = useLocalFile();
@@ -95,10 +95,9 @@ function NoFile() {
 export function InspectTrace({ index, cfg }: { index: number; cfg: UiConfig }) {
   const file = useLocalFile();
   if (!file) return <NoFile />;
-  const raw = file.set.traceCount === 1 ? file.raw : undefined;
   return (
     <div className="page">
-      <TraceView key={`${file.name}:${index}`} set={file.set} trace={index} raw={raw ?? file.raw} patterns={cfg.linkPatterns} />
+      <TraceView key={`${file.name}:${index}`} set={file.set} trace={index} raw={() => file.raw} patterns={cfg.linkPatterns} />
     </div>
   );
 }
@@ -128,9 +127,7 @@ export function InspectDependencies() {
   return (
     <div className="page">
       <h2>Service graph of {file.name}</h2>
-      <div className="graph-wrap">
-        <ServiceGraph graph={graph} />
-      </div>
+      <Dependencies graph={graph} />
     </div>
   );
 }

@@ -7,7 +7,7 @@ import { useTraceSets } from '../hooks';
 import type { Diff, TraceSummary } from '../wasm';
 import { TraceView } from '../components/TraceView';
 import { DiffView } from '../components/DiffView';
-import { ServiceGraph } from '../components/ServiceGraph';
+import { Dependencies } from '../components/Dependencies';
 
 export function TracePage({ id, cfg }: { id: string; cfg: UiConfig }) {
   const { sets, error } = useTraceSets([`/api/traces/${encodeURIComponent(id)}`]);
@@ -16,7 +16,7 @@ export function TracePage({ id, cfg }: { id: string; cfg: UiConfig }) {
   if (sets[0].set.traceCount === 0) return <p className="error page">trace {id} not found</p>;
   return (
     <div className="page">
-      <TraceView set={sets[0].set} trace={0} raw={sets[0].raw} patterns={cfg.linkPatterns} />
+      <TraceView set={sets[0].set} trace={0} raw={() => sets[0].raw} patterns={cfg.linkPatterns} />
     </div>
   );
 }
@@ -78,11 +78,7 @@ export function DependenciesPage({ cfg }: { cfg: UiConfig }) {
       </div>
       {error && <p className="error">{error}</p>}
       {!graph && !error && <p className="muted">Loading…</p>}
-      {graph && (
-        <div className="graph-wrap">
-          <ServiceGraph graph={graph} />
-        </div>
-      )}
+      {graph && <Dependencies graph={graph} />}
     </div>
   );
 }

@@ -7,3 +7,6 @@ import { initWasmFromBytes } from '../wasm';
 
 initWasmFromBytes(fs.readFileSync(path.resolve(process.cwd(), '../target/wasm/pkg/spoor_wasm_bg.wasm')));
 afterEach(() => cleanup());
+// jsdom has no canvas: the canvas views draw nothing there and are tested through their
+// layout functions, pointer hit tests and text (getContext answers null, as without support).
+HTMLCanvasElement.prototype.getContext = (() => null) as typeof HTMLCanvasElement.prototype.getContext;

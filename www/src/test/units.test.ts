@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { fmtDuration, parseDuration, parseTags } from '../format';
-import { linkFor, lookbacks } from '../config';
+import { linksFor, lookbacks, traceLinks, type LinkPattern } from '../config';
+import { basePathOf } from '../base';
+import { clampRange, zoomRange } from '../components/Minimap';
+import { focusGraph } from '../components/Dependencies';
 import { searchUrl } from '../pages/Search';
 import { sortTraces } from '../components/Results';
 import { layout } from '../components/ServiceGraph';
@@ -21,20 +24,43 @@ describe('format', () => {
 });
 
 describe('ui config', () => {
-  const patterns = [
-    { type: 'tags' as const, key: 'user.id', url: 'https://users.example/#{user.id}?r=#{region}', text: 'user #{user.id}' },
-    { type: 'tags' as const, key: 'bad', url: 'javascript:alert(#{bad})' },
+  const patterns: LinkPattern[] = [
+    { type: 'tags', key: 'user.id', url: 'https://users.example/#{user.id}?r=#{region}', text: 'user #{user.id}' },
+    { type: 'tags', key: 'bad', url: 'javascript:alert(#{bad})' },
+    { type: 'process', key: 'host.name', url: 'https://hosts.example/#{host.name}/#{pod}', text: 'host' },
+    { type: 'logs', key: 'order.id', url: 'https://orders.example/#{order.id}?u=#{user.id}', text: 'order #{order.id}' },
+    { type: 'traces', url: 'https://logs.example/?trace=#{traceID}&from=#{startTime}', text: 'logs of #{traceName}' },
+    { type: ['tags', 'logs'], key: ['a', 'b'], value: 'x', url: 'https://ab.example/#{a}#{b}' },
   ];
-  it('fills #{key} placeholders, URL-encoded, only when every value exists', () => {
-    expect(linkFor(patterns, 'tags', 'user.id', { 'user.id': 'a b/c', region: 'eu' })).toEqual({
-      url: 'https://users.example/a%20b%2Fc?r=eu',
-      text: 'user a b/c',
-    });
-    expect(linkFor(patterns, 'tags', 'user.id', { 'user.id': 'x' })).toBeNull();
-    expect(linkFor(patterns, 'process', 'user.id', { 'user.id': 'x', region: 'y' })).toBeNull();
+  const kv = (o: Record<string, string>) => Object.entries(o).map(([key, value]) => ({ key, value }));
+  // [type, item key, items, lookup (span, resource, ancestors)] -> links
+  const cases: [Parameters<typeof linksFor>[1], string, Record<string, string>, Record<string, string>, { url: string; text: string }[]][] = [
+    ['tags', 'user.id', { 'user.id': 'a b/c', region: 'eu' }, {}, [{ url: 'https://users.example/a%20b%2Fc?r=eu', text: 'user a b/c' }]],
+    // A placeholder missing among the items is looked up in the span, resource and ancestors.
+    ['tags', 'user.id', { 'user.id': 'x' }, { region: 'us' }, [{ url: 'https://users.example/x?r=us', text: 'user x' }]],
+    ['tags', 'user.id', { 'user.id': 'x' }, {}, []],
+    ['process', 'user.id', { 'user.id': 'x', region: 'y' }, {}, []],
+    ['tags', 'bad', { bad: '1' }, {}, []],
+    // Process links never look outside the resource.
+    ['process', 'host.name', { 'host.name': 'web-1' }, { pod: 'p' }, []],
+    ['process', 'host.name', { 'host.name': 'web-1', pod: 'p/1' }, {}, [{ url: 'https://hosts.example/web-1/p%2F1', text: 'host' }]],
+    ['logs', 'order.id', { 'order.id': '#7' }, { 'user.id': 'u&1' }, [{ url: 'https://orders.example/%237?u=u%261', text: 'order #7' }]],
+    ['tags', 'order.id', { 'order.id': '7', 'user.id': 'u' }, {}, []],
+    ['logs', 'b', { a: '1', b: 'x' }, {}, [{ url: 'https://ab.example/1x', text: 'https://ab.example/1x' }]],
+    ['logs', 'b', { a: '1', b: 'y' }, {}, []],
+  ];
+  it('fills #{key} templates from the item, its siblings and its span, URL-encoded', () => {
+    for (const [type, key, items, lookup, want] of cases) {
+      const got = linksFor(patterns, type, { key, value: items[key] }, kv(items), (n) => lookup[n]);
+      expect([type, key, got]).toEqual([type, key, want]);
+    }
   });
-  it('never makes a javascript: link', () => {
-    expect(linkFor(patterns, 'tags', 'bad', { bad: '1' })).toBeNull();
+  it('fills trace links from the trace fields', () => {
+    expect(traceLinks(patterns, { traceID: 'abc', startTime: 17, traceName: 'web: GET /' })).toEqual([
+      { url: 'https://logs.example/?trace=abc&from=17', text: 'logs of web: GET /' },
+    ]);
+    expect(traceLinks(patterns, { traceID: 'abc' })).toEqual([]);
+    expect(traceLinks(undefined, { traceID: 'abc' })).toEqual([]);
   });
   it('cuts lookbacks at the maximum', () => {
     expect(lookbacks({ search: { maxLookback: { value: '2h' } } }).map((l) => l.value)).toEqual(['5m', '15m', '1h', '2h']);
@@ -78,5 +104,36 @@ describe('service graph layout', () => {
       ],
     });
     expect(['web', 'api', 'db'].map((n) => pos.get(n)!.layer)).toEqual([0, 1, 2]);
+  });
+});
+
+describe('base path', () => {
+  it('reads the prefix from <base href>', () => {
+    expect([null, '/', '/jaeger/', '/a/b/', 'http://h/x/'].map((h) => basePathOf(h))).toEqual(['', '', '/jaeger', '/a/b', '/x']);
+  });
+});
+
+describe('minimap ranges', () => {
+  it('clamps, keeps a minimum width and zooms around a point', () => {
+    expect(clampRange([0.8, 0.2])).toEqual([0.2, 0.8]);
+    expect(clampRange([-0.1, 0.3])).toEqual([0, 0.4]);
+    expect(clampRange([0.9, 1.2])[1]).toBe(1);
+    expect(clampRange([0.5, 0.5])[1] - 0.5).toBeCloseTo(0.0005, 6);
+    const z = zoomRange([0, 1], 0.5, 0.5);
+    expect(z[0]).toBeCloseTo(0.25, 9);
+    expect(z[1]).toBeCloseTo(0.75, 9);
+    expect(zoomRange([0.2, 0.4], 0.3, 10)).toEqual([0, 1]);
+  });
+});
+
+describe('dependencies focus', () => {
+  const e = (parent: string, child: string) => ({ parent, child, call_count: 1 });
+  const graph = { nodes: [], edges: [e('web', 'api'), e('api', 'db'), e('db', 'disk'), e('mobile', 'web'), e('cron', 'db'), e('api', 'cache')] };
+  it('keeps the services within N hops up and down', () => {
+    const names = (depth: number, focal = 'api') => focusGraph(graph, focal, depth).nodes.map((n) => n.service);
+    expect(names(1)).toEqual(['api', 'cache', 'db', 'web']);
+    expect(names(2)).toEqual(['api', 'cache', 'db', 'disk', 'mobile', 'web']);
+    expect(names(1, 'db')).toEqual(['api', 'cron', 'db', 'disk']);
+    expect(focusGraph(graph, 'api', 1).edges.map((x) => `${x.parent}>${x.child}`)).toEqual(['web>api', 'api>db', 'api>cache']);
   });
 });

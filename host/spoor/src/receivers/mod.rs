@@ -3,13 +3,11 @@
 //! This module holds what the OTLP/HTTP and OTLP/gRPC receivers share: the one mapping from
 //! [`IngestError`] to HTTP status / gRPC code / retry hint, and the partial-success reply.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use spoor_otlp::proto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -149,10 +147,20 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large(""));
     }
-    let raw = match Limited::new(body, max).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => return Err(too_large("")),
-        Err(e) => return Err(bad(format!("cannot read request body: {e}"))),
+    let collected = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, max).collect());
+    let raw = match collected.await {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => return Err(too_large("")),
+        Ok(Err(e)) => return Err(bad(format!("cannot read request body: {e}"))),
+        Err(_) => {
+            return Err(BodyError {
+                status: http::StatusCode::REQUEST_TIMEOUT,
+                message: format!(
+                    "request body not received within {}s",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            })
+        }
     };
     if !gzip {
         return Ok(raw);
@@ -280,18 +288,105 @@ pub fn serve_all(
     tasks
 }
 
-/// Serves an axum router on `listener` (with TCP_NODELAY) until `stop`.
+/// Limits every HTTP listener applies to its clients, so slow or stalled clients cannot hold
+/// connections or memory: at most `max_connections` open connections (further clients wait in
+/// the kernel's accept backlog), request headers within `header_read_timeout` of a connection
+/// becoming active, and request bodies within [`BODY_READ_TIMEOUT`].
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Open connections per listener.
+    pub max_connections: usize,
+    /// Time a client has to send a complete request head.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Time a client has to send a whole request body once its headers arrived; slower clients
+/// get `408 Request Timeout`.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves an axum router on `listener` (with TCP_NODELAY) until `stop`, with [`HttpLimits`]:
+/// HTTP/1.1 and h2c, header read timeout, a connection cap. On `stop` it stops accepting, lets
+/// every connection finish its in-flight requests (graceful shutdown) and returns.
 pub fn serve_http(
     listener: TcpListener,
     router: axum::Router,
     stop: &watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
-    let fut = axum::serve(listener.tap_io(no_delay), router)
-        .with_graceful_shutdown(stopped(stop))
-        .into_future();
+    serve_http_with(listener, router, stop, HttpLimits::default())
+}
+
+/// [`serve_http`] with explicit limits.
+pub fn serve_http_with(
+    listener: TcpListener,
+    router: axum::Router,
+    stop: &watch::Receiver<bool>,
+    limits: HttpLimits,
+) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    let stop = stop.clone();
     async move {
-        fut.await
-            .map_err(|e| anyhow::anyhow!("http server failed: {e}"))
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        builder.http2().timer(TokioTimer::new());
+        let builder = Arc::new(builder);
+        let mut stopping = std::pin::pin!(stopped(&stop));
+        loop {
+            let permit = tokio::select! {
+                p = slots.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                _ = &mut stopping => break,
+            };
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = &mut stopping => break,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let mut stream = stream;
+            no_delay(&mut stream);
+            let (builder, router, stop) = (builder.clone(), router.clone(), stop.clone());
+            tokio::spawn(async move {
+                let svc = TowerToHyperService::new(router);
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                let mut conn = std::pin::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    _ = stopped(&stop) => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
+                drop(permit);
+            });
+        }
+        // Every connection gives its slot back once its last request is answered.
+        let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(Duration::from_secs(30), slots.acquire_many(all)).await;
+        Ok(())
     }
 }
 
