@@ -182,8 +182,69 @@ pub(crate) fn error_response(status: StatusCode, body: String) -> Response {
     with_body(status, "application/json", body + "\n")
 }
 
+/// A `200 application/json` response sent as several pieces, in order, without joining them
+/// (each large piece goes back to the buffer pool once sent).
+pub(crate) fn json_response_chunks(chunks: Vec<String>) -> Response {
+    let len: usize = chunks.iter().map(String::len).sum();
+    let frames: std::collections::VecDeque<bytes::Bytes> = chunks
+        .into_iter()
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            if c.capacity() >= pool::MIN_BYTES {
+                bytes::Bytes::from_owner(pool::Pooled(c, &pool::GLOBAL))
+            } else {
+                bytes::Bytes::from(c)
+            }
+        })
+        .collect();
+    let mut resp = Response::new(Body::new(Chunks {
+        frames,
+        left: len as u64,
+    }));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// A body of ready pieces with a known total length (sent with `Content-Length`).
+struct Chunks {
+    frames: std::collections::VecDeque<bytes::Bytes>,
+    left: u64,
+}
+
+impl http_body::Body for Chunks {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let next = self.frames.pop_front();
+        if let Some(b) = &next {
+            self.left -= b.len() as u64;
+        }
+        std::task::Poll::Ready(next.map(|b| Ok(http_body::Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
+}
+
 fn with_body(status: StatusCode, content_type: &'static str, body: String) -> Response {
-    let mut resp = Response::new(Body::from(body));
+    let body = if body.capacity() >= pool::MIN_BYTES {
+        Body::from(bytes::Bytes::from_owner(pool::Pooled(body, &pool::GLOBAL)))
+    } else {
+        Body::from(body)
+    };
+    let mut resp = Response::new(body);
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -207,4 +268,111 @@ pub(crate) fn prepare_trace(trace: &mut Trace, max_spans: usize) -> Vec<String> 
         trace.spans.truncate(max_spans);
     }
     warnings
+}
+
+/// Large response buffers, kept for the next large response once sent: a limit-20 search of
+/// 1,000-span traces renders ~11 MB, and a fresh buffer of that size each time cost ~10% of the
+/// search's CPU in the kernel zeroing new pages (`clear_page_erms`).
+pub(crate) mod pool {
+    use std::sync::{Mutex, MutexGuard};
+
+    /// Buffers smaller than this are not worth keeping.
+    pub(crate) const MIN_BYTES: usize = 64 << 10;
+    /// Most bytes of capacity kept, over all buffers.
+    const MAX_POOLED_BYTES: usize = 32 << 20;
+    /// Most buffers kept.
+    const MAX_BUFFERS: usize = 8;
+
+    /// A bounded list of spare buffers.
+    pub(crate) struct Pool {
+        free: Mutex<Vec<String>>,
+    }
+
+    /// The pool every response uses.
+    pub(crate) static GLOBAL: Pool = Pool {
+        free: Mutex::new(Vec::new()),
+    };
+
+    impl Pool {
+        /// The list (a panic while holding it cannot leave it inconsistent).
+        fn free(&self) -> MutexGuard<'_, Vec<String>> {
+            self.free
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        /// An empty string with at least `capacity` bytes, reused when one is big enough.
+        pub(crate) fn take(&self, capacity: usize) -> String {
+            if capacity >= MIN_BYTES {
+                let mut free = self.free();
+                if let Some(i) = free.iter().position(|b| b.capacity() >= capacity) {
+                    let mut b = free.swap_remove(i);
+                    b.clear();
+                    return b;
+                }
+            }
+            String::with_capacity(capacity)
+        }
+
+        /// Gives a buffer back (dropped instead when the pool is full or it is small).
+        pub(crate) fn give(&self, buf: String) {
+            if buf.capacity() < MIN_BYTES {
+                return;
+            }
+            let mut free = self.free();
+            let kept: usize = free.iter().map(String::capacity).sum();
+            if free.len() < MAX_BUFFERS && kept + buf.capacity() <= MAX_POOLED_BYTES {
+                free.push(buf);
+            }
+        }
+    }
+
+    /// [`Pool::take`] on the global pool.
+    pub(crate) fn take(capacity: usize) -> String {
+        GLOBAL.take(capacity)
+    }
+
+    /// A response body that goes back to its pool once hyper has sent it.
+    pub(crate) struct Pooled(pub(crate) String, pub(crate) &'static Pool);
+
+    impl AsRef<[u8]> for Pooled {
+        fn as_ref(&self) -> &[u8] {
+            self.0.as_bytes()
+        }
+    }
+
+    impl Drop for Pooled {
+        fn drop(&mut self) {
+            self.1.give(std::mem::take(&mut self.0));
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn large_buffers_come_back_small_ones_do_not() {
+            let pool: &'static Pool = Box::leak(Box::new(Pool {
+                free: Mutex::new(Vec::new()),
+            }));
+            let big = pool.take(MIN_BYTES * 2);
+            let cap = big.capacity();
+            let body = bytes::Bytes::from_owner(Pooled(big + "x", pool));
+            assert_eq!(&body[..], b"x");
+            assert_eq!(pool.free().len(), 0);
+            drop(body);
+            let again = pool.take(MIN_BYTES * 2);
+            assert_eq!(again.capacity(), cap, "the sent buffer is reused");
+            assert!(again.is_empty());
+            pool.give(String::with_capacity(10));
+            assert_eq!(pool.free().len(), 0, "small buffers are not kept");
+            for _ in 0..MAX_BUFFERS + 2 {
+                pool.give(String::with_capacity(MIN_BYTES));
+            }
+            assert_eq!(pool.free().len(), MAX_BUFFERS);
+            pool.give(String::with_capacity(MAX_POOLED_BYTES));
+            assert_eq!(pool.free().len(), MAX_BUFFERS, "the byte bound holds");
+        }
+    }
 }

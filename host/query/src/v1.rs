@@ -44,6 +44,14 @@ pub(crate) fn error(err: ApiError) -> Response {
     error_response(status, body)
 }
 
+/// [`respond`] for a body rendered in pieces (see [`traces_body`]).
+fn respond_chunks(r: Result<Vec<String>, ApiError>) -> Response {
+    match r {
+        Ok(chunks) => crate::json_response_chunks(chunks),
+        Err(e) => error(e),
+    }
+}
+
 fn respond(r: Result<String, ApiError>) -> Response {
     match r {
         Ok(body) => json_response(body),
@@ -226,9 +234,9 @@ const MAX_RENDER_THREADS: usize = 4;
 
 /// The `/api/traces` envelope around `traces`, each prepared for display (clock skew, order,
 /// span cap). Rendering is most of a large search's time, so it runs here on the blocking pool,
-/// into one buffer, and large responses are split into contiguous chunks of traces rendered on
-/// scoped threads (the order of the traces is kept).
-fn traces_body(traces: Vec<Trace>, max_spans: usize, errors: &Json) -> String {
+/// and large responses are split into contiguous chunks of traces rendered on scoped threads;
+/// the pieces, in order, are the body (sent one after the other, never joined).
+fn traces_body(traces: Vec<Trace>, max_spans: usize, errors: &Json) -> Vec<String> {
     let total_spans: usize = traces.iter().map(|t| t.spans.len()).sum();
     let threads = if total_spans >= PARALLEL_MIN_SPANS {
         std::thread::available_parallelism()
@@ -246,16 +254,22 @@ fn traces_body_on(
     max_spans: usize,
     errors: &Json,
     threads: usize,
-) -> String {
+) -> Vec<String> {
     traces.retain(|t| !t.spans.is_empty());
     let hints: Vec<usize> = traces
         .iter()
         .map(|t| trace_json(t, &[]).size_hint())
         .collect();
-    let mut out = String::with_capacity(hints.iter().sum::<usize>() + traces.len() + 128);
+    let threads = threads.min(traces.len());
+    let first_hint = if threads <= 1 {
+        hints.iter().sum::<usize>()
+    } else {
+        0
+    };
+    let mut out = crate::pool::take(first_hint + traces.len() + 128);
     // Must match `envelope(data, 0, errors)`.
     out.push_str("{\"data\":[");
-    let threads = threads.min(traces.len());
+    let mut pieces = Vec::new();
     if threads <= 1 {
         render_traces(traces, max_spans, &mut out);
     } else {
@@ -265,28 +279,35 @@ fn traces_body_on(
             let rest: Vec<_> = chunks
                 .map(|(chunk, hint)| {
                     scope.spawn(move || {
-                        let mut buf = String::with_capacity(hint);
+                        let mut buf = crate::pool::take(hint + 1);
+                        buf.push(',');
                         render_traces(chunk, max_spans, &mut buf);
                         buf
                     })
                 })
                 .collect();
+            out.reserve(first.1);
             render_traces(first.0, max_spans, &mut out);
+            pieces.push(std::mem::take(&mut out));
             for handle in rest {
                 match handle.join() {
-                    Ok(buf) => {
-                        out.push(',');
-                        out.push_str(&buf);
-                    }
+                    Ok(buf) => pieces.push(buf),
                     Err(panic) => std::panic::resume_unwind(panic),
                 }
             }
         });
     }
-    out.push_str("],\"total\":0,\"limit\":0,\"offset\":0,\"errors\":");
-    out.push_str(&errors.render());
-    out.push('}');
-    out
+    // Pieces after the first start with the comma that separates them from the one before.
+    let mut tail = String::with_capacity(128);
+    tail.push_str("],\"total\":0,\"limit\":0,\"offset\":0,\"errors\":");
+    tail.push_str(&errors.render());
+    tail.push('}');
+    if pieces.is_empty() {
+        out.push_str(&tail);
+        return vec![out];
+    }
+    pieces.push(tail);
+    pieces
 }
 
 /// Prepares and appends the traces, comma-separated; drops each once written.
@@ -328,7 +349,7 @@ pub(crate) async fn search(State(state): State<AppState>, RawQuery(q): RawQuery)
         Err(e) => return error(e.into()),
     };
     let max_spans = state.cfg.max_spans_per_trace;
-    respond(match search {
+    respond_chunks(match search {
         Search::Query(query) => {
             blocking(&state, move |s| {
                 let traces = s.find_traces(&query)?;
@@ -374,7 +395,7 @@ pub(crate) async fn get_trace(State(state): State<AppState>, Path(id): Path<Stri
         })
     })
     .await;
-    respond(found.and_then(|body| body.ok_or(ApiError::NotFound)))
+    respond_chunks(found.and_then(|body| body.ok_or(ApiError::NotFound)))
 }
 
 /// `GET /api/dependencies?endTs=&lookback=` (milliseconds; optional `service` filter).
@@ -491,11 +512,11 @@ mod tests {
         let missing = Json::Arr(vec![Json::obj([("msg", Json::str("trace not found"))])]);
         for errors in [Json::Null, missing] {
             assert_eq!(
-                traces_body(Vec::new(), 0, &errors),
+                traces_body(Vec::new(), 0, &errors).concat(),
                 envelope(Json::Arr(Vec::new()), 0, errors.clone())
             );
         }
-        let body = traces_body(vec![trace(1, 3), Trace::default()], 0, &Json::Null);
+        let body = traces_body(vec![trace(1, 3), Trace::default()], 0, &Json::Null).concat();
         assert!(body.starts_with(r#"{"data":[{"traceID":"0000000000000001","spans":[{"#));
         assert!(
             body.ends_with(r#""warnings":null}],"total":0,"limit":0,"offset":0,"errors":null}"#)
@@ -512,11 +533,11 @@ mod tests {
             .collect();
         let alone: Vec<String> = traces
             .iter()
-            .map(|t| traces_body_on(vec![t.clone()], 30, &Json::Null, 1))
+            .map(|t| traces_body_on(vec![t.clone()], 30, &Json::Null, 1).concat())
             .collect();
-        let one_thread = traces_body_on(traces.clone(), 30, &Json::Null, 1);
+        let one_thread = traces_body_on(traces.clone(), 30, &Json::Null, 1).concat();
         for threads in [2, 3, 4, 7, 16] {
-            let body = traces_body_on(traces.clone(), 30, &Json::Null, threads);
+            let body = traces_body_on(traces.clone(), 30, &Json::Null, threads).concat();
             assert_eq!(body, one_thread, "{threads} threads");
         }
         let concatenated: Vec<String> = alone.iter().flat_map(|b| data(b)).collect();
