@@ -733,7 +733,8 @@ impl SledStore {
                 n += traces[to].1.len();
                 to += 1;
             }
-            let raw = encode_block_refs(traces[from..to].iter().flat_map(|(_, t)| t.iter().copied()));
+            let raw =
+                encode_block_refs(traces[from..to].iter().flat_map(|(_, t)| t.iter().copied()));
             let compressed = zstd::bulk::compress(&raw, ZSTD_LEVEL)
                 .map_err(|e| StoreError::Io(format!("zstd compression failed: {e}")))?;
             let mut value = Vec::with_capacity(4 + compressed.len());
@@ -1038,9 +1039,13 @@ impl SledStore {
             .min(MAX_READ_THREADS)
             .min(ids.len());
         if threads <= 1 {
-            return ids.iter().map(|id| self.read_trace(*id, partitions)).collect();
+            return ids
+                .iter()
+                .map(|id| self.read_trace(*id, partitions))
+                .collect();
         }
-        let mut out: Vec<Option<StoreResult<Option<Trace>>>> = (0..ids.len()).map(|_| None).collect();
+        let mut out: Vec<Option<StoreResult<Option<Trace>>>> =
+            (0..ids.len()).map(|_| None).collect();
         std::thread::scope(|scope| {
             let workers: Vec<_> = (1..threads)
                 .map(|t| {
@@ -1066,9 +1071,7 @@ impl SledStore {
                 }
             }
         });
-        out.into_iter()
-            .map(|r| r.unwrap_or(Ok(None)))
-            .collect()
+        out.into_iter().map(|r| r.unwrap_or(Ok(None))).collect()
     }
 
     /// The trace ids of block `seq` in `dir` order, and whether they came from `dir` (so that
@@ -1258,7 +1261,9 @@ impl SledStore {
                     // other source's bound), as many as could still enter the answer, are read
                     // in parallel and then taken in order, as if one by one.
                     let floor = scan_top.max(head_top);
-                    let want = limit.saturating_sub(best.len()).clamp(1, MAX_PARALLEL_READS);
+                    let want = limit
+                        .saturating_sub(best.len())
+                        .clamp(1, MAX_PARALLEL_READS);
                     let mut batch: Vec<(u64, TraceId)> = Vec::with_capacity(want);
                     while batch.len() < want {
                         let Some(&(k, id)) = pending.peek() else {
@@ -2294,14 +2299,18 @@ mod tests {
         let s = store(&dir);
         // 300 traces of 10 spans in one write: frames of FRAME_SPANS spans of whole traces.
         let spans: Vec<Span> = (0..300u128)
-            .flat_map(|t| (0..10u64).map(move |i| span(t + 1, t as u64 * 100 + i + 1, T + t as u64)))
+            .flat_map(|t| {
+                (0..10u64).map(move |i| span(t + 1, t as u64 * 100 + i + 1, T + t as u64))
+            })
             .collect();
         s.write_spans(&spans).unwrap();
         let (p, part) = s.live_partitions().remove(0);
         let frames = decode_frames(&part.blk.get(0u64.to_be_bytes()).unwrap().unwrap()).unwrap();
         let per_frame = (FRAME_SPANS / 10) as u32;
         assert_eq!(frames.len(), 300usize.div_ceil(per_frame as usize));
-        assert!(frames[..frames.len() - 1].iter().all(|f| f.traces == per_frame));
+        assert!(frames[..frames.len() - 1]
+            .iter()
+            .all(|f| f.traces == per_frame));
         assert_eq!(frames.iter().map(|f| f.traces).sum::<u32>(), 300);
         // The last trace lives in the last frame: only that frame is read and cached.
         s.cache.lock().entries.clear();
@@ -2327,7 +2336,9 @@ mod tests {
         s.cache.lock().entries.clear();
         assert_eq!(s.get_trace(TraceId(150)).unwrap().unwrap().spans.len(), 10);
         // A malformed frame list is corrupt data, named by block.
-        part.blk.insert(0u64.to_be_bytes(), &[1u8, 2, 3][..]).unwrap();
+        part.blk
+            .insert(0u64.to_be_bytes(), &[1u8, 2, 3][..])
+            .unwrap();
         assert_eq!(
             s.get_trace(TraceId(150)).unwrap_err().to_string(),
             format!("stored data is corrupt at partition {p}, block 0: bad frame list of 3 bytes")
