@@ -139,3 +139,76 @@ fn malformed_wrong_type_oversized_and_zero_ids() {
         "{metrics}"
     );
 }
+
+/// Reads until the server closes the connection (or `limit` passes); what it sent, if anything.
+fn read_until_closed(s: &mut std::net::TcpStream, limit: std::time::Duration) -> Option<String> {
+    use std::io::Read;
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    match s.read_to_end(&mut got) {
+        Ok(_) => Some(String::from_utf8_lossy(&got).into_owned()),
+        // A reset also means the server let go of the connection.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Some(String::new()),
+        Err(_) => None,
+    }
+}
+
+#[test]
+fn stalled_clients_are_cut_off_and_cannot_exhaust_connections() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let d = Daemon::start(&[
+        "--storage",
+        "memory",
+        "--http.max-connections",
+        "8",
+        "--http.header-read-timeout",
+        "1s",
+        "--http.body-read-timeout",
+        "1s",
+    ])
+    .unwrap();
+    // Twice the connection cap, each stuck in the middle of its request head, on the OTLP and
+    // the query port.
+    let mut stalled: Vec<TcpStream> = (0..16)
+        .map(|i| {
+            let port = if i % 2 == 0 {
+                d.ports.http
+            } else {
+                d.ports.query
+            };
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
+                .unwrap();
+            s
+        })
+        .collect();
+    // A well-behaved client still gets in: at worst it waits for the stalled ones to be cut.
+    let started = Instant::now();
+    let ok = d
+        .post_otlp(&[("Content-Type", "application/json")], &fixture_json())
+        .unwrap();
+    assert_eq!(ok.status, 200, "{}", message_of(&ok));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Every stalled connection is closed by the server once its header time is up.
+    for (i, s) in stalled.iter_mut().enumerate() {
+        assert!(
+            read_until_closed(s, Duration::from_secs(10)).is_some(),
+            "stalled connection {i} still open"
+        );
+    }
+    // A body that stops arriving gets 408 naming the limit.
+    let mut slow = TcpStream::connect(("127.0.0.1", d.ports.http)).unwrap();
+    slow.write_all(
+        b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"resourceSp",
+    )
+    .unwrap();
+    let reply = read_until_closed(&mut slow, Duration::from_secs(10)).expect("an answer");
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(
+        reply.contains("request body not received within 1s"),
+        "{reply}"
+    );
+    assert_still_serving(&d);
+}

@@ -145,6 +145,19 @@ pub struct Options {
     /// OTLP/HTTP listen address [default: 0.0.0.0:4318].
     #[arg(long = "otlp.http.host-port", env = "SPOOR_OTLP_HTTP_HOST_PORT")]
     pub otlp_http: Option<String>,
+    /// Open connections per HTTP listener; more clients wait in the accept backlog
+    /// [default: 4096].
+    #[arg(long = "http.max-connections", env = "SPOOR_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
+    /// Time an HTTP client has to send its request headers [default: 10s].
+    #[arg(
+        long = "http.header-read-timeout",
+        env = "SPOOR_HTTP_HEADER_READ_TIMEOUT"
+    )]
+    pub http_header_read_timeout: Option<String>,
+    /// Time an HTTP client has to send a request body; slower ones get 408 [default: 30s].
+    #[arg(long = "http.body-read-timeout", env = "SPOOR_HTTP_BODY_READ_TIMEOUT")]
+    pub http_body_read_timeout: Option<String>,
     /// Largest accepted OTLP request, compressed or not, in bytes [default: 16777216].
     #[arg(long = "otlp.max-body-bytes", env = "SPOOR_OTLP_MAX_BODY_BYTES")]
     pub otlp_max_body_bytes: Option<usize>,
@@ -282,6 +295,7 @@ struct FileConfig {
     jaeger: Option<FileJaeger>,
     zipkin: Option<FileZipkin>,
     receivers: Option<Vec<String>>,
+    http: Option<FileHttpLimits>,
     query: Option<FileQuery>,
     admin: Option<FileHttp>,
     pipeline: Option<FilePipeline>,
@@ -367,6 +381,15 @@ struct FileQuery {
     static_files: Option<PathBuf>,
     ui_config: Option<PathBuf>,
     base_path: Option<String>,
+}
+
+/// `[http]`: limits every HTTP listener applies to its clients.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileHttpLimits {
+    max_connections: Option<usize>,
+    header_read_timeout: Option<String>,
+    body_read_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -458,6 +481,8 @@ pub struct Settings {
     pub plugins: Vec<spoor_plugin_host::PluginSpec>,
     /// OTLP request size limit.
     pub otlp_max_body_bytes: usize,
+    /// Limits of every HTTP listener.
+    pub http_limits: crate::receivers::HttpLimits,
     /// Query API address.
     pub query_http: SocketAddr,
     /// Built web UI directory (`None`: API only).
@@ -735,6 +760,38 @@ impl Settings {
         if otlp_max_body_bytes < 1024 {
             bail!("otlp.max-body-bytes must be at least 1024, got {otlp_max_body_bytes}");
         }
+        let http = file.http.take().unwrap_or_default();
+        let http_limits = crate::receivers::HttpLimits {
+            max_connections: opts
+                .http_max_connections
+                .or(http.max_connections)
+                .unwrap_or(4096),
+            header_read_timeout: parse_duration_setting(
+                "http.header-read-timeout",
+                opts.http_header_read_timeout
+                    .clone()
+                    .or(http.header_read_timeout),
+                "10s",
+            )?,
+            body_read_timeout: parse_duration_setting(
+                "http.body-read-timeout",
+                opts.http_body_read_timeout
+                    .clone()
+                    .or(http.body_read_timeout),
+                "30s",
+            )?,
+        };
+        if http_limits.max_connections == 0 {
+            bail!("http.max-connections must be at least 1, got 0");
+        }
+        for (name, d) in [
+            ("http.header-read-timeout", http_limits.header_read_timeout),
+            ("http.body-read-timeout", http_limits.body_read_timeout),
+        ] {
+            if d.is_zero() {
+                bail!("{name} must be more than 0");
+            }
+        }
         Ok(Settings {
             storage: opts.storage.or(file.storage).unwrap_or(StorageKind::Sled),
             data_dir: opts
@@ -812,6 +869,7 @@ impl Settings {
                 )?,
             ),
             otlp_max_body_bytes,
+            http_limits,
             query_http: parse_addr(
                 "query.http.host-port",
                 opts.query_http
@@ -987,6 +1045,29 @@ mod tests {
         assert_eq!(s.query_http.port(), 16686);
         assert_eq!(s.admin_http.port(), 14269);
         assert_eq!(s.durability, DurabilityKind::Periodic);
+        assert_eq!(s.http_limits, crate::receivers::HttpLimits::default());
+    }
+
+    #[test]
+    fn http_limits_from_file_and_flags() {
+        let s = with_file("[http]\nmax-connections = 16\nheader-read-timeout = \"2s\"\n").unwrap();
+        assert_eq!(s.http_limits.max_connections, 16);
+        assert_eq!(s.http_limits.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(s.http_limits.body_read_timeout, Duration::from_secs(30));
+        let err = with_file("[http]\nbody-read-timeout = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("http.body-read-timeout") && err.contains("soon"),
+            "{err}"
+        );
+        let err = Settings::resolve(&Options {
+            http_max_connections: Some(0),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(err, "http.max-connections must be at least 1, got 0");
     }
 
     fn with_file(text: &str) -> anyhow::Result<Settings> {

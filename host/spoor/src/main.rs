@@ -285,6 +285,7 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     let (stop_receivers, receivers_rx) = watch::channel(false);
     let (stop_servers, servers_rx) = watch::channel(false);
 
+    receivers::set_http_limits(settings.http_limits);
     let memory_task = memlimit::spawn(metrics.clone(), settings.memory_limit, servers_rx.clone());
     let admin = admin::Admin::new(metrics.clone());
     let ready = admin.ready.clone();

@@ -147,7 +147,8 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large(""));
     }
-    let collected = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, max).collect());
+    let limit = http_limits().body_read_timeout;
+    let collected = tokio::time::timeout(limit, Limited::new(body, max).collect());
     let raw = match collected.await {
         Ok(Ok(c)) => c.to_bytes(),
         Ok(Err(e)) if e.is::<LengthLimitError>() => return Err(too_large("")),
@@ -155,10 +156,7 @@ pub(crate) async fn read_body(
         Err(_) => {
             return Err(BodyError {
                 status: http::StatusCode::REQUEST_TIMEOUT,
-                message: format!(
-                    "request body not received within {}s",
-                    BODY_READ_TIMEOUT.as_secs()
-                ),
+                message: format!("request body not received within {limit:?}"),
             })
         }
     };
@@ -288,16 +286,19 @@ pub fn serve_all(
     tasks
 }
 
-/// Limits every HTTP listener applies to its clients, so slow or stalled clients cannot hold
-/// connections or memory: at most `max_connections` open connections (further clients wait in
-/// the kernel's accept backlog), request headers within `header_read_timeout` of a connection
-/// becoming active, and request bodies within [`BODY_READ_TIMEOUT`].
-#[derive(Debug, Clone, Copy)]
+/// Limits every HTTP listener applies to its clients (`[http]` settings), so slow or stalled
+/// clients cannot hold connections or memory: at most `max_connections` open connections
+/// (further clients wait in the kernel's accept backlog), request headers within
+/// `header_read_timeout` of a connection becoming active, and each request body within
+/// `body_read_timeout` of its headers (else `408 Request Timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
     /// Open connections per listener.
     pub max_connections: usize,
     /// Time a client has to send a complete request head.
     pub header_read_timeout: Duration,
+    /// Time a client has to send a request body.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for HttpLimits {
@@ -305,13 +306,23 @@ impl Default for HttpLimits {
         HttpLimits {
             max_connections: 4096,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }
 
-/// Time a client has to send a whole request body once its headers arrived; slower clients
-/// get `408 Request Timeout`.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+static HTTP_LIMITS: std::sync::OnceLock<HttpLimits> = std::sync::OnceLock::new();
+
+/// Sets the limits of every HTTP listener started afterwards (once, at start-up; later calls
+/// are ignored).
+pub fn set_http_limits(limits: HttpLimits) {
+    let _ = HTTP_LIMITS.set(limits);
+}
+
+/// The limits in force ([`HttpLimits::default`] unless [`set_http_limits`] was called).
+pub fn http_limits() -> HttpLimits {
+    HTTP_LIMITS.get().copied().unwrap_or_default()
+}
 
 /// Serves an axum router on `listener` (with TCP_NODELAY) until `stop`, with [`HttpLimits`]:
 /// HTTP/1.1 and h2c, header read timeout, a connection cap. On `stop` it stops accepting, lets
@@ -321,7 +332,7 @@ pub fn serve_http(
     router: axum::Router,
     stop: &watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
-    serve_http_with(listener, router, stop, HttpLimits::default())
+    serve_http_with(listener, router, stop, http_limits())
 }
 
 /// [`serve_http`] with explicit limits.
