@@ -24,7 +24,7 @@ build: ui
 	$(CARGO) build --release -p spoor
 
 ## test: formatting, lints, no_std and cross-target builds, unit, conformance and end-to-end tests
-test: tools test-clients lint nostd cross plugins plugins-hostile unit wasm-test bench-smoke e2e ui-test edge-test
+test: tools test-clients lint nostd cross plugins plugins-hostile unit fuzz-regress wasm-test bench-smoke e2e ui-test edge-test
 
 # Rust targets used to prove no_std and the Windows build.
 tools:
@@ -224,3 +224,41 @@ bench-edge: edge
 		target/wasm32-unknown-unknown/wasm-release/spoor_edge.wasm
 	$(CARGO) run -q -p spoor-edge --example otlp_body -- 100 > target/edge/bench/body-100.bin
 	node benches/edge/bench.mjs target/edge/bench target/edge/bench/body-100.bin wasm/edge/build
+
+# Fuzzing (issue #9, tests/fuzz; results in RELIABILITY.md). tests/fuzz is its own cargo
+# workspace with its own target dir. cargo-fuzz, exactly 0.13.1, is installed once into
+# target/fuzz/tools; it runs on the stable toolchain with RUSTC_BOOTSTRAP=1 (for the -Z flags it
+# passes), without a sanitizer (the crates under test deny unsafe code), optimised with debug
+# assertions and overflow checks, all targets built once. `make fuzz` runs each target for
+# FUZZ_SECONDS with the committed corpus (which it grows; minimise by hand with
+# `cargo fuzz cmin`), prints its executions, and fails if any target crashed (the input is in
+# tests/fuzz/artifacts/<target>/; minimise it with `cargo fuzz tmin` and keep it in
+# tests/fuzz/regressions/<target>/). `make fuzz-regress` replays every corpus and regression
+# file through the targets' library on stable, in seconds.
+FUZZ_SECONDS ?= 60
+FUZZ_TOOLS := target/fuzz/tools
+FUZZ_DIR := tests/fuzz
+CARGO_FUZZ := RUSTC_BOOTSTRAP=1 $(FUZZ_TOOLS)/bin/cargo-fuzz fuzz
+CARGO_FUZZ_FLAGS := --fuzz-dir $(FUZZ_DIR) -O -a -s none
+FUZZ_TARGETS = $(sort $(basename $(notdir $(wildcard $(FUZZ_DIR)/fuzz_targets/*.rs))))
+.PHONY: fuzz fuzz-tools fuzz-regress
+fuzz-tools:
+	@[ "$$($(FUZZ_TOOLS)/bin/cargo-fuzz --version 2>/dev/null)" = "cargo-fuzz 0.13.1" ] \
+		|| $(CARGO) install cargo-fuzz --version 0.13.1 --locked --root $(FUZZ_TOOLS)
+
+fuzz: fuzz-tools
+	$(CARGO_FUZZ) build $(CARGO_FUZZ_FLAGS)
+	@mkdir -p target/fuzz/logs; failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+		$(CARGO_FUZZ) run $(CARGO_FUZZ_FLAGS) $$t $(FUZZ_DIR)/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+			> target/fuzz/logs/$$t.log 2>&1 || failed="$$failed $$t"; \
+		echo "$$t: $$(sed -n 's/^stat::number_of_executed_units: *//p' target/fuzz/logs/$$t.log) executions" \
+			"in $$(sed -n 's/^Done .* in \([0-9]*\) second.*/\1/p' target/fuzz/logs/$$t.log) s," \
+			"corpus $$(ls $(FUZZ_DIR)/corpus/$$t | wc -l) files"; \
+	done; \
+	[ -z "$$failed" ] || { echo "crashed:$$failed (logs in target/fuzz/logs, inputs in $(FUZZ_DIR)/artifacts)" >&2; exit 1; }
+
+fuzz-regress:
+	cd $(FUZZ_DIR) && $(CARGO) test --no-default-features --lib -- --nocapture

@@ -311,7 +311,12 @@ pub fn parse_lookback(s: &str) -> Result<Option<u64>, ParamError> {
         ),
     };
     let day = 86_400_000_000_000u64;
-    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    // The unit is the last character, which may be more than one byte: `split_at` on a byte
+    // count panicked on `lookback=é` (found by fuzzing).
+    let (num, unit) = match s.char_indices().next_back() {
+        Some((i, _)) => s.split_at(i),
+        None => ("", ""),
+    };
     let mult = match unit {
         "d" => Some(day),
         "w" => Some(7 * day),
@@ -536,7 +541,7 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(parse_lookback(s), Ok(*want), "lookback {s}");
         }
-        for s in ["", "d", "-1h", "xd", "1y"] {
+        for s in ["", "d", "-1h", "xd", "1y", "é", "1é", "2dé"] {
             let err = parse_lookback(s).unwrap_err().to_string();
             assert!(
                 err.starts_with("unable to parse param 'lookback': invalid lookback"),
