@@ -212,3 +212,62 @@ fn stalled_clients_are_cut_off_and_cannot_exhaust_connections() {
     );
     assert_still_serving(&d);
 }
+
+#[test]
+fn query_cost_is_capped() {
+    let d = Daemon::start(&[
+        "--storage",
+        "memory",
+        "--query.max-limit",
+        "2",
+        "--query.max-spans-per-trace",
+        "2",
+        "--query.max-lookback",
+        "1h",
+    ])
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    for i in 1..=4u64 {
+        let body = crate::crash::trace_body(&format!("{i:032x}"), now - i * 1_000_000_000);
+        let r = d
+            .post_otlp(&[("Content-Type", "application/json")], body.as_bytes())
+            .unwrap();
+        assert_eq!(r.status, 200);
+    }
+    let v = d
+        .wait_json("/api/traces?service=crashy&limit=100&lookback=24h", |v| {
+            v["data"].as_array().is_some_and(|t| t.len() == 2)
+        })
+        .unwrap();
+    for t in v["data"].as_array().unwrap() {
+        assert_eq!(t["spans"].as_array().unwrap().len(), 2, "{t}");
+        assert!(
+            t["warnings"].to_string().contains("only the first 2"),
+            "{t}"
+        );
+    }
+    // A window longer than the longest lookback is shortened by moving its start: of
+    // [3 h ago, 10 min ago] only the last hour is searched, so a trace two hours old is not
+    // found (it is without the cap).
+    let old = crate::crash::trace_body(&format!("{:032x}", 99), now - 7_200_000_000_000);
+    let r = d
+        .post_otlp(&[("Content-Type", "application/json")], old.as_bytes())
+        .unwrap();
+    assert_eq!(r.status, 200);
+    d.wait_json(&format!("/api/traces/{:032x}", 99), |v| {
+        v["data"].is_array()
+    })
+    .unwrap();
+    let start = (now - 3 * 3_600_000_000_000) / 1000;
+    let end = (now - 600_000_000_000) / 1000;
+    let (status, v) = d
+        .get_json(&format!(
+            "/api/traces?service=crashy&start={start}&end={end}&limit=100"
+        ))
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(v["data"].as_array().map(Vec::len), Some(0), "{v}");
+}

@@ -28,7 +28,7 @@ impl Rng {
 }
 
 /// One OTLP/JSON request holding one trace of [`SPANS_PER_TRACE`] spans.
-fn trace_body(trace: &str, now: u64) -> String {
+pub(crate) fn trace_body(trace: &str, now: u64) -> String {
     let spans: Vec<String> = (1..=SPANS_PER_TRACE)
         .map(|s| {
             let parent = if s == 1 {

@@ -107,8 +107,14 @@ fn malformed(param: &'static str) -> impl Fn(String) -> ParamError {
     move |detail| ParamError::Malformed { param, detail }
 }
 
-/// Parses the `query.*` parameters of a v3 search (camelCase names, snake_case aliases).
-pub(crate) fn parse_find(p: &Params, max_limit: usize) -> Result<TraceQuery, ParamError> {
+/// Parses the `query.*` parameters of a v3 search (camelCase names, snake_case aliases); the
+/// window is shortened to `max_lookback` (by moving its start) and the depth capped at
+/// `max_limit`.
+pub(crate) fn parse_find(
+    p: &Params,
+    max_limit: usize,
+    max_lookback: Option<std::time::Duration>,
+) -> Result<TraceQuery, ParamError> {
     let mut q = TraceQuery {
         service: p
             .get_either("query.serviceName", "query.service_name")
@@ -132,6 +138,10 @@ pub(crate) fn parse_find(p: &Params, max_limit: usize) -> Result<TraceQuery, Par
     q.start_max_nanos = parse_rfc3339(max).map_err(malformed(max_name))?;
     if q.start_min_nanos >= q.start_max_nanos {
         return Err(ParamError::TimeWindowEmpty);
+    }
+    if let Some(max) = max_lookback {
+        let max = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+        q.start_min_nanos = q.start_min_nanos.max(q.start_max_nanos.saturating_sub(max));
     }
     let depth = p
         .get_either("query.searchDepth", "query.search_depth")
@@ -216,7 +226,7 @@ pub(crate) async fn get_trace(
 /// `GET /api/v3/traces?query.…`
 pub(crate) async fn find_traces(State(state): State<AppState>, RawQuery(q): RawQuery) -> Response {
     let p = Params::parse(q.as_deref());
-    let query = match parse_find(&p, state.cfg.max_limit) {
+    let query = match parse_find(&p, state.cfg.max_limit, state.cfg.max_lookback) {
         Ok(q) => q,
         Err(e) => return error(e.into()),
     };
@@ -301,7 +311,7 @@ pub(crate) async fn trace_summaries(
     RawQuery(q): RawQuery,
 ) -> Response {
     let p = Params::parse(q.as_deref());
-    let query = match parse_find(&p, state.cfg.max_limit) {
+    let query = match parse_find(&p, state.cfg.max_limit, state.cfg.max_lookback) {
         Ok(q) => q,
         Err(e) => return error(e.into()),
     };
@@ -327,7 +337,7 @@ mod tests {
     use super::*;
 
     fn parse(q: &str) -> Result<TraceQuery, String> {
-        parse_find(&Params::parse(Some(q)), 1500).map_err(|e| e.to_string())
+        parse_find(&Params::parse(Some(q)), 1500, None).map_err(|e| e.to_string())
     }
 
     const WINDOW: &str =
@@ -353,6 +363,16 @@ mod tests {
             (camel.service.as_deref(), camel.limit),
             (Some("b"), DEFAULT_SEARCH_DEPTH)
         );
+    }
+
+    #[test]
+    fn max_lookback_and_limit_cap_a_search() {
+        let p = Params::parse(Some(&format!("{WINDOW}&query.search_depth=900")));
+        let q = parse_find(&p, 50, Some(std::time::Duration::from_secs(600))).unwrap();
+        assert_eq!(q.limit, 50);
+        assert_eq!(q.start_max_nanos - q.start_min_nanos, 600_000_000_000);
+        let q = parse_find(&p, 1500, Some(std::time::Duration::from_secs(7200))).unwrap();
+        assert_eq!(q.start_max_nanos - q.start_min_nanos, 3_600_000_000_000);
     }
 
     #[test]

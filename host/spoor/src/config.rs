@@ -248,6 +248,19 @@ pub struct Options {
     /// Query API and UI listen address [default: 0.0.0.0:16686].
     #[arg(long = "query.http.host-port", env = "SPOOR_QUERY_HTTP_HOST_PORT")]
     pub query_http: Option<String>,
+    /// Longest search window; longer searches are shortened by moving their start [default:
+    /// none].
+    #[arg(long = "query.max-lookback", env = "SPOOR_QUERY_MAX_LOOKBACK")]
+    pub query_max_lookback: Option<String>,
+    /// Most traces one search returns, whatever its limit asks [default: 1500].
+    #[arg(long = "query.max-limit", env = "SPOOR_QUERY_MAX_LIMIT")]
+    pub query_max_limit: Option<usize>,
+    /// Most spans returned per trace, earliest first, with a warning; 0 = all [default: 0].
+    #[arg(
+        long = "query.max-spans-per-trace",
+        env = "SPOOR_QUERY_MAX_SPANS_PER_TRACE"
+    )]
+    pub query_max_spans_per_trace: Option<usize>,
     /// Directory of the built web UI (`www/dist`) served on the query port [default: none, the
     /// API only].
     #[arg(long = "query.static-files", env = "SPOOR_QUERY_STATIC_FILES")]
@@ -378,6 +391,9 @@ struct FileZipkin {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileQuery {
     http: Option<FileHostPort>,
+    max_lookback: Option<String>,
+    max_limit: Option<usize>,
+    max_spans_per_trace: Option<usize>,
     static_files: Option<PathBuf>,
     ui_config: Option<PathBuf>,
     base_path: Option<String>,
@@ -487,6 +503,12 @@ pub struct Settings {
     pub query_http: SocketAddr,
     /// Built web UI directory (`None`: API only).
     pub query_static_files: Option<PathBuf>,
+    /// Longest search window (`None`: unbounded).
+    pub query_max_lookback: Option<Duration>,
+    /// Most traces per search.
+    pub query_max_limit: usize,
+    /// Most spans per returned trace (0: all).
+    pub query_max_spans_per_trace: usize,
     /// UI options (`None`: `{}`).
     pub query_ui_config: Option<serde_json::Value>,
     /// Prefix of the query API and UI, normalised (`""`: the root).
@@ -595,7 +617,27 @@ impl Settings {
                 p
             })
             .collect();
-        let query = file.query.take().unwrap_or_default();
+        let mut query = file.query.take().unwrap_or_default();
+        let query_max_lookback = match opts
+            .query_max_lookback
+            .clone()
+            .or(query.max_lookback.take())
+        {
+            None => None,
+            Some(text) => Some(parse_duration_setting(
+                "query.max-lookback",
+                Some(text),
+                "",
+            )?),
+        };
+        let query_max_limit = opts.query_max_limit.or(query.max_limit).unwrap_or(1500);
+        if query_max_limit == 0 {
+            bail!("query.max-limit must be at least 1, got 0");
+        }
+        let query_max_spans_per_trace = opts
+            .query_max_spans_per_trace
+            .or(query.max_spans_per_trace)
+            .unwrap_or(0);
         let query_base_path = spoor_query::parse_base_path(
             opts.query_base_path
                 .as_deref()
@@ -901,6 +943,9 @@ impl Settings {
             span_metrics_bucket,
             plugins,
             query_static_files,
+            query_max_lookback,
+            query_max_limit,
+            query_max_spans_per_trace,
             query_ui_config,
             query_base_path,
             queue_bytes,

@@ -359,9 +359,9 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
             store.clone(),
             spoor_query::QueryConfig {
                 default_lookback: Duration::from_secs(3600),
-                max_lookback: None,
-                max_limit: 1500,
-                max_spans_per_trace: 0,
+                max_lookback: settings.query_max_lookback,
+                max_limit: settings.query_max_limit,
+                max_spans_per_trace: settings.query_max_spans_per_trace,
                 static_files: settings.query_static_files.clone(),
                 ui_config: settings.query_ui_config.clone(),
                 base_path: settings.query_base_path.clone(),
