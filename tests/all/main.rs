@@ -12,4 +12,5 @@ mod plugins;
 mod restart;
 mod roles;
 mod sampling;
+mod tls;
 mod zipkin;

@@ -145,6 +145,25 @@ pub struct Options {
     /// OTLP/HTTP listen address [default: 0.0.0.0:4318].
     #[arg(long = "otlp.http.host-port", env = "SPOOR_OTLP_HTTP_HOST_PORT")]
     pub otlp_http: Option<String>,
+    /// PEM certificate chain: TLS on every TCP listener but the admin port (with
+    /// --tls.key-file) [default: none, plain TCP].
+    #[arg(long = "tls.cert-file", env = "SPOOR_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls.cert-file.
+    #[arg(long = "tls.key-file", env = "SPOOR_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates: require client certificates signed by them (mutual TLS).
+    #[arg(long = "tls.client-ca-file", env = "SPOOR_TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// Agent role: PEM CA certificates to trust for an `https://` collector endpoint.
+    #[arg(long = "agent.tls.ca-file", env = "SPOOR_AGENT_TLS_CA_FILE")]
+    pub agent_tls_ca_file: Option<PathBuf>,
+    /// Agent role: client certificate for mutual TLS with the collector.
+    #[arg(long = "agent.tls.cert-file", env = "SPOOR_AGENT_TLS_CERT_FILE")]
+    pub agent_tls_cert_file: Option<PathBuf>,
+    /// Agent role: key of --agent.tls.cert-file.
+    #[arg(long = "agent.tls.key-file", env = "SPOOR_AGENT_TLS_KEY_FILE")]
+    pub agent_tls_key_file: Option<PathBuf>,
     /// Open connections per HTTP listener; more clients wait in the accept backlog
     /// [default: 4096].
     #[arg(long = "http.max-connections", env = "SPOOR_HTTP_MAX_CONNECTIONS")]
@@ -309,6 +328,7 @@ struct FileConfig {
     zipkin: Option<FileZipkin>,
     receivers: Option<Vec<String>>,
     http: Option<FileHttpLimits>,
+    tls: Option<FileTls>,
     query: Option<FileQuery>,
     admin: Option<FileHttp>,
     pipeline: Option<FilePipeline>,
@@ -350,6 +370,9 @@ struct FileOtlp {
 struct FileAgent {
     collector_endpoint: Option<String>,
     sampling_endpoint: Option<String>,
+    tls_ca_file: Option<PathBuf>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -397,6 +420,15 @@ struct FileQuery {
     static_files: Option<PathBuf>,
     ui_config: Option<PathBuf>,
     base_path: Option<String>,
+}
+
+/// `[tls]`: TLS on the listeners.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileTls {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    client_ca_file: Option<PathBuf>,
 }
 
 /// `[http]`: limits every HTTP listener applies to its clients.
@@ -499,6 +531,10 @@ pub struct Settings {
     pub otlp_max_body_bytes: usize,
     /// Limits of every HTTP listener.
     pub http_limits: crate::receivers::HttpLimits,
+    /// TLS of the listeners (`None`: plain TCP).
+    pub tls: Option<crate::tls::ServerTlsFiles>,
+    /// Agent role: TLS towards the collector.
+    pub agent_tls: crate::tls::ClientTlsFiles,
     /// Query API address.
     pub query_http: SocketAddr,
     /// Built web UI directory (`None`: API only).
@@ -802,6 +838,39 @@ impl Settings {
         if otlp_max_body_bytes < 1024 {
             bail!("otlp.max-body-bytes must be at least 1024, got {otlp_max_body_bytes}");
         }
+        let tls_file = file.tls.take().unwrap_or_default();
+        let in_dir = |p: Option<PathBuf>| p.map(|p| config_dir.join(p));
+        let tls = match (
+            opts.tls_cert_file.clone().or(in_dir(tls_file.cert_file)),
+            opts.tls_key_file.clone().or(in_dir(tls_file.key_file)),
+        ) {
+            (Some(cert), Some(key)) => Some(crate::tls::ServerTlsFiles {
+                cert,
+                key,
+                client_ca: opts
+                    .tls_client_ca_file
+                    .clone()
+                    .or(in_dir(tls_file.client_ca_file)),
+            }),
+            (None, None) => {
+                if opts.tls_client_ca_file.is_some() || tls_file.client_ca_file.is_some() {
+                    bail!("tls.client-ca-file needs tls.cert-file and tls.key-file");
+                }
+                None
+            }
+            _ => bail!("tls.cert-file and tls.key-file go together"),
+        };
+        let agent_tls = crate::tls::ClientTlsFiles {
+            ca: opts.agent_tls_ca_file.clone().or(in_dir(agent.tls_ca_file)),
+            cert: opts
+                .agent_tls_cert_file
+                .clone()
+                .or(in_dir(agent.tls_cert_file)),
+            key: opts
+                .agent_tls_key_file
+                .clone()
+                .or(in_dir(agent.tls_key_file)),
+        };
         let http = file.http.take().unwrap_or_default();
         let http_limits = crate::receivers::HttpLimits {
             max_connections: opts
@@ -912,6 +981,8 @@ impl Settings {
             ),
             otlp_max_body_bytes,
             http_limits,
+            tls,
+            agent_tls,
             query_http: parse_addr(
                 "query.http.host-port",
                 opts.query_http

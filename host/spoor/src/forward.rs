@@ -47,6 +47,7 @@ impl ForwardStore {
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout)
             .tcp_nodelay(true);
+        let endpoint = crate::tls::client_endpoint(endpoint, &cfg.endpoint)?;
         Ok(ForwardStore {
             endpoint: cfg.endpoint.clone(),
             channel: endpoint.connect_lazy(),

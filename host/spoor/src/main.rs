@@ -19,6 +19,7 @@ mod pipeline;
 mod plugin_cli;
 mod receivers;
 mod sampling;
+mod tls;
 
 use std::process::ExitCode;
 use std::sync::atomic::Ordering::Relaxed;
@@ -286,10 +287,18 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     let (stop_servers, servers_rx) = watch::channel(false);
 
     receivers::set_http_limits(settings.http_limits);
+    receivers::set_listener_tls(settings.tls.as_ref())?;
+    tls::set_client_files(settings.agent_tls.clone())?;
     let memory_task = memlimit::spawn(metrics.clone(), settings.memory_limit, servers_rx.clone());
     let admin = admin::Admin::new(metrics.clone());
     let ready = admin.ready.clone();
-    let admin_task = tokio::spawn(receivers::serve_http(admin_l, admin.router(), &servers_rx));
+    let admin_task = tokio::spawn(receivers::serve_http_with(
+        admin_l,
+        admin.router(),
+        &servers_rx,
+        receivers::http_limits(),
+        false,
+    ));
 
     let store: Arc<dyn TraceStore> = if role == Role::Agent {
         let endpoint = settings

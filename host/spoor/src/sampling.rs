@@ -191,8 +191,8 @@ impl CollectorStrategies {
             .map_err(|e| anyhow::anyhow!("invalid agent.sampling-endpoint {endpoint:?}: {e}"))?
             .timeout(timeout)
             .connect_timeout(timeout)
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        let channel = crate::tls::client_endpoint(channel, endpoint)?.connect_lazy();
         Ok(CollectorStrategies {
             endpoint: endpoint.to_string(),
             channel,

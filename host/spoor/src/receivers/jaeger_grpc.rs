@@ -40,7 +40,7 @@ pub async fn serve_jaeger_grpc(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr().ok();
-    tonic::transport::Server::builder()
+    super::grpc_server_builder()?
         .add_service(UnaryServer::new(
             PostSpans { ingest },
             cfg.max_message_bytes,

@@ -332,17 +332,19 @@ pub fn serve_http(
     router: axum::Router,
     stop: &watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
-    serve_http_with(listener, router, stop, http_limits())
+    serve_http_with(listener, router, stop, http_limits(), true)
 }
 
-/// [`serve_http`] with explicit limits.
+/// [`serve_http`] with explicit limits, and with the listeners' TLS (if configured) only when
+/// `tls` (the admin port stays plain, for health checks and scrapers inside the deployment).
 pub fn serve_http_with(
     listener: TcpListener,
     router: axum::Router,
     stop: &watch::Receiver<bool>,
     limits: HttpLimits,
+    use_tls: bool,
 ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
     let stop = stop.clone();
@@ -380,15 +382,26 @@ pub fn serve_http_with(
             let mut stream = stream;
             no_delay(&mut stream);
             let (builder, router, stop) = (builder.clone(), router.clone(), stop.clone());
+            let tls = if use_tls {
+                listener_tls().http.clone()
+            } else {
+                None
+            };
             tokio::spawn(async move {
                 let svc = TowerToHyperService::new(router);
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                let mut conn = std::pin::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    _ = stopped(&stop) => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
+                match tls {
+                    None => serve_connection(&builder, stream, svc, &stop).await,
+                    Some(acceptor) => {
+                        // The handshake counts against the header read timeout.
+                        let handshake = tokio::time::timeout(
+                            limits.header_read_timeout,
+                            acceptor.accept(stream),
+                        );
+                        match handshake.await {
+                            Ok(Ok(tls)) => serve_connection(&builder, tls, svc, &stop).await,
+                            Ok(Err(e)) => tracing::debug!(error = %e, "tls handshake failed"),
+                            Err(_) => tracing::debug!("tls handshake timed out"),
+                        }
                     }
                 }
                 drop(permit);
@@ -398,6 +411,69 @@ pub fn serve_http_with(
         let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(Duration::from_secs(30), slots.acquire_many(all)).await;
         Ok(())
+    }
+}
+
+/// Serves one connection until it ends, or until `stop`, then finishes its in-flight requests.
+async fn serve_connection<I>(
+    builder: &hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    io: I,
+    svc: hyper_util::service::TowerToHyperService<axum::Router>,
+    stop: &watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(io), svc);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stopped(stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// TLS of the listeners: a rustls acceptor for the HTTP ones, tonic's settings for gRPC.
+#[derive(Default)]
+pub struct ListenerTls {
+    /// For [`serve_http`].
+    pub http: Option<tokio_rustls::TlsAcceptor>,
+    /// For the gRPC servers.
+    pub grpc: Option<tonic::transport::ServerTlsConfig>,
+}
+
+static LISTENER_TLS: std::sync::OnceLock<ListenerTls> = std::sync::OnceLock::new();
+
+/// Loads the TLS files (errors name the file) and makes every listener started afterwards
+/// use them; `None` keeps plain TCP. Called once at start-up.
+pub fn set_listener_tls(files: Option<&crate::tls::ServerTlsFiles>) -> anyhow::Result<()> {
+    let tls = match files {
+        None => ListenerTls::default(),
+        Some(f) => ListenerTls {
+            http: Some(tokio_rustls::TlsAcceptor::from(
+                crate::tls::http_server_config(f)?,
+            )),
+            grpc: Some(crate::tls::grpc_server_config(f)?),
+        },
+    };
+    let _ = LISTENER_TLS.set(tls);
+    Ok(())
+}
+
+/// The listeners' TLS (none unless [`set_listener_tls`] was given files).
+pub fn listener_tls() -> &'static ListenerTls {
+    LISTENER_TLS.get_or_init(ListenerTls::default)
+}
+
+/// A tonic server builder with the listeners' TLS, if any.
+pub fn grpc_server_builder() -> anyhow::Result<tonic::transport::Server> {
+    let builder = tonic::transport::Server::builder();
+    match &listener_tls().grpc {
+        None => Ok(builder),
+        Some(cfg) => builder
+            .tls_config(cfg.clone())
+            .map_err(|e| anyhow::anyhow!("grpc tls: {e}")),
     }
 }
 

@@ -38,7 +38,7 @@ pub async fn serve_otlp_grpc(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr().ok();
-    tonic::transport::Server::builder()
+    super::grpc_server_builder()?
         .add_service(UnaryServer::new(Export { ingest }, cfg.max_message_bytes))
         .serve_with_incoming_shutdown(
             // No Nagle: a small unary reply must not wait for the client's delayed ACK.
