@@ -212,7 +212,7 @@ $(EDGE_E2E)/node_modules/.installed: $(EDGE_E2E)/package.json $(EDGE_E2E)/packag
 
 # End-to-end: the real daemon and the worker in workerd (miniflare), OTel JS SDK and plain OTLP,
 # the collector stopped and restarted mid-stream, and the refusals (401/403/413, CORS).
-edge-test: edge $(EDGE_E2E)/node_modules/.installed
+edge-test: edge $(EDGE_E2E)/node_modules/.installed chromium
 	$(CARGO) build -p spoor
 	cd $(EDGE_E2E) && node --test e2e.test.mjs
 

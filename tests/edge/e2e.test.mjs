@@ -1,7 +1,9 @@
 // End-to-end test of the edge collector (wasm/edge, issue #8): the real daemon on free
 // 127.0.0.1 ports and the built worker (`make edge`) in workerd through miniflare. Traces are
-// sent with the OpenTelemetry JS SDK browser-style (an Origin header, CORS preflight) and as
-// plain OTLP protobuf, found through the daemon's query API by the same ids; then the daemon is
+// sent with the OpenTelemetry JS SDK browser-style (an Origin header, CORS preflight), from a
+// real browser (headless Chromium: a page on an allowed origin gets through the preflight, the
+// same page on another origin is stopped by the browser), and as plain OTLP protobuf, found
+// through the daemon's query API by the same ids; then the daemon is
 // stopped mid-stream, the worker must buffer in its Durable Object, and once the daemon is back
 // on the same port the buffer must drain. Also the refusals: 401, 403, 413 and a bad origin.
 // Run: `make edge-test` (or `node --test e2e.test.mjs` after `make edge` and `cargo build -p spoor`).
@@ -16,12 +18,15 @@ import { Miniflare } from 'miniflare';
 import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
+import { createServer } from 'node:http';
+import { chromium } from 'playwright-core';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SPOOR = join(ROOT, 'target', 'debug', 'spoor');
 const BUILD = join(ROOT, 'wasm', 'edge', 'build');
 const TOKEN = 'e2e-token';
 const ORIGIN = 'https://app.example';
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -53,6 +58,8 @@ let daemonLog = '';
 let daemon; // { proc, query, otlp }
 let mf;
 let edge; // the worker's URL, no trailing slash
+let pages; // a web page's server, for the real browser: http://127.0.0.1:port is an allowed origin
+let pagePort;
 
 /** Starts the daemon; `otlpPort` reuses a port (restart). */
 async function startDaemon(otlpPort) {
@@ -133,6 +140,9 @@ async function stats() {
 
 before(async () => {
   daemon = await startDaemon();
+  pages = createServer((_, res) => res.end('<!doctype html><title>an app</title>'));
+  await new Promise((r) => pages.listen(0, '127.0.0.1', r));
+  pagePort = pages.address().port;
   const port = await freePort();
   mf = new Miniflare({
     host: '127.0.0.1',
@@ -144,7 +154,7 @@ before(async () => {
     compatibilityDate: '2025-11-01',
     bindings: {
       COLLECTOR_URL: `http://127.0.0.1:${daemon.otlp}/v1/traces`,
-      ALLOWED_ORIGINS: ORIGIN,
+      ALLOWED_ORIGINS: `${ORIGIN},http://127.0.0.1:${pagePort}`,
       SPOOR_TOKENS: `other-token,${TOKEN}`,
       MAX_BODY_BYTES: '65536',
       RETRY_INTERVAL_MS: '300',
@@ -156,6 +166,7 @@ before(async () => {
 });
 
 after(async () => {
+  pages?.close();
   await mf?.dispose();
   daemon?.proc.kill('SIGKILL');
 });
@@ -210,6 +221,47 @@ test('the OpenTelemetry JS SDK sends browser-style through CORS; the daemon has 
     return s.length === 2 && s;
   }, `trace ${traceId} in the daemon`);
   assert.deepEqual(spans.map((s) => s.operationName).sort(), ['fetch /api/cart', 'page load']);
+});
+
+test('a real browser (Chromium) sends through CORS from an allowed origin and is stopped from another', async () => {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
+  });
+  try {
+    const send = (page, id) =>
+      page.evaluate(
+        async ({ url, token, bytes }) => {
+          try {
+            // A cross-origin POST with an Authorization header: the browser preflights it and
+            // hands the answer to the page only if the worker's CORS headers allow this origin.
+            const r = await fetch(url, {
+              method: 'POST',
+              headers: { 'content-type': 'application/x-protobuf', authorization: `Bearer ${token}` },
+              body: new Uint8Array(bytes),
+            });
+            return r.status;
+          } catch {
+            return 'blocked';
+          }
+        },
+        { url: `${edge}/v1/traces`, token: TOKEN, bytes: Array.from(otlpBody('edge-e2e-chromium', id, 3)) },
+      );
+    const allowed = await browser.newPage();
+    await allowed.goto(`http://127.0.0.1:${pagePort}/`);
+    const id = newTraceId();
+    assert.equal(await send(allowed, id), 200);
+    await waitFor(async () => (await traceSpans(id)).length === 3, `trace ${id} from Chromium in the daemon`);
+    // Same page, another origin (localhost is not in ALLOWED_ORIGINS): the preflight is refused.
+    const other = await browser.newPage();
+    await other.goto(`http://localhost:${pagePort}/`);
+    const refused = newTraceId();
+    assert.equal(await send(other, refused), 'blocked');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal((await traceSpans(refused)).length, 0);
+  } finally {
+    await browser.close();
+  }
 });
 
 test('plain OTLP protobuf is forwarded with the same trace id; stats count it', async () => {
