@@ -185,10 +185,6 @@ const ZSTD_LEVEL: i32 = 1;
 const SEGMENT_BYTES: usize = 128 << 10;
 /// Largest decompressed block accepted (guards allocations against a corrupt length).
 const MAX_BLOCK_BYTES: usize = 1 << 30;
-/// Most candidate traces a search reads at once (in parallel).
-const MAX_PARALLEL_READS: usize = 16;
-/// Most threads reading candidate traces for one search.
-const MAX_READ_THREADS: usize = 4;
 /// Decompressed frames kept for repeated reads (find verifies several traces of one frame).
 const BLOCK_CACHE_BYTES: usize = 16 << 20;
 /// Spans per frame of a block (a frame may hold more when one trace does). A 20-span-trace
@@ -1026,54 +1022,6 @@ impl SledStore {
         }
     }
 
-    /// [`Self::read_trace`] of each id, in order; several ids are read on up to
-    /// `available_parallelism` (at most [`MAX_READ_THREADS`]) scoped threads, each taking every
-    /// n-th id so large traces spread over the threads.
-    fn read_traces(
-        &self,
-        ids: &[TraceId],
-        partitions: &[(u64, Partition)],
-    ) -> Vec<StoreResult<Option<Trace>>> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_READ_THREADS)
-            .min(ids.len());
-        if threads <= 1 {
-            return ids
-                .iter()
-                .map(|id| self.read_trace(*id, partitions))
-                .collect();
-        }
-        let mut out: Vec<Option<StoreResult<Option<Trace>>>> =
-            (0..ids.len()).map(|_| None).collect();
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (1..threads)
-                .map(|t| {
-                    scope.spawn(move || {
-                        (t..ids.len())
-                            .step_by(threads)
-                            .map(|i| (i, self.read_trace(ids[i], partitions)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            for i in (0..ids.len()).step_by(threads) {
-                out[i] = Some(self.read_trace(ids[i], partitions));
-            }
-            for w in workers {
-                match w.join() {
-                    Ok(done) => {
-                        for (i, r) in done {
-                            out[i] = Some(r);
-                        }
-                    }
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-        });
-        out.into_iter().map(|r| r.unwrap_or(Ok(None))).collect()
-    }
-
     /// The trace ids of block `seq` in `dir` order, and whether they came from `dir` (so that
     /// service-entry ordinals refer to them). Falls back to the block's own directory.
     fn block_ids(
@@ -1257,48 +1205,27 @@ impl SledStore {
                     break 'partitions;
                 }
                 if pending_top == Some(top) {
-                    // The candidates that come next anyway (their keys are at least every
-                    // other source's bound), as many as could still enter the answer, are read
-                    // in parallel and then taken in order, as if one by one.
-                    let floor = scan_top.max(head_top);
-                    let want = limit
-                        .saturating_sub(best.len())
-                        .clamp(1, MAX_PARALLEL_READS);
-                    let mut batch: Vec<(u64, TraceId)> = Vec::with_capacity(want);
-                    while batch.len() < want {
-                        let Some(&(k, id)) = pending.peek() else {
-                            break;
-                        };
-                        if !batch.is_empty() && floor.is_some_and(|f| k < f) {
-                            break;
-                        }
-                        pending.pop();
-                        if seen.insert(id) {
-                            batch.push((k, id));
-                        }
+                    let Some((_, trace_id)) = pending.pop() else {
+                        break;
+                    };
+                    if !seen.insert(trace_id) {
+                        continue;
                     }
-                    let ids: Vec<TraceId> = batch.iter().map(|(_, id)| *id).collect();
-                    let reads = self.read_traces(&ids, &partitions);
-                    for ((k, trace_id), read) in batch.into_iter().zip(reads) {
-                        if full(&best, k) {
-                            break 'partitions;
+                    let trace = match self.read_trace(trace_id, &partitions) {
+                        Ok(Some(t)) => t,
+                        Ok(None) => continue,
+                        Err(e @ StoreError::Corrupt { .. }) => {
+                            tracing::warn!(trace_id = %trace_id, error = %e, "skipping unreadable candidate trace");
+                            continue;
                         }
-                        let trace = match read {
-                            Ok(Some(t)) => t,
-                            Ok(None) => continue,
-                            Err(e @ StoreError::Corrupt { .. }) => {
-                                tracing::warn!(trace_id = %trace_id, error = %e, "skipping unreadable candidate trace");
-                                continue;
-                            }
-                            Err(e) => return Err(e),
-                        };
-                        if let Some(k) = match_key(query, &trace.spans) {
-                            best.push(std::cmp::Reverse((k, trace_id)));
-                            found.insert(trace_id, trace);
-                            if best.len() > limit {
-                                if let Some(std::cmp::Reverse((_, dropped))) = best.pop() {
-                                    found.remove(&dropped);
-                                }
+                        Err(e) => return Err(e),
+                    };
+                    if let Some(k) = match_key(query, &trace.spans) {
+                        best.push(std::cmp::Reverse((k, trace_id)));
+                        found.insert(trace_id, trace);
+                        if best.len() > limit {
+                            if let Some(std::cmp::Reverse((_, dropped))) = best.pop() {
+                                found.remove(&dropped);
                             }
                         }
                     }
