@@ -38,7 +38,13 @@ fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
-fn certs(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+/// A PEM file read once: its bytes (for tonic) and its certificates (for rustls).
+struct PemCerts {
+    pem: Vec<u8>,
+    certs: Vec<CertificateDer<'static>>,
+}
+
+fn certs(path: &Path, what: &str) -> anyhow::Result<PemCerts> {
     let pem = read(path, what)?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
@@ -46,31 +52,50 @@ fn certs(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<'static>>
     if certs.is_empty() {
         anyhow::bail!("{what} {} holds no certificate", path.display());
     }
-    Ok(certs)
+    Ok(PemCerts { pem, certs })
 }
 
-fn key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
-    let pem = read(path, "tls.key-file")?;
-    PrivateKeyDer::from_pem_slice(&pem)
-        .map_err(|e| anyhow::anyhow!("tls.key-file {} holds no private key: {e}", path.display()))
+fn key(path: &Path, what: &str) -> anyhow::Result<(Vec<u8>, PrivateKeyDer<'static>)> {
+    let pem = read(path, what)?;
+    let key = PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|e| anyhow::anyhow!("{what} {} holds no private key: {e}", path.display()))?;
+    Ok((pem, key))
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The rustls configuration of the HTTP listeners (ALPN h2 and http/1.1).
-pub fn http_server_config(files: &ServerTlsFiles) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+/// The listeners' TLS, every file read and checked once: the rustls configuration of the HTTP
+/// listeners (ALPN h2 and http/1.1) and tonic's settings for the gRPC ones.
+pub struct ServerTls {
+    /// For the HTTP listeners.
+    pub http: Arc<rustls::ServerConfig>,
+    /// For the gRPC listeners.
+    pub grpc: tonic::transport::ServerTlsConfig,
+}
+
+/// Loads [`ServerTls`] from `files`; errors name the file.
+pub fn server_tls(files: &ServerTlsFiles) -> anyhow::Result<ServerTls> {
+    let chain = certs(&files.cert, "tls.cert-file")?;
+    let (key_pem, key) = key(&files.key, "tls.key-file")?;
+    let client_ca = match &files.client_ca {
+        None => None,
+        Some(ca) => Some((ca, certs(ca, "tls.client-ca-file")?)),
+    };
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .context("tls: no protocol versions")?;
-    let builder = match &files.client_ca {
+    let builder = match &client_ca {
         None => builder.with_no_client_auth(),
-        Some(ca) => {
+        Some((path, ca)) => {
             let mut roots = rustls::RootCertStore::empty();
-            for c in certs(ca, "tls.client-ca-file")? {
-                roots.add(c).with_context(|| {
-                    format!("tls.client-ca-file {}: unusable certificate", ca.display())
+            for c in &ca.certs {
+                roots.add(c.clone()).with_context(|| {
+                    format!(
+                        "tls.client-ca-file {}: unusable certificate",
+                        path.display()
+                    )
                 })?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
@@ -78,12 +103,12 @@ pub fn http_server_config(files: &ServerTlsFiles) -> anyhow::Result<Arc<rustls::
                 provider(),
             )
             .build()
-            .with_context(|| format!("tls.client-ca-file {}", ca.display()))?;
+            .with_context(|| format!("tls.client-ca-file {}", path.display()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut cfg = builder
-        .with_single_cert(certs(&files.cert, "tls.cert-file")?, key(&files.key)?)
+    let mut http = builder
+        .with_single_cert(chain.certs.clone(), key)
         .with_context(|| {
             format!(
                 "tls.cert-file {} and tls.key-file {} do not make a usable pair",
@@ -91,28 +116,16 @@ pub fn http_server_config(files: &ServerTlsFiles) -> anyhow::Result<Arc<rustls::
                 files.key.display()
             )
         })?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
-}
-
-/// tonic's server TLS settings for the gRPC listeners.
-pub fn grpc_server_config(
-    files: &ServerTlsFiles,
-) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
-    // Parse once the rustls way so bad files fail with the same messages as HTTP.
-    http_server_config(files)?;
-    let identity = tonic::transport::Identity::from_pem(
-        read(&files.cert, "tls.cert-file")?,
-        read(&files.key, "tls.key-file")?,
-    );
-    let mut cfg = tonic::transport::ServerTlsConfig::new().identity(identity);
-    if let Some(ca) = &files.client_ca {
-        cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(read(
-            ca,
-            "tls.client-ca-file",
-        )?));
+    http.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let mut grpc = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(chain.pem, key_pem));
+    if let Some((_, ca)) = client_ca {
+        grpc = grpc.client_ca_root(tonic::transport::Certificate::from_pem(ca.pem));
     }
-    Ok(cfg)
+    Ok(ServerTls {
+        http: Arc::new(http),
+        grpc,
+    })
 }
 
 /// tonic's client TLS settings for an `https://` collector endpoint.
@@ -121,19 +134,14 @@ pub fn grpc_client_config(
 ) -> anyhow::Result<tonic::transport::ClientTlsConfig> {
     let mut cfg = tonic::transport::ClientTlsConfig::new();
     if let Some(ca) = &files.ca {
-        certs(ca, "agent.tls.ca-file")?;
-        cfg = cfg.ca_certificate(tonic::transport::Certificate::from_pem(read(
-            ca,
-            "agent.tls.ca-file",
-        )?));
+        let ca = certs(ca, "agent.tls.ca-file")?;
+        cfg = cfg.ca_certificate(tonic::transport::Certificate::from_pem(ca.pem));
     }
     match (&files.cert, &files.key) {
-        (Some(cert), Some(key)) => {
-            certs(cert, "agent.tls.cert-file")?;
-            cfg = cfg.identity(tonic::transport::Identity::from_pem(
-                read(cert, "agent.tls.cert-file")?,
-                read(key, "agent.tls.key-file")?,
-            ));
+        (Some(cert), Some(key_path)) => {
+            let chain = certs(cert, "agent.tls.cert-file")?;
+            let (key_pem, _) = key(key_path, "agent.tls.key-file")?;
+            cfg = cfg.identity(tonic::transport::Identity::from_pem(chain.pem, key_pem));
         }
         (None, None) => {}
         _ => anyhow::bail!("agent.tls.cert-file and agent.tls.key-file go together"),
@@ -141,12 +149,11 @@ pub fn grpc_client_config(
     Ok(cfg)
 }
 
-static CLIENT: std::sync::OnceLock<ClientTlsFiles> = std::sync::OnceLock::new();
+static CLIENT: std::sync::OnceLock<tonic::transport::ClientTlsConfig> = std::sync::OnceLock::new();
 
-/// Sets the agent's TLS files for its connections to the collector (once, at start-up).
+/// Loads the agent's TLS files for its connections to the collector (once, at start-up).
 pub fn set_client_files(files: ClientTlsFiles) -> anyhow::Result<()> {
-    grpc_client_config(&files)?;
-    let _ = CLIENT.set(files);
+    let _ = CLIENT.set(grpc_client_config(&files)?);
     Ok(())
 }
 
@@ -159,9 +166,9 @@ pub fn client_endpoint(
     if !url.starts_with("https://") {
         return Ok(endpoint);
     }
-    let files = CLIENT.get().cloned().unwrap_or_default();
+    let cfg = CLIENT.get().cloned().unwrap_or_default();
     endpoint
-        .tls_config(grpc_client_config(&files)?)
+        .tls_config(cfg)
         .map_err(|e| anyhow::anyhow!("tls for {url}: {e}"))
 }
 
@@ -179,14 +186,14 @@ mod tests {
             key: junk.clone(),
             client_ca: None,
         };
-        let err = format!("{:#}", http_server_config(&files).unwrap_err());
+        let err = format!("{:#}", server_tls(&files).map(|_| ()).unwrap_err());
         assert!(err.starts_with("cannot read tls.cert-file "), "{err}");
         assert!(err.contains("missing.pem"), "{err}");
         let files = ServerTlsFiles {
             cert: junk.clone(),
             ..files
         };
-        let err = format!("{:#}", http_server_config(&files).unwrap_err());
+        let err = format!("{:#}", server_tls(&files).map(|_| ()).unwrap_err());
         assert!(err.contains("holds no certificate"), "{err}");
         let err = grpc_client_config(&ClientTlsFiles {
             cert: Some(junk),

@@ -450,12 +450,13 @@ static LISTENER_TLS: std::sync::OnceLock<ListenerTls> = std::sync::OnceLock::new
 pub fn set_listener_tls(files: Option<&crate::tls::ServerTlsFiles>) -> anyhow::Result<()> {
     let tls = match files {
         None => ListenerTls::default(),
-        Some(f) => ListenerTls {
-            http: Some(tokio_rustls::TlsAcceptor::from(
-                crate::tls::http_server_config(f)?,
-            )),
-            grpc: Some(crate::tls::grpc_server_config(f)?),
-        },
+        Some(f) => {
+            let tls = crate::tls::server_tls(f)?;
+            ListenerTls {
+                http: Some(tokio_rustls::TlsAcceptor::from(tls.http)),
+                grpc: Some(tls.grpc),
+            }
+        }
     };
     let _ = LISTENER_TLS.set(tls);
     Ok(())
