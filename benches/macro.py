@@ -741,7 +741,6 @@ def metric(admin_port: int, name: str, receiver: str) -> float:
 def step_receivers(args, report: Report, tmp: Path) -> None:
     log(f"step 6: per-receiver throughput into the blackhole store, {args.receiver_duration} s each")
     ports = new_ports()
-    extra = ports
     argv = spoor_argv("blackhole", None, ports)
     report.command("6. daemon (blackhole, every receiver)", argv, tmp)
     proc = start_spoor("spoor-receivers", argv, ports, tmp, 60)
@@ -750,7 +749,7 @@ def step_receivers(args, report: Report, tmp: Path) -> None:
             label = f"6. receiver throughput: {mode}"
             try:
                 udp = mode.startswith("jaeger-udp")
-                port = extra[port_key]
+                port = ports[port_key]
                 endpoint = f"127.0.0.1:{port}" if udp else f"http://127.0.0.1:{port}"
                 lg_argv = [
                     str(LOADGEN), "--protocol", mode, "--endpoint", endpoint,

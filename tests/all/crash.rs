@@ -27,9 +27,31 @@ impl Rng {
     }
 }
 
-/// One OTLP/JSON request holding one trace of [`SPANS_PER_TRACE`] spans.
+/// One OTLP/JSON request holding one trace of [`SPANS_PER_TRACE`] spans with a 200-byte
+/// attribute each.
 pub(crate) fn trace_body(trace: &str, now: u64) -> String {
-    let spans: Vec<String> = (1..=SPANS_PER_TRACE)
+    chain_trace_json(
+        "crashy",
+        trace,
+        SPANS_PER_TRACE,
+        now,
+        Some(&"x".repeat(200)),
+    )
+}
+
+/// One OTLP/JSON request holding one trace of `spans` spans of `service`, each the child of the
+/// one before, starting just after `now`; with a `payload` attribute when given.
+pub(crate) fn chain_trace_json(
+    service: &str,
+    trace: &str,
+    spans: u64,
+    now: u64,
+    payload: Option<&str>,
+) -> String {
+    let attrs = payload.map_or(String::new(), |p| {
+        format!(r#","attributes":[{{"key":"payload","value":{{"stringValue":"{p}"}}}}]"#)
+    });
+    let spans: Vec<String> = (1..=spans)
         .map(|s| {
             let parent = if s == 1 {
                 String::new()
@@ -37,15 +59,14 @@ pub(crate) fn trace_body(trace: &str, now: u64) -> String {
                 format!(r#","parentSpanId":"{:016x}""#, s - 1)
             };
             format!(
-                r#"{{"traceId":"{trace}","spanId":"{s:016x}"{parent},"name":"op{s}","startTimeUnixNano":"{}","endTimeUnixNano":"{}","attributes":[{{"key":"payload","value":{{"stringValue":"{}"}}}}]}}"#,
+                r#"{{"traceId":"{trace}","spanId":"{s:016x}"{parent},"name":"op{s}","startTimeUnixNano":"{}","endTimeUnixNano":"{}"{attrs}}}"#,
                 now + s,
                 now + 1_000 + s,
-                "x".repeat(200)
             )
         })
         .collect();
     format!(
-        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"crashy"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
         spans.join(",")
     )
 }

@@ -59,20 +59,7 @@ fn sync_durability_survives_kill_9() {
     let mut acked = Vec::new();
     for i in 0..40u64 {
         let trace = format!("{:032x}", 0x5000 + i);
-        let spans: Vec<String> = (1..=5u64)
-            .map(|s| {
-                let parent = if s == 1 { String::new() } else { format!(r#","parentSpanId":"{:016x}""#, s - 1) };
-                format!(
-                    r#"{{"traceId":"{trace}","spanId":"{s:016x}"{parent},"name":"op{s}","startTimeUnixNano":"{}","endTimeUnixNano":"{}"}}"#,
-                    now + s,
-                    now + 1000 + s
-                )
-            })
-            .collect();
-        let body = format!(
-            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"durable"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
-            spans.join(",")
-        );
+        let body = crate::crash::chain_trace_json("durable", &trace, 5, now, None);
         let r = d
             .post_otlp(&[("Content-Type", "application/json")], body.as_bytes())
             .unwrap();
