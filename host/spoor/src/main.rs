@@ -292,11 +292,10 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     let memory_task = memlimit::spawn(metrics.clone(), settings.memory_limit, servers_rx.clone());
     let admin = admin::Admin::new(metrics.clone());
     let ready = admin.ready.clone();
-    let admin_task = tokio::spawn(receivers::serve_http_with(
+    let admin_task = tokio::spawn(receivers::serve_http_tls(
         admin_l,
         admin.router(),
         &servers_rx,
-        receivers::http_limits(),
         false,
     ));
 

@@ -332,18 +332,18 @@ pub fn serve_http(
     router: axum::Router,
     stop: &watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
-    serve_http_with(listener, router, stop, http_limits(), true)
+    serve_http_tls(listener, router, stop, true)
 }
 
-/// [`serve_http`] with explicit limits, and with the listeners' TLS (if configured) only when
-/// `tls` (the admin port stays plain, for health checks and scrapers inside the deployment).
-pub fn serve_http_with(
+/// [`serve_http`] with the listeners' TLS (if configured) only when `use_tls` (the admin port
+/// stays plain, for health checks and scrapers inside the deployment).
+pub fn serve_http_tls(
     listener: TcpListener,
     router: axum::Router,
     stop: &watch::Receiver<bool>,
-    limits: HttpLimits,
     use_tls: bool,
 ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
+    let limits = http_limits();
     use hyper_util::rt::{TokioExecutor, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
