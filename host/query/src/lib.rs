@@ -185,7 +185,6 @@ pub(crate) fn error_response(status: StatusCode, body: String) -> Response {
 /// A `200 application/json` response sent as several pieces, in order, without joining them
 /// (each large piece goes back to the buffer pool once sent).
 pub(crate) fn json_response_chunks(chunks: Vec<String>) -> Response {
-    let len: usize = chunks.iter().map(String::len).sum();
     let frames: std::collections::VecDeque<bytes::Bytes> = chunks
         .into_iter()
         .filter(|c| !c.is_empty())
@@ -197,10 +196,7 @@ pub(crate) fn json_response_chunks(chunks: Vec<String>) -> Response {
             }
         })
         .collect();
-    let mut resp = Response::new(Body::new(Chunks {
-        frames,
-        left: len as u64,
-    }));
+    let mut resp = Response::new(Body::new(Chunks { frames }));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
@@ -211,7 +207,6 @@ pub(crate) fn json_response_chunks(chunks: Vec<String>) -> Response {
 /// A body of ready pieces with a known total length (sent with `Content-Length`).
 struct Chunks {
     frames: std::collections::VecDeque<bytes::Bytes>,
-    left: u64,
 }
 
 impl http_body::Body for Chunks {
@@ -223,9 +218,6 @@ impl http_body::Body for Chunks {
         _cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let next = self.frames.pop_front();
-        if let Some(b) = &next {
-            self.left -= b.len() as u64;
-        }
         std::task::Poll::Ready(next.map(|b| Ok(http_body::Frame::data(b))))
     }
 
@@ -234,7 +226,7 @@ impl http_body::Body for Chunks {
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.left)
+        http_body::SizeHint::with_exact(self.frames.iter().map(|b| b.len() as u64).sum())
     }
 }
 
