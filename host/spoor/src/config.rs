@@ -311,6 +311,44 @@ pub struct Options {
     /// Log filter, e.g. `info` or `spoor=debug` [default: info].
     #[arg(long = "log.level", env = "SPOOR_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Bearer tokens file: one `TOKEN TENANT` pair per line, `#` comments; re-read when it
+    /// changes (a bad version keeps the last good one). Turns authentication on for every
+    /// ingest, query and sampling endpoint (not admin).
+    #[arg(long = "auth.tokens-file", env = "SPOOR_AUTH_TOKENS_FILE")]
+    pub auth_tokens_file: Option<PathBuf>,
+    /// Bearer tokens as `tok1=tenant-a,tok2=tenant-b` (prefer the environment variable: flags
+    /// show in process lists). Turns authentication on.
+    #[arg(
+        long = "auth.tokens",
+        env = "SPOOR_AUTH_TOKENS",
+        hide_env_values = true
+    )]
+    pub auth_tokens: Option<String>,
+    /// With authentication or multi-tenancy on, the tenant of spans received over Jaeger UDP
+    /// (which carries no token); without it the UDP receivers do not run [default: none].
+    #[arg(long = "auth.udp-tenant", env = "SPOOR_AUTH_UDP_TENANT")]
+    pub auth_udp_tenant: Option<String>,
+    /// Multi-tenancy without tokens: the tenant header names the tenant of every request
+    /// (Jaeger's flag) [default: false].
+    #[arg(long = "multi-tenancy.enabled", env = "SPOOR_MULTI_TENANCY_ENABLED")]
+    pub multi_tenancy_enabled: Option<bool>,
+    /// The tenant header [default: x-tenant].
+    #[arg(long = "multi-tenancy.header", env = "SPOOR_MULTI_TENANCY_HEADER")]
+    pub multi_tenancy_header: Option<String>,
+    /// Allowed tenants, comma-separated; others are refused with 403 [default: any].
+    #[arg(
+        long = "multi-tenancy.tenants",
+        env = "SPOOR_MULTI_TENANCY_TENANTS",
+        value_delimiter = ','
+    )]
+    pub multi_tenancy_tenants: Option<Vec<String>>,
+    /// Most tenants served (each has its own store and pipeline); requests of further tenants
+    /// are refused with 403 [default: 100].
+    #[arg(
+        long = "multi-tenancy.max-tenants",
+        env = "SPOOR_MULTI_TENANCY_MAX_TENANTS"
+    )]
+    pub multi_tenancy_max_tenants: Option<usize>,
 }
 
 /// The config file, key for key the flags above.
@@ -339,6 +377,25 @@ struct FileConfig {
     /// Pipeline plugins, run in order on every accepted batch (`[[plugins]]`).
     plugins: Option<Vec<spoor_plugin_host::PluginSpec>>,
     log: Option<FileLog>,
+    auth: Option<FileAuth>,
+    multi_tenancy: Option<FileMultiTenancy>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileAuth {
+    tokens_file: Option<PathBuf>,
+    tokens: Option<String>,
+    udp_tenant: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileMultiTenancy {
+    enabled: Option<bool>,
+    header: Option<String>,
+    tenants: Option<Vec<String>>,
+    max_tenants: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -561,6 +618,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Log filter.
     pub log_level: String,
+    /// Authentication and multi-tenancy (`None`: off, one default tenant).
+    pub auth: Option<crate::auth::AuthSettings>,
 }
 
 impl Settings {
@@ -641,6 +700,12 @@ impl Settings {
             .and_then(|p| p.parent())
             .map(Path::to_path_buf)
             .unwrap_or_default();
+        let auth = resolve_auth(
+            opts,
+            file.auth.take().unwrap_or_default(),
+            file.multi_tenancy.take().unwrap_or_default(),
+            &config_dir,
+        )?;
         let plugins: Vec<spoor_plugin_host::PluginSpec> = file
             .plugins
             .take()
@@ -1028,8 +1093,102 @@ impl Settings {
                 .clone()
                 .or(log.level)
                 .unwrap_or_else(|| "info".to_string()),
+            auth,
         })
     }
+}
+
+/// Authentication and multi-tenancy: on with tokens (file or list) or `multi-tenancy.enabled`.
+/// Errors name the flag and the bad value (never a token).
+fn resolve_auth(
+    opts: &Options,
+    file: FileAuth,
+    mt: FileMultiTenancy,
+    config_dir: &Path,
+) -> anyhow::Result<Option<crate::auth::AuthSettings>> {
+    use crate::auth::{TenantId, TokenTable};
+    let tokens_file = opts
+        .auth_tokens_file
+        .clone()
+        .or(file.tokens_file.map(|p| config_dir.join(p)));
+    let list_tokens = match opts.auth_tokens.as_deref().or(file.tokens.as_deref()) {
+        Some(text) => TokenTable::parse_list(text)?,
+        None => TokenTable::default(),
+    };
+    let file_tokens = match &tokens_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read auth.tokens-file {}", path.display()))?;
+            TokenTable::parse_file(&text, path)?
+        }
+        None => TokenTable::default(),
+    };
+    let enabled = opts.multi_tenancy_enabled.or(mt.enabled).unwrap_or(false)
+        || tokens_file.is_some()
+        || !list_tokens.is_empty();
+    let udp_tenant = opts
+        .auth_udp_tenant
+        .clone()
+        .or(file.udp_tenant)
+        .map(|t| TenantId::parse(&t).map_err(|e| anyhow::anyhow!("auth.udp-tenant: {e}")))
+        .transpose()?;
+    let allowed = opts
+        .multi_tenancy_tenants
+        .clone()
+        .or(mt.tenants)
+        .map(|names| {
+            names
+                .iter()
+                .map(|n| TenantId::parse(n.trim()))
+                .collect::<Result<std::collections::BTreeSet<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("multi-tenancy.tenants: {e}"))
+        })
+        .transpose()?;
+    if !enabled {
+        if udp_tenant.is_some() || allowed.is_some() {
+            bail!("auth.udp-tenant and multi-tenancy.tenants need multi-tenancy.enabled or auth tokens");
+        }
+        return Ok(None);
+    }
+    let header_text = opts
+        .multi_tenancy_header
+        .clone()
+        .or(mt.header)
+        .unwrap_or_else(|| crate::auth::DEFAULT_TENANT_HEADER.to_string());
+    let header = http::HeaderName::from_bytes(header_text.trim().to_ascii_lowercase().as_bytes())
+        .map_err(|_| {
+        anyhow::anyhow!("invalid multi-tenancy.header {header_text:?}: not a header name")
+    })?;
+    if header == http::header::AUTHORIZATION {
+        bail!("invalid multi-tenancy.header {header_text:?}: the bearer token's header");
+    }
+    let max_tenants = opts
+        .multi_tenancy_max_tenants
+        .or(mt.max_tenants)
+        .unwrap_or(100);
+    if max_tenants == 0 {
+        bail!("multi-tenancy.max-tenants must be at least 1, got 0");
+    }
+    if let (Some(u), Some(a)) = (&udp_tenant, &allowed) {
+        if !a.contains(u) {
+            bail!(
+                "auth.udp-tenant {:?} is not in multi-tenancy.tenants",
+                u.as_str()
+            );
+        }
+    }
+    let settings = crate::auth::AuthSettings {
+        tokens_file,
+        file_tokens,
+        list_tokens,
+        header,
+        allowed,
+        max_tenants,
+        udp_tenant,
+    };
+    // a token both in the file and in the list is refused now, not at the first request
+    crate::auth::Auth::new(settings.clone()).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Some(settings))
 }
 
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -1289,6 +1448,88 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("strategy-file"), "{err}");
+    }
+
+    #[test]
+    fn auth_and_multi_tenancy_settings() {
+        let s = Settings::resolve(&Options::default()).unwrap();
+        assert!(s.auth.is_none(), "off by default");
+
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::write(&tokens, "# team a\nsecret-a a\n").unwrap();
+        let s = with_file(&format!(
+            "[auth]\ntokens-file = {:?}\ntokens = \"secret-b=b\"\nudp-tenant = \"a\"\n[multi-tenancy]\nheader = \"X-Scope\"\nmax-tenants = 7\n",
+            tokens.display().to_string()
+        ))
+        .unwrap();
+        let a = s.auth.unwrap();
+        assert!(a.uses_tokens());
+        assert_eq!(
+            (
+                a.header.as_str(),
+                a.max_tenants,
+                a.udp_tenant.unwrap().as_str()
+            ),
+            ("x-scope", 7, "a")
+        );
+        assert_eq!(format!("{:?}", a.list_tokens), "TokenTable(1 tokens)");
+
+        let s = Settings::resolve(&Options {
+            multi_tenancy_enabled: Some(true),
+            multi_tenancy_tenants: Some(vec!["a".into(), "b".into()]),
+            ..Default::default()
+        })
+        .unwrap();
+        let a = s.auth.unwrap();
+        assert!(!a.uses_tokens());
+        assert_eq!(a.header.as_str(), "x-tenant");
+        assert_eq!(a.max_tenants, 100);
+
+        let bad = |opts: Options| Settings::resolve(&opts).unwrap_err().to_string();
+        std::fs::write(&tokens, "secret-a a\nsecret-x\n").unwrap();
+        let err = bad(Options {
+            auth_tokens_file: Some(tokens.clone()),
+            ..Default::default()
+        });
+        assert!(
+            err.ends_with("line 2: expected `TOKEN TENANT`, got 1 fields"),
+            "{err}"
+        );
+        assert!(!err.contains("secret"), "{err}");
+        let err = bad(Options {
+            auth_tokens: Some("hush=a/b".into()),
+            ..Default::default()
+        });
+        assert!(
+            err.contains("entry 1: invalid tenant name \"a/b\""),
+            "{err}"
+        );
+        assert!(!err.contains("hush"), "{err}");
+        let err = bad(Options {
+            multi_tenancy_enabled: Some(true),
+            multi_tenancy_max_tenants: Some(0),
+            ..Default::default()
+        });
+        assert_eq!(err, "multi-tenancy.max-tenants must be at least 1, got 0");
+        let err = bad(Options {
+            multi_tenancy_enabled: Some(true),
+            multi_tenancy_header: Some("bad header".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            err,
+            "invalid multi-tenancy.header \"bad header\": not a header name"
+        );
+        let err = bad(Options {
+            auth_udp_tenant: Some("a".into()),
+            ..Default::default()
+        });
+        assert!(err.contains("need multi-tenancy.enabled"), "{err}");
+        let err = with_file("[multi-tenancy]\nenable = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("enable"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! and admin servers stop.
 
 mod admin;
+mod auth;
 mod config;
 mod forward;
 mod ingest;
@@ -19,6 +20,7 @@ mod pipeline;
 mod plugin_cli;
 mod receivers;
 mod sampling;
+mod tenants;
 mod tls;
 
 use std::process::ExitCode;
@@ -36,9 +38,11 @@ use spoor_store::TraceStore;
 use tokio::sync::watch;
 
 use crate::config::{Cli, Command, DurabilityKind, Settings, StorageKind};
-use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::pipeline::{now_nanos, Pipeline, PipelineConfig};
+
+/// How often the bearer tokens file is checked for changes.
+const TOKENS_RELOAD_EVERY: Duration = Duration::from_secs(5);
 
 /// How often plugin files are checked for changes (a changed file is reloaded without
 /// dropping spans; one that fails to load keeps the old version running).
@@ -205,6 +209,9 @@ fn check_role(role: Role, settings: &mut Settings) -> anyhow::Result<()> {
             "the query role reads a persistent store, but --storage {} keeps nothing another process can read: use --storage sled, or run all-in-one",
             format!("{:?}", settings.storage).to_lowercase()
         ),
+        Role::Agent if settings.auth.is_some() => anyhow::bail!(
+            "the agent role forwards to one collector and does not support auth.* or multi-tenancy.*: turn them on in the collector"
+        ),
         Role::Agent if settings.agent_collector_endpoint.is_none() => {
             anyhow::bail!("the agent role needs --agent.collector-endpoint (the collector's OTLP/gRPC address, e.g. http://collector:4317)")
         }
@@ -228,13 +235,25 @@ fn check_role(role: Role, settings: &mut Settings) -> anyhow::Result<()> {
 
 async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     check_role(role, &mut settings)?;
+    if let Some(auth) = &settings.auth {
+        if auth.udp_tenant.is_none()
+            && (settings.jaeger_compact.is_some() || settings.jaeger_binary.is_some())
+        {
+            tracing::warn!("Jaeger UDP receivers not started: UDP carries no token or tenant header; set --auth.udp-tenant to take UDP spans for one tenant");
+            settings.jaeger_compact = None;
+            settings.jaeger_binary = None;
+        }
+    }
     let metrics = Arc::new(Metrics::default());
     // adaptive sampling: the pipeline counts root spans into it, the endpoints serve from it
+    // (with tenancy, each tenant's stack has its own, made by the stack factory)
     let adaptive = match (&settings.sampling_adaptive, role) {
-        (Some(cfg), Role::AllInOne | Role::Collector) => Some(Arc::new(parking_lot::Mutex::new(
-            spoor_core::sampling::Adaptive::new(cfg.clone())
-                .map_err(|e| anyhow::anyhow!("invalid adaptive sampling settings: {e}"))?,
-        ))),
+        (Some(cfg), Role::AllInOne | Role::Collector) if settings.auth.is_none() => {
+            Some(Arc::new(parking_lot::Mutex::new(
+                spoor_core::sampling::Adaptive::new(cfg.clone())
+                    .map_err(|e| anyhow::anyhow!("invalid adaptive sampling settings: {e}"))?,
+            )))
+        }
         _ => None,
     };
     // plugins are compiled and configured before anything listens: a bad one stops start-up
@@ -299,84 +318,144 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         false,
     ));
 
-    let store: Arc<dyn TraceStore> = if role == Role::Agent {
+    let backing = if let Some(auth) = settings.auth.clone() {
+        let auth = auth::Auth::new(auth).map_err(|e| anyhow::anyhow!(e))?;
+        let factory = stack_factory(
+            role,
+            settings.clone(),
+            metrics.clone(),
+            plugins.clone(),
+            sampling.as_ref().map(|s| s.provider.clone()),
+        );
+        let registry = tenants::Tenants::new(auth.settings().max_tenants, factory);
+        if settings.storage == StorageKind::Sled {
+            let n = registry.open_existing(&settings.data_dir).await?;
+            tracing::info!(tenants = n, data_dir = %settings.data_dir.display(), "tenant stores reopened");
+        }
+        Backing::Tenants(Arc::new(tenants::Gate {
+            auth,
+            tenants: registry,
+        }))
+    } else if role == Role::Agent {
         let endpoint = settings
             .agent_collector_endpoint
             .clone()
             .unwrap_or_default();
-        Arc::new(forward::ForwardStore::new(&forward::ForwardConfig {
-            endpoint,
-            timeout: Duration::from_secs(10),
-        })?)
+        Backing::Single(Arc::new(forward::ForwardStore::new(
+            &forward::ForwardConfig {
+                endpoint,
+                timeout: Duration::from_secs(10),
+            },
+        )?))
     } else {
         let s = settings.clone();
-        tokio::task::spawn_blocking(move || open_store(&s))
-            .await
-            .context("storage open panicked")??
+        Backing::Single(
+            tokio::task::spawn_blocking(move || open_store(&s))
+                .await
+                .context("storage open panicked")??,
+        )
     };
-    match role {
-        Role::Agent => {
+    match (role, &backing) {
+        (Role::Agent, _) => {
             tracing::info!(collector = ?settings.agent_collector_endpoint, "forwarding to collector")
         }
-        _ => {
+        (_, Backing::Single(_)) => {
             tracing::info!(storage = ?settings.storage, data_dir = %settings.data_dir.display(), "storage open")
+        }
+        (_, Backing::Tenants(g)) => {
+            tracing::info!(storage = ?settings.storage, data_dir = %settings.data_dir.display(), tokens = g.auth.settings().uses_tokens(), header = %g.auth.settings().header, "multi-tenancy on: one store and pipeline per tenant")
         }
     }
 
-    let pipeline = role.receives().then(|| {
-        Pipeline::start(
+    let pipeline = match &backing {
+        Backing::Single(store) if role.receives() => Some(Pipeline::start(
             store.clone(),
             metrics.clone(),
-            PipelineConfig {
-                queue_bytes: settings.queue_bytes,
-                batch: BatchConfig {
-                    max_items: settings.batch_max_spans,
-                    max_bytes: 16 << 20,
-                    max_age_nanos: settings.batch_max_age.as_nanos() as u64,
-                },
-                sync: role != Role::Agent
-                    && settings.storage == StorageKind::Sled
-                    && settings.durability == DurabilityKind::Sync,
-                limits: Limits::default(),
-                retry_after: Duration::from_secs(1),
-                linker: LinkerConfig::default(),
-                links: role != Role::Agent,
-                // span metrics and tail sampling belong to the collector, not the agent
-                span_metrics_bucket_nanos: settings
-                    .span_metrics_bucket
-                    .filter(|_| role != Role::Agent)
-                    .map(|d| d.as_nanos() as u64),
-                tail: settings
-                    .tail_sampling
-                    .clone()
-                    .filter(|_| role != Role::Agent),
-                plugins: plugins.clone(),
-                adaptive: adaptive.clone(),
-            },
-        )
-    });
-    let receiver_tasks = match (&pipeline, listeners, &sampling) {
-        (Some(p), Some(l), Some(s)) => {
-            let ingest: Arc<dyn Ingest> = p.clone();
-            receivers::serve_all(l, &settings, &ingest, &s.provider, &receivers_rx)
+            pipeline_config(role, &settings, plugins.clone(), adaptive.clone(), None),
+        )),
+        _ => None,
+    };
+    let target = match (&backing, &pipeline, &sampling) {
+        (Backing::Tenants(gate), _, Some(_)) => {
+            let udp = match &gate.auth.settings().udp_tenant {
+                Some(t) => gate
+                    .tenants
+                    .get(t)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("auth.udp-tenant {t}: {e}"))?
+                    .ingest(),
+                None => None,
+            };
+            Some(receivers::Target::Tenants {
+                gate: gate.clone(),
+                udp,
+            })
         }
+        (Backing::Single(_), Some(p), Some(s)) => Some(receivers::Target::Single {
+            ingest: p.clone(),
+            sampling: s.provider.clone(),
+        }),
+        _ => None,
+    };
+    let receiver_tasks = match (target, listeners) {
+        (Some(t), Some(l)) => receivers::serve_all(l, &settings, &t, &receivers_rx),
         _ => Vec::new(),
     };
     let query_task = query_l.map(|l| {
-        let router = spoor_query::router(
-            store.clone(),
-            spoor_query::QueryConfig {
-                default_lookback: Duration::from_secs(3600),
-                max_lookback: settings.query_max_lookback,
-                max_limit: settings.query_max_limit,
-                max_spans_per_trace: settings.query_max_spans_per_trace,
-                static_files: settings.query_static_files.clone(),
-                ui_config: settings.query_ui_config.clone(),
-                base_path: settings.query_base_path.clone(),
-            },
-        );
+        let cfg = spoor_query::QueryConfig {
+            default_lookback: Duration::from_secs(3600),
+            max_lookback: settings.query_max_lookback,
+            max_limit: settings.query_max_limit,
+            max_spans_per_trace: settings.query_max_spans_per_trace,
+            static_files: settings.query_static_files.clone(),
+            ui_config: settings.query_ui_config.clone(),
+            base_path: settings.query_base_path.clone(),
+        };
+        let router = match &backing {
+            Backing::Single(store) => spoor_query::router(store.clone(), cfg),
+            Backing::Tenants(gate) => {
+                // the UI's files and /api/ui-config need no token; every other /api path is
+                // answered from the caller's tenant's store only
+                let base = cfg.base_path.clone();
+                let public = tenants::Public {
+                    router: spoor_query::router(
+                        Arc::new(spoor_store::blackhole::BlackholeStore::default()),
+                        cfg.clone(),
+                    ),
+                    is_public: Box::new(move |path| query_path_is_public(&base, path)),
+                };
+                tenants::tenant_router(
+                    gate.clone(),
+                    move |stack| Some(spoor_query::router(stack.store.clone(), cfg.clone())),
+                    Some(public),
+                )
+            }
+        };
         tokio::spawn(receivers::serve_http(l, router, &servers_rx))
     });
+    let tokens_reload = match &backing {
+        Backing::Tenants(gate) if gate.auth.settings().tokens_file.is_some() => {
+            let gate = gate.clone();
+            Some(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(TOKENS_RELOAD_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let g = gate.clone();
+                    match tokio::task::spawn_blocking(move || g.auth.reload_if_changed()).await {
+                        Ok(Ok(true)) => tracing::info!("bearer tokens file reloaded"),
+                        Ok(Ok(false)) => {}
+                        Ok(Err(e)) => {
+                            tracing::warn!("{e}; the previous tokens stay in force")
+                        }
+                        Err(e) => tracing::error!(error = %e, "tokens reload panicked"),
+                    }
+                }
+            }))
+        }
+        _ => None,
+    };
     let plugin_reload = plugins.clone().map(|handle| {
         let reload_metrics = metrics.clone();
         tokio::spawn(async move {
@@ -402,8 +481,18 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         })
     });
     let maintenance = (role != Role::Agent).then(|| {
+        let stores: Stores = match &backing {
+            Backing::Single(store) => {
+                let store = store.clone();
+                Arc::new(move || vec![store.clone()])
+            }
+            Backing::Tenants(gate) => {
+                let gate = gate.clone();
+                Arc::new(move || gate.tenants.all().iter().map(|t| t.store.clone()).collect())
+            }
+        };
         tokio::spawn(maintain(
-            store.clone(),
+            stores,
             metrics.clone(),
             settings.retention,
             settings.partition,
@@ -440,6 +529,16 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     if let Some(p) = &pipeline {
         p.shutdown().await;
     }
+    if let Backing::Tenants(gate) = &backing {
+        for stack in gate.tenants.all() {
+            if let Some(p) = &stack.pipeline {
+                p.shutdown().await;
+            }
+        }
+    }
+    if let Some(t) = tokens_reload {
+        t.abort();
+    }
     if let Some(m) = maintenance {
         m.abort();
     }
@@ -459,18 +558,17 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     })
     .await;
     drop(pipeline);
-    drop(store);
+    drop(backing);
     tracing::info!("spoor stopped");
     Ok(())
 }
 
-/// Periodic housekeeping: retention (whole partitions) and storage gauges.
-async fn maintain(
-    store: Arc<dyn TraceStore>,
-    metrics: Arc<Metrics>,
-    retention: Duration,
-    partition: Duration,
-) {
+/// Every store the daemon holds (one, or one per tenant), asked anew at each round.
+type Stores = Arc<dyn Fn() -> Vec<Arc<dyn TraceStore>> + Send + Sync>;
+
+/// Periodic housekeeping: retention (whole partitions) and storage gauges (summed over the
+/// stores).
+async fn maintain(stores: Stores, metrics: Arc<Metrics>, retention: Duration, partition: Duration) {
     let every = (partition / 4).clamp(Duration::from_secs(5), Duration::from_secs(60));
     let mut retention_tick = tokio::time::interval(every);
     let mut stats_tick = tokio::time::interval(Duration::from_secs(5));
@@ -478,23 +576,142 @@ async fn maintain(
         tokio::select! {
             _ = retention_tick.tick() => {
                 let cutoff = now_nanos().saturating_sub(retention.as_nanos() as u64);
-                let s = store.clone();
-                match tokio::task::spawn_blocking(move || s.expire_before(cutoff)).await {
-                    Ok(Ok(0)) => {}
-                    Ok(Ok(n)) => tracing::info!(partitions = n, "retention dropped expired partitions"),
-                    Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
-                    Err(e) => tracing::warn!(error = %e, "retention panicked"),
+                for s in stores() {
+                    match tokio::task::spawn_blocking(move || s.expire_before(cutoff)).await {
+                        Ok(Ok(0)) => {}
+                        Ok(Ok(n)) => tracing::info!(partitions = n, "retention dropped expired partitions"),
+                        Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
+                        Err(e) => tracing::warn!(error = %e, "retention panicked"),
+                    }
                 }
             }
             _ = stats_tick.tick() => {
-                let st = store.stats();
+                let mut sum = spoor_store::StoreStats::default();
+                for s in stores() {
+                    let st = s.stats();
+                    sum.bytes_on_disk += st.bytes_on_disk;
+                    sum.traces += st.traces;
+                    sum.traces_evicted += st.traces_evicted;
+                    sum.partitions += st.partitions;
+                    sum.partitions_expired += st.partitions_expired;
+                }
                 let g = &metrics.store;
-                g.bytes_on_disk.store(st.bytes_on_disk, Relaxed);
-                g.traces.store(st.traces, Relaxed);
-                g.traces_evicted.store(st.traces_evicted, Relaxed);
-                g.partitions.store(st.partitions, Relaxed);
-                g.partitions_expired.store(st.partitions_expired, Relaxed);
+                g.bytes_on_disk.store(sum.bytes_on_disk, Relaxed);
+                g.traces.store(sum.traces, Relaxed);
+                g.traces_evicted.store(sum.traces_evicted, Relaxed);
+                g.partitions.store(sum.partitions, Relaxed);
+                g.partitions_expired.store(sum.partitions_expired, Relaxed);
             }
         }
     }
+}
+
+/// The store(s) behind the daemon: today's one, or one per tenant behind the gate.
+enum Backing {
+    Single(Arc<dyn TraceStore>),
+    Tenants(Arc<tenants::Gate>),
+}
+
+/// Whether a query-port path is served without a tenant: everything but `{base}/api` and
+/// `{base}/api/…`, except `{base}/api/ui-config` (the UI's files and options hold no span data).
+fn query_path_is_public(base: &str, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix(base) else {
+        return true;
+    };
+    let api = rest == "/api" || rest.starts_with("/api/");
+    !api || rest == "/api/ui-config"
+}
+
+/// The pipeline settings of a role (`tenant`: the label of a tenant's span metrics).
+fn pipeline_config(
+    role: Role,
+    settings: &Settings,
+    plugins: Option<Arc<spoor_plugin_host::ChainHandle>>,
+    adaptive: Option<Arc<parking_lot::Mutex<spoor_core::sampling::Adaptive>>>,
+    tenant: Option<String>,
+) -> PipelineConfig {
+    PipelineConfig {
+        queue_bytes: settings.queue_bytes,
+        batch: BatchConfig {
+            max_items: settings.batch_max_spans,
+            max_bytes: 16 << 20,
+            max_age_nanos: settings.batch_max_age.as_nanos() as u64,
+        },
+        sync: role != Role::Agent
+            && settings.storage == StorageKind::Sled
+            && settings.durability == DurabilityKind::Sync,
+        limits: Limits::default(),
+        retry_after: Duration::from_secs(1),
+        linker: LinkerConfig::default(),
+        links: role != Role::Agent,
+        // span metrics and tail sampling belong to the collector, not the agent
+        span_metrics_bucket_nanos: settings
+            .span_metrics_bucket
+            .filter(|_| role != Role::Agent)
+            .map(|d| d.as_nanos() as u64),
+        tail: settings
+            .tail_sampling
+            .clone()
+            .filter(|_| role != Role::Agent),
+        plugins,
+        adaptive,
+        tenant,
+    }
+}
+
+/// Builds a tenant's stack: its store (sled: `<data-dir>/tenants/<tenant>/`; memory and
+/// blackhole: a fresh one), its pipeline when the role receives, its adaptive calculator when
+/// adaptive sampling is on (else the shared strategies).
+fn stack_factory(
+    role: Role,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    plugins: Option<Arc<spoor_plugin_host::ChainHandle>>,
+    shared_sampling: Option<sampling::StrategyProvider>,
+) -> Box<tenants::StackFactory> {
+    Box::new(move |tenant| {
+        let mut s = settings.clone();
+        s.data_dir = settings
+            .data_dir
+            .join(tenants::TENANTS_DIR)
+            .join(tenant.as_str());
+        if s.storage == StorageKind::Sled {
+            std::fs::create_dir_all(&s.data_dir)
+                .with_context(|| format!("cannot create {}", s.data_dir.display()))?;
+        }
+        let store = open_store(&s)?;
+        let adaptive = match &settings.sampling_adaptive {
+            Some(cfg) => Some(Arc::new(parking_lot::Mutex::new(
+                spoor_core::sampling::Adaptive::new(cfg.clone())
+                    .map_err(|e| anyhow::anyhow!("invalid adaptive sampling settings: {e}"))?,
+            ))),
+            None => None,
+        };
+        let sampling = match (&adaptive, &shared_sampling) {
+            (Some(a), _) => {
+                sampling::StrategyProvider::Local(Arc::new(sampling::AdaptiveStrategies(a.clone())))
+            }
+            (None, Some(p)) => p.clone(),
+            (None, None) => sampling::StrategyProvider::Local(Arc::new(sampling::DefaultStrategy)),
+        };
+        let pipeline = role.receives().then(|| {
+            Pipeline::start(
+                store.clone(),
+                metrics.clone(),
+                pipeline_config(
+                    role,
+                    &settings,
+                    plugins.clone(),
+                    adaptive,
+                    Some(tenant.to_string()),
+                ),
+            )
+        });
+        Ok(tenants::TenantStack {
+            name: tenant.clone(),
+            store,
+            pipeline,
+            sampling,
+        })
+    })
 }

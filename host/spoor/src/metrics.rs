@@ -153,16 +153,22 @@ struct SpanSeries {
 /// Cumulative RED series per (service, operation, kind), fed with closed buckets.
 #[derive(Debug, Default)]
 pub struct SpanMetrics {
-    series: Mutex<BTreeMap<(String, String, SpanKind), SpanSeries>>,
+    /// Keyed by tenant (`""` without tenancy), service, operation, kind.
+    series: Mutex<BTreeMap<(String, String, String, SpanKind), SpanSeries>>,
     dropped: AtomicU64,
 }
 
 impl SpanMetrics {
-    /// Adds closed buckets.
-    pub fn add(&self, points: &[RedPoint]) {
+    /// Adds closed buckets of `tenant` (`None`: no tenancy, no `tenant` label).
+    pub fn add(&self, tenant: Option<&str>, points: &[RedPoint]) {
         let mut series = self.series.lock();
         for p in points {
-            let key = (p.service.clone(), p.operation.clone(), p.kind);
+            let key = (
+                tenant.unwrap_or_default().to_string(),
+                p.service.clone(),
+                p.operation.clone(),
+                p.kind,
+            );
             if !series.contains_key(&key) && series.len() >= MAX_SPAN_SERIES {
                 self.dropped.fetch_add(1, Relaxed);
                 continue;
@@ -186,8 +192,8 @@ impl SpanMetrics {
             out,
             "# HELP {calls} Spans received, by service, operation, kind and status.\n# TYPE {calls} counter"
         );
-        for ((service, op, kind), s) in series.iter() {
-            let labels = span_labels(service, op, *kind);
+        for ((tenant, service, op, kind), s) in series.iter() {
+            let labels = span_labels(tenant, service, op, *kind);
             let _ = writeln!(
                 out,
                 "{calls}{{{labels},status_code=\"STATUS_CODE_UNSET\"}} {}",
@@ -203,8 +209,8 @@ impl SpanMetrics {
             out,
             "# HELP {dur} Span durations, by service, operation and kind.\n# TYPE {dur} histogram"
         );
-        for ((service, op, kind), s) in series.iter() {
-            let labels = span_labels(service, op, *kind);
+        for ((tenant, service, op, kind), s) in series.iter() {
+            let labels = span_labels(tenant, service, op, *kind);
             for le in SPAN_LATENCY_BOUNDS_MS {
                 let _ = writeln!(
                     out,
@@ -233,9 +239,14 @@ impl SpanMetrics {
     }
 }
 
-fn span_labels(service: &str, op: &str, kind: SpanKind) -> String {
+fn span_labels(tenant: &str, service: &str, op: &str, kind: SpanKind) -> String {
+    let tenant = if tenant.is_empty() {
+        String::new()
+    } else {
+        format!("tenant=\"{}\",", escape_label(tenant))
+    };
     format!(
-        "service_name=\"{}\",span_name=\"{}\",span_kind=\"{}\"",
+        "{tenant}service_name=\"{}\",span_name=\"{}\",span_kind=\"{}\"",
         escape_label(service),
         escape_label(op),
         match kind {

@@ -61,6 +61,9 @@ pub struct PipelineConfig {
     pub adaptive: Option<Arc<parking_lot::Mutex<Adaptive>>>,
     /// Pipeline plugins, run on every accepted request after validation (`None`: none).
     pub plugins: Option<Arc<ChainHandle>>,
+    /// The tenant whose spans this pipeline takes, the `tenant` label of its span metrics on
+    /// `/metrics` (`None`: no tenancy, no label).
+    pub tenant: Option<String>,
 }
 
 type Ack = oneshot::Sender<Result<(), String>>;
@@ -135,6 +138,7 @@ impl Pipeline {
             links: cfg.links,
             shutting_down: false,
             last_links: Instant::now(),
+            tenant: cfg.tenant.clone(),
         };
         let handle = tokio::spawn(writer.run());
         Arc::new(Pipeline {
@@ -377,6 +381,7 @@ struct Writer {
     links: bool,
     shutting_down: bool,
     last_links: Instant,
+    tenant: Option<String>,
 }
 
 /// How often dependency counts are written to the store at the latest.
@@ -527,7 +532,7 @@ impl Writer {
         if points.is_empty() {
             return;
         }
-        self.metrics.spans.add(&points);
+        self.metrics.spans.add(self.tenant.as_deref(), &points);
         let store = self.store.clone();
         let res = tokio::task::spawn_blocking(move || store.write_span_metrics(&points)).await;
         match res {
@@ -692,6 +697,7 @@ mod tests {
             tail: None,
             adaptive: None,
             plugins: None,
+            tenant: None,
         }
     }
 

@@ -468,8 +468,10 @@ mod tests {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve_jaeger_grpc(
             listener,
-            crate::receivers::testing::Recorder::new(),
-            StrategyProvider::Local(Arc::new(DefaultStrategy)),
+            crate::receivers::Target::Single {
+                ingest: crate::receivers::testing::Recorder::new(),
+                sampling: StrategyProvider::Local(Arc::new(DefaultStrategy)),
+            },
             JaegerGrpcConfig {
                 max_message_bytes: 1 << 20,
             },

@@ -5,6 +5,7 @@
 //! code generation) that serves a [`UnaryMethod`] for OTLP `Export`, Jaeger `PostSpans` and
 //! `GetSamplingStrategy`.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -13,9 +14,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
+use parking_lot::Mutex;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::Status;
+
+use crate::auth::TenantId;
+use crate::tenants::{Gate, TenantStack};
 
 /// Raw-bytes requests, prost-encoded responses of type `R`.
 pub(crate) struct RequestBytesCodec<R>(PhantomData<fn() -> R>);
@@ -84,15 +89,69 @@ pub(crate) trait UnaryMethod: Send + Sync + 'static {
 /// servers are (any other path is UNIMPLEMENTED), with gzip requests accepted and the decoded
 /// request size bounded.
 pub(crate) struct UnaryServer<M> {
-    method: Arc<M>,
+    methods: Methods<M>,
     max_message_bytes: usize,
+}
+
+/// One method for every call, or one per tenant.
+enum Methods<M> {
+    One(Arc<M>),
+    PerTenant(Arc<PerTenant<M>>),
+}
+
+/// Builds a tenant's method over its stack.
+type MakeMethod<M> = dyn Fn(&TenantStack) -> Option<M> + Send + Sync;
+
+/// Per-tenant methods: the call's tenant is resolved from its metadata before the message is
+/// read, and the call goes to the method built over that tenant's stack (cached).
+struct PerTenant<M> {
+    gate: Arc<Gate>,
+    make: Box<MakeMethod<M>>,
+    cache: Mutex<HashMap<TenantId, Arc<M>>>,
+}
+
+impl<M> PerTenant<M> {
+    async fn method(&self, tenant: TenantId) -> Result<Arc<M>, Status> {
+        let stack = self
+            .gate
+            .tenants
+            .get(&tenant)
+            .await
+            .map_err(|d| d.grpc_status())?;
+        if let Some(m) = self.cache.lock().get(&tenant) {
+            return Ok(Arc::clone(m));
+        }
+        let m = Arc::new(
+            (self.make)(&stack)
+                .ok_or_else(|| Status::unavailable("this role does not receive spans"))?,
+        );
+        self.cache.lock().insert(tenant, Arc::clone(&m));
+        Ok(m)
+    }
 }
 
 impl<M> UnaryServer<M> {
     /// The service, ready for `Server::add_service`.
     pub(crate) fn new(method: M, max_message_bytes: usize) -> Self {
         UnaryServer {
-            method: Arc::new(method),
+            methods: Methods::One(Arc::new(method)),
+            max_message_bytes,
+        }
+    }
+
+    /// The service with one method per tenant, built by `make` over the tenant's stack
+    /// (`None`: the stack cannot serve it, UNAVAILABLE).
+    pub(crate) fn per_tenant(
+        gate: Arc<Gate>,
+        make: impl Fn(&TenantStack) -> Option<M> + Send + Sync + 'static,
+        max_message_bytes: usize,
+    ) -> Self {
+        UnaryServer {
+            methods: Methods::PerTenant(Arc::new(PerTenant {
+                gate,
+                make: Box::new(make),
+                cache: Mutex::new(HashMap::new()),
+            })),
             max_message_bytes,
         }
     }
@@ -101,7 +160,10 @@ impl<M> UnaryServer<M> {
 impl<M> Clone for UnaryServer<M> {
     fn clone(&self) -> Self {
         UnaryServer {
-            method: Arc::clone(&self.method),
+            methods: match &self.methods {
+                Methods::One(m) => Methods::One(Arc::clone(m)),
+                Methods::PerTenant(p) => Methods::PerTenant(Arc::clone(p)),
+            },
             max_message_bytes: self.max_message_bytes,
         }
     }
@@ -127,11 +189,32 @@ impl<M: UnaryMethod> tower::Service<http::Request<tonic::body::Body>> for UnaryS
             let status = Status::unimplemented(format!("unknown method {:?}", req.uri().path()));
             return Box::pin(async move { Ok(status.into_http()) });
         }
-        let call = Call(Arc::clone(&self.method));
         let mut grpc = Grpc::new(RequestBytesCodec::<M::Response>::default())
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(self.max_message_bytes);
-        Box::pin(async move { Ok(grpc.unary(call, req).await) })
+        match &self.methods {
+            Methods::One(m) => {
+                let call = Call(Arc::clone(m));
+                Box::pin(async move { Ok(grpc.unary(call, req).await) })
+            }
+            Methods::PerTenant(p) => {
+                // the tenant is resolved from the metadata before the message is read
+                let tenant = match p.gate.auth.resolve(req.headers()) {
+                    Ok(t) => t,
+                    Err(denied) => {
+                        let status = denied.grpc_status();
+                        return Box::pin(async move { Ok(status.into_http()) });
+                    }
+                };
+                let p = Arc::clone(p);
+                Box::pin(async move {
+                    match p.method(tenant).await {
+                        Ok(m) => Ok(grpc.unary(Call(m), req).await),
+                        Err(status) => Ok(status.into_http()),
+                    }
+                })
+            }
+        }
     }
 }
 

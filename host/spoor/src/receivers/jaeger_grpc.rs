@@ -17,7 +17,8 @@ use tonic::{Code, Status};
 
 use super::refusal;
 use crate::ingest::{Ingest, IngestBatch};
-use crate::receivers::grpc_codec::{UnaryMethod, UnaryServer};
+use crate::receivers::grpc_codec::UnaryMethod;
+use crate::receivers::Target;
 use crate::sampling::StrategyProvider;
 
 /// Name of this receiver in metrics and in [`Ingest::bad_request`].
@@ -34,19 +35,17 @@ pub struct JaegerGrpcConfig {
 /// drains in-flight calls.
 pub async fn serve_jaeger_grpc(
     listener: tokio::net::TcpListener,
-    ingest: Arc<dyn Ingest>,
-    sampling: StrategyProvider,
+    target: Target,
     cfg: JaegerGrpcConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr().ok();
     super::grpc_server_builder()?
-        .add_service(UnaryServer::new(
-            PostSpans { ingest },
-            cfg.max_message_bytes,
-        ))
-        .add_service(UnaryServer::new(
-            GetSamplingStrategy { sampling },
+        .add_service(target.grpc(|ingest, _| PostSpans { ingest }, cfg.max_message_bytes))
+        .add_service(target.grpc(
+            |_, sampling| GetSamplingStrategy {
+                sampling: sampling.clone(),
+            },
             cfg.max_message_bytes,
         ))
         .serve_with_incoming_shutdown(
@@ -158,8 +157,10 @@ mod tests {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(serve_jaeger_grpc(
             listener,
-            rec,
-            StrategyProvider::Local(Arc::new(PerService)),
+            Target::Single {
+                ingest: rec,
+                sampling: StrategyProvider::Local(Arc::new(PerService)),
+            },
             JaegerGrpcConfig {
                 max_message_bytes: 1 << 20,
             },

@@ -17,7 +17,7 @@ use crate::config::Settings;
 use crate::ingest::{Ingest, IngestError, IngestOutcome};
 use crate::sampling::StrategyProvider;
 
-mod grpc_codec;
+pub(crate) mod grpc_codec;
 pub mod jaeger_grpc;
 pub mod jaeger_http;
 pub mod jaeger_udp;
@@ -184,13 +184,75 @@ pub fn stopped(
     }
 }
 
-/// Starts every bound receiver and sampling endpoint (all asking `sampling`); each task ends
-/// after `stop` turns true and its in-flight requests finished.
+/// Where receivers hand what they decode and ask for strategies.
+#[derive(Clone)]
+pub enum Target {
+    /// No tenancy: today's one pipeline and strategies.
+    Single {
+        /// The pipeline.
+        ingest: Arc<dyn Ingest>,
+        /// The strategies.
+        sampling: StrategyProvider,
+    },
+    /// Tenancy: each request goes to the stack of its tenant, resolved by the gate.
+    Tenants {
+        /// Authentication and the tenants registry.
+        gate: Arc<crate::tenants::Gate>,
+        /// The pipeline of `--auth.udp-tenant` (`None`: the UDP receivers do not run).
+        udp: Option<Arc<dyn Ingest>>,
+    },
+}
+
+impl Target {
+    /// An HTTP router built by `make` over the one pipeline, or over each tenant's.
+    pub(crate) fn http(
+        &self,
+        make: impl Fn(Arc<dyn Ingest>, &StrategyProvider) -> axum::Router + Send + Sync + 'static,
+    ) -> axum::Router {
+        match self {
+            Target::Single { ingest, sampling } => make(ingest.clone(), sampling),
+            Target::Tenants { gate, .. } => crate::tenants::tenant_router(
+                gate.clone(),
+                move |stack| stack.ingest().map(|i| make(i, &stack.sampling)),
+                None,
+            ),
+        }
+    }
+
+    /// A gRPC service of the method `make` builds over the one pipeline, or over each
+    /// tenant's.
+    pub(crate) fn grpc<M: grpc_codec::UnaryMethod>(
+        &self,
+        make: impl Fn(Arc<dyn Ingest>, &StrategyProvider) -> M + Send + Sync + 'static,
+        max_message_bytes: usize,
+    ) -> grpc_codec::UnaryServer<M> {
+        match self {
+            Target::Single { ingest, sampling } => {
+                grpc_codec::UnaryServer::new(make(ingest.clone(), sampling), max_message_bytes)
+            }
+            Target::Tenants { gate, .. } => grpc_codec::UnaryServer::per_tenant(
+                gate.clone(),
+                move |stack| stack.ingest().map(|i| make(i, &stack.sampling)),
+                max_message_bytes,
+            ),
+        }
+    }
+
+    /// Where spans received over Jaeger UDP go (UDP carries no token or header).
+    fn udp(&self) -> Option<Arc<dyn Ingest>> {
+        match self {
+            Target::Single { ingest, .. } => Some(ingest.clone()),
+            Target::Tenants { udp, .. } => udp.clone(),
+        }
+    }
+}
+
+/// Starts every bound receiver and sampling endpoint; each task ends after `stop` turns true
+/// and its in-flight requests finished.
 pub fn serve_all(
     listeners: Listeners,
     settings: &Settings,
-    ingest: &Arc<dyn Ingest>,
-    sampling: &StrategyProvider,
+    target: &Target,
     stop: &watch::Receiver<bool>,
 ) -> Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> {
     let mut tasks = Vec::new();
@@ -203,19 +265,21 @@ pub fn serve_all(
             otlp_grpc::RECEIVER,
             tokio::spawn(otlp_grpc::serve_otlp_grpc(
                 l,
-                ingest.clone(),
+                target.clone(),
                 cfg,
                 stopped(stop),
             )),
         ));
     }
     if let Some(l) = listeners.otlp_http {
-        let router = otlp_http::otlp_http_router(
-            ingest.clone(),
-            otlp_http::OtlpHttpConfig {
-                max_body_bytes: max,
-            },
-        );
+        let router = target.http(move |ingest, _| {
+            otlp_http::otlp_http_router(
+                ingest,
+                otlp_http::OtlpHttpConfig {
+                    max_body_bytes: max,
+                },
+            )
+        });
         tasks.push((
             otlp_http::RECEIVER,
             tokio::spawn(serve_http(l, router, stop)),
@@ -228,26 +292,28 @@ pub fn serve_all(
         ),
         (listeners.jaeger_binary, jaeger_udp::ThriftProtocol::Binary),
     ] {
-        if let Some(s) = socket {
+        if let (Some(s), Some(ingest)) = (socket, target.udp()) {
             tasks.push((
                 protocol.receiver(),
                 tokio::spawn(jaeger_udp::serve_jaeger_udp(
                     s,
                     protocol,
-                    ingest.clone(),
+                    ingest,
                     stopped(stop),
                 )),
             ));
         }
     }
     if let Some(l) = listeners.jaeger_http {
-        let router = jaeger_http::jaeger_http_router(
-            ingest.clone(),
-            jaeger_http::JaegerHttpConfig {
-                max_body_bytes: max,
-            },
-        )
-        .merge(sampling_http::api_sampling_router(sampling.clone()));
+        let router = target.http(move |ingest, sampling| {
+            jaeger_http::jaeger_http_router(
+                ingest,
+                jaeger_http::JaegerHttpConfig {
+                    max_body_bytes: max,
+                },
+            )
+            .merge(sampling_http::api_sampling_router(sampling.clone()))
+        });
         tasks.push((
             jaeger_http::RECEIVER,
             tokio::spawn(serve_http(l, router, stop)),
@@ -258,8 +324,7 @@ pub fn serve_all(
             jaeger_grpc::RECEIVER,
             tokio::spawn(jaeger_grpc::serve_jaeger_grpc(
                 l,
-                ingest.clone(),
-                sampling.clone(),
+                target.clone(),
                 jaeger_grpc::JaegerGrpcConfig {
                     max_message_bytes: max,
                 },
@@ -268,19 +333,22 @@ pub fn serve_all(
         ));
     }
     if let Some(l) = listeners.zipkin_http {
-        let router = zipkin_http::zipkin_http_router(
-            ingest.clone(),
-            zipkin_http::ZipkinHttpConfig {
-                max_body_bytes: max,
-            },
-        );
+        let router = target.http(move |ingest, _| {
+            zipkin_http::zipkin_http_router(
+                ingest,
+                zipkin_http::ZipkinHttpConfig {
+                    max_body_bytes: max,
+                },
+            )
+        });
         tasks.push((
             zipkin_http::RECEIVER,
             tokio::spawn(serve_http(l, router, stop)),
         ));
     }
     if let Some(l) = listeners.sampling_http {
-        let router = sampling_http::sampling_http_router(sampling.clone());
+        let router =
+            target.http(|_, sampling| sampling_http::sampling_http_router(sampling.clone()));
         tasks.push(("sampling_http", tokio::spawn(serve_http(l, router, stop))));
     }
     tasks

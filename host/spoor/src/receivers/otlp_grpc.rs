@@ -12,7 +12,8 @@ use tonic::{Code, Status};
 
 use super::{export_response, refusal};
 use crate::ingest::{Ingest, IngestBatch};
-use crate::receivers::grpc_codec::{UnaryMethod, UnaryServer};
+use crate::receivers::grpc_codec::UnaryMethod;
+use crate::receivers::Target;
 
 /// Name of this receiver in metrics and in [`Ingest::bad_request`].
 pub const RECEIVER: &str = "otlp_grpc";
@@ -33,13 +34,13 @@ pub struct OtlpGrpcConfig {
 /// Serves OTLP/gRPC on `listener` until `shutdown` resolves, then drains in-flight calls.
 pub async fn serve_otlp_grpc(
     listener: tokio::net::TcpListener,
-    ingest: Arc<dyn Ingest>,
+    target: Target,
     cfg: OtlpGrpcConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr().ok();
     super::grpc_server_builder()?
-        .add_service(UnaryServer::new(Export { ingest }, cfg.max_message_bytes))
+        .add_service(target.grpc(|ingest, _| Export { ingest }, cfg.max_message_bytes))
         .serve_with_incoming_shutdown(
             // No Nagle: a small unary reply must not wait for the client's delayed ACK.
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -115,7 +116,12 @@ mod tests {
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             let task = tokio::spawn(serve_otlp_grpc(
                 listener,
-                rec,
+                Target::Single {
+                    ingest: rec,
+                    sampling: crate::sampling::StrategyProvider::Local(Arc::new(
+                        crate::sampling::DefaultStrategy,
+                    )),
+                },
                 OtlpGrpcConfig { max_message_bytes },
                 async {
                     let _ = rx.await;
