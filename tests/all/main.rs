@@ -12,5 +12,6 @@ mod plugins;
 mod restart;
 mod roles;
 mod sampling;
+mod tenancy;
 mod tls;
 mod zipkin;
