@@ -401,10 +401,12 @@ fn check_isolation(d: &Daemon, c: &Creds, own: &Sent, other: &Sent) {
         "{deps}"
     );
 
-    for port in [d.ports.sampling] {
-        let (status, v) = get(port, &format!("/sampling?service={}", own.services[0]), c);
-        assert_eq!(status, 200, "{v}");
-    }
+    let (status, v) = get(
+        d.ports.sampling,
+        &format!("/sampling?service={}", own.services[0]),
+        c,
+    );
+    assert_eq!(status, 200, "{v}");
     let (status, _) = get(
         d.ports.jaeger_http,
         &format!("/api/sampling?service={}", own.services[0]),
@@ -614,5 +616,96 @@ fn the_number_of_tenants_is_bounded_and_udp_needs_a_tenant() {
         d.log_text().contains("Jaeger UDP receivers not started"),
         "{}",
         d.log_text()
+    );
+}
+
+#[test]
+fn adaptive_sampling_counts_each_tenant_apart() {
+    let d = Daemon::start(&[
+        "--storage",
+        "memory",
+        "--multi-tenancy.enabled",
+        "true",
+        "--sampling.adaptive",
+        "true",
+        "--sampling.calculation-interval",
+        "1s",
+    ])
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    // 20 roots sampled at 0.001, of tenant a only, for a service both tenants could name
+    let spans: Vec<String> = (0..20)
+        .map(|i| {
+            format!(
+                r#"{{"traceId":"{:032x}","spanId":"00000000000000a1","name":"GET /only-a","kind":2,"startTimeUnixNano":"{now}","endTimeUnixNano":"{}","attributes":[{{"key":"sampler.type","value":{{"stringValue":"probabilistic"}}}},{{"key":"sampler.param","value":{{"doubleValue":0.001}}}}]}}"#,
+                0xa000 + i,
+                now + 1_000_000
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"shared-svc"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    );
+    let a = tenant_header("a");
+    let r = d
+        .post_otlp(
+            &headers(&with(&a, &[("Content-Type", "application/json")])),
+            body.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let strategy = |c: &Creds| {
+        let r = http(
+            d.ports.sampling,
+            "GET",
+            "/sampling?service=shared-svc",
+            &headers(c),
+            b"",
+        )
+        .unwrap();
+        assert_eq!(r.status, 200);
+        String::from_utf8_lossy(&r.body).into_owned()
+    };
+    wait("tenant a's adaptive strategy", &d, || {
+        strategy(&a).contains("GET /only-a")
+    });
+    let b = strategy(&tenant_header("b"));
+    assert!(
+        !b.contains("GET /only-a"),
+        "tenant b sees a's operation: {b}"
+    );
+}
+
+#[test]
+fn udp_spans_go_to_the_udp_tenant() {
+    let d = Daemon::start(&[
+        "--storage",
+        "memory",
+        "--multi-tenancy.enabled",
+        "true",
+        "--auth.udp-tenant",
+        "a",
+    ])
+    .unwrap();
+    let [front, _] = jaeger_batches();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(
+        &spoor_jaeger::encode_emit_batch(&front, spoor_jaeger::Protocol::Compact, 1),
+        ("127.0.0.1", d.ports.jaeger_compact),
+    )
+    .unwrap();
+    let (a, b) = (tenant_header("a"), tenant_header("b"));
+    wait("the UDP span in tenant a", &d, || {
+        get(d.ports.query, &format!("/api/traces/{TB_JAEGER}"), &a).0 == 200
+    });
+    let (status, v) = get(d.ports.query, &format!("/api/traces/{TB_JAEGER}"), &b);
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(
+        names(&query(&d, "/api/services", &b)["data"]),
+        Vec::<String>::new()
     );
 }
