@@ -7,6 +7,7 @@ import { SearchPage } from './pages/Search';
 import { ComparePage, DependenciesPage, TracePage } from './pages/Trace';
 import { InspectCompare, InspectDependencies, InspectPage, InspectTrace } from './pages/Inspect';
 import { MonitorPage } from './pages/Monitor';
+import { TokenPrompt } from './components/TokenPrompt';
 
 type Theme = 'light' | 'dark';
 
@@ -72,6 +73,8 @@ function Routes({ cfg }: { cfg: UiConfig }) {
 export function App({ initialConfig }: { initialConfig?: UiConfig }) {
   const [theme, toggle] = useTheme();
   const [cfg, setCfg] = useState<UiConfig>(initialConfig ?? {});
+  // bumped when a token is entered: the page is mounted again and asks again
+  const [signIns, setSignIns] = useState(0);
   useEffect(() => {
     if (initialConfig) return;
     // Without a daemon (a static copy of the UI) there is no config: the defaults apply.
@@ -96,7 +99,8 @@ export function App({ initialConfig }: { initialConfig?: UiConfig }) {
           {theme === 'dark' ? '☀ Light' : '☾ Dark'}
         </button>
       </nav>
-      <main>
+      <TokenPrompt onSaved={() => setSignIns((n) => n + 1)} />
+      <main key={signIns}>
         <Routes cfg={cfg} />
       </main>
     </RouterProvider>
