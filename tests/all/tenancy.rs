@@ -407,6 +407,7 @@ fn check_isolation(d: &Daemon, c: &Creds, own: &Sent, other: &Sent) {
         c,
     );
     assert_eq!(status, 200, "{v}");
+    jaeger_grpc_strategy(d.ports.jaeger_grpc, c).unwrap();
     let (status, _) = get(
         d.ports.jaeger_http,
         &format!("/api/sampling?service={}", own.services[0]),
@@ -470,6 +471,49 @@ fn check_refused(d: &Daemon, c: &Creds, status: u16) {
     let body = otlp_json(TA_GRPC, &[("a-grpc", "00000000000000a9", "nope", None)]);
     let err = send_otlp_grpc(d.ports.grpc, c, &body).unwrap_err();
     assert_eq!(err.code(), code, "{err:?}");
+    let err = jaeger_grpc_strategy(d.ports.jaeger_grpc, c).unwrap_err();
+    assert_eq!(err.code(), code, "{err:?}");
+}
+
+/// `SamplingManager/GetSamplingStrategy` on the Jaeger gRPC port, with `c` as metadata.
+fn jaeger_grpc_strategy(
+    port: u16,
+    c: &Creds,
+) -> Result<spoor_jaeger::sampling::SamplingStrategyResponse, tonic::Status> {
+    use spoor_jaeger::sampling::{
+        SamplingStrategyParameters, SamplingStrategyResponse, GET_SAMPLING_STRATEGY_PATH,
+    };
+    let c = c.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let mut req = tonic::Request::new(SamplingStrategyParameters {
+            service_name: "a-front".into(),
+        });
+        for (k, v) in &c {
+            req.metadata_mut().insert(
+                k.to_ascii_lowercase()
+                    .parse::<tonic::metadata::MetadataKey<_>>()
+                    .unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let codec: tonic_prost::ProstCodec<SamplingStrategyParameters, SamplingStrategyResponse> =
+            tonic_prost::ProstCodec::default();
+        let path = http::uri::PathAndQuery::from_static(GET_SAMPLING_STRATEGY_PATH);
+        grpc.unary(req, path, codec).await.map(|r| r.into_inner())
+    })
 }
 
 fn check_public(d: &Daemon) {
