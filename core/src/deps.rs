@@ -25,8 +25,9 @@ pub const MAX_SERVICES: usize = 10_000;
 
 /// Sizing of a [`DependencyLinker`].
 ///
-/// Memory with the defaults, on a 64-bit target: remembered spans about 60 bytes each
-/// (hash map entry, control byte and load-factor slack), so 100 000 spans take about 6 MiB; parked children about 250 bytes each including slack, so 10 000
+/// Memory with the defaults, on a 64-bit target: remembered spans about 20 bytes each
+/// (a 16-byte hash map entry, control byte and load-factor slack), so 100 000 spans take about
+/// 2 MiB; parked children about 250 bytes each including slack, so 10 000
 /// take about 2.5 MiB; at most [`MAX_SERVICES`] interned names, about 1.5 MiB for names of 30
 /// bytes. About 12 MiB in all, plus the counts accumulated between two
 /// [`take_links`](DependencyLinker::take_links).
@@ -81,6 +82,45 @@ fn key(t: TraceId, s: SpanId) -> Key {
     (t.high(), t.low(), s.0)
 }
 
+/// A remembered span's key: a 64-bit fingerprint of (trace id, span id), so a map entry is 16
+/// bytes instead of 32 and needs no hashing (the fingerprint is the hash). Remembering runs for
+/// every ingested span and the map is larger than the CPU caches, so its size is its cost.
+/// Two spans share a fingerprint with probability ~2^-64 per pair; the worst a collision
+/// can do is count one dependency call for the wrong parent service.
+fn fingerprint(k: Key) -> u64 {
+    // murmur3's 64-bit finaliser over a mix of the three words: a bijection on its input, so
+    // nearby ids (1, 2, 3, ...) land far apart.
+    let mut x = k.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ k.1.rotate_left(29)
+        ^ k.2.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+/// Hashes a fingerprint to itself.
+#[derive(Clone, Copy, Default)]
+struct FingerprintHasher(u64);
+
+impl core::hash::Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // only u64 keys are hashed with this hasher; fold anything else in anyway
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type Remembered = HashMap<u64, u32, core::hash::BuildHasherDefault<FingerprintHasher>>;
+
 /// A child waiting for its parent.
 #[derive(Clone, Copy, Debug)]
 struct Child {
@@ -113,9 +153,9 @@ pub struct DependencyLinker {
     names: Vec<String>,
     ids: HashMap<String, u32>,
     /// Remembered spans and their service, with the insertion order for FIFO eviction.
-    remembered: HashMap<Key, u32>,
+    remembered: Remembered,
     /// The previous generation of remembered spans (see [`LinkerConfig::max_remembered_spans`]).
-    remembered_old: HashMap<Key, u32>,
+    remembered_old: Remembered,
     /// Parked children by parent key, and (parent key, seq) of every parked child in arrival
     /// order; entries of children already linked are stale and skipped.
     parked: HashMap<Key, Group>,
@@ -138,8 +178,8 @@ impl DependencyLinker {
             cfg,
             names: Vec::new(),
             ids: HashMap::new(),
-            remembered: HashMap::new(),
-            remembered_old: HashMap::new(),
+            remembered: Remembered::default(),
+            remembered_old: Remembered::default(),
             parked: HashMap::new(),
             parked_order: VecDeque::new(),
             pending: 0,
@@ -197,10 +237,11 @@ impl DependencyLinker {
                 continue;
             }
             let pk = key(s.trace_id, parent);
+            let fp = fingerprint(pk);
             match self
                 .remembered
-                .get(&pk)
-                .or_else(|| self.remembered_old.get(&pk))
+                .get(&fp)
+                .or_else(|| self.remembered_old.get(&fp))
             {
                 Some(&parent_svc) => self.count(parent_svc, svc, s.start_unix_nanos),
                 None => self.park(pk, svc, s.start_unix_nanos, now_nanos),
@@ -277,7 +318,7 @@ impl DependencyLinker {
         }
         // One hash per span: a span seen again may sit in both generations, harmlessly (same
         // key, its latest service wins on lookup because the current generation is read first).
-        self.remembered.insert(k, svc);
+        self.remembered.insert(fingerprint(k), svc);
     }
 
     fn count(&mut self, parent: u32, child: u32, child_start: u64) {
@@ -568,6 +609,16 @@ mod tests {
         let mut none = DependencyLinker::new(cfg(100, 0, 10));
         none.observe(&[s(1, 11, 1, "x", 0)], 0);
         assert_eq!((none.stats().pending, none.stats().dropped_pending), (0, 1));
+    }
+
+    #[test]
+    fn fingerprints_of_nearby_ids_do_not_collide() {
+        let mut seen = hashbrown::HashSet::new();
+        for t in 0..300u64 {
+            for sp in 0..300u64 {
+                assert!(seen.insert(fingerprint((t >> 4, t, sp))), "({t}, {sp})");
+            }
+        }
     }
 
     #[test]
