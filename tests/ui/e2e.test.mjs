@@ -144,7 +144,8 @@ const daemons = [];
 
 /** Starts the daemon on free ports with `extra` flags, posts the fixture traces, and answers
  * its query address. */
-async function startDaemon(extra = [], prefix = '') {
+async function startDaemon(extra = [], prefix = '', token = null) {
+  const auth = token ? { Authorization: `Bearer ${token}` } : {};
   const ports = {};
   for (const k of ['grpc', 'http', 'query', 'admin', 'compact', 'binary', 'jhttp', 'jgrpc', 'zipkin', 'sampling']) ports[k] = await freePort();
   const hp = (p) => `127.0.0.1:${p}`;
@@ -162,15 +163,15 @@ async function startDaemon(extra = [], prefix = '') {
   proc.stdout.on('data', (d) => (daemonLog += d));
   proc.stderr.on('data', (d) => (daemonLog += d));
   const q = `http://127.0.0.1:${ports.query}${prefix}`;
-  await waitFor(async () => (await fetch(`${q}/api/services`)).ok, 'the query API');
+  await waitFor(async () => (await fetch(`${q}/api/services`, { headers: auth })).ok, 'the query API');
   const r = await fetch(`http://127.0.0.1:${ports.http}/v1/traces`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
+    headers: { 'Content-Type': 'application/json', ...auth },
     body: payload(),
   });
   assert.equal(r.status, 200, await r.text());
   await waitFor(async () => {
-    const s = await (await fetch(`${q}/api/services`)).json();
+    const s = await (await fetch(`${q}/api/services`, { headers: auth })).json();
     return ['cart', 'evil', 'frontend'].every((x) => s.data.includes(x));
   }, 'the fixture services');
   return { q, ports, proc };
@@ -597,6 +598,33 @@ test('the daemon serves the UI and the API under a base path', async (t) => {
   await p.reload();
   await p.getByTestId('graph-node').first().waitFor();
   assert.deepEqual(bad, []);
+  assert.deepEqual(p.errors, []);
+  await p.close();
+});
+
+test('with bearer tokens the UI asks for one, refuses a wrong one, then works', async (t) => {
+  if (!servesFiles) return t.skip('the daemon does not serve www/dist');
+  const { q } = await startDaemon(['--query.static-files', DIST, '--auth.tokens', 'ui-secret=team-a'], '', 'ui-secret');
+  assert.equal((await fetch(`${q}/api/services`)).status, 401);
+  const p = await page();
+  await p.goto(`${q}/search`);
+  const prompt = p.getByRole('dialog', { name: 'Bearer token' });
+  await prompt.waitFor();
+  await prompt.locator('input').fill('not-the-token');
+  await prompt.locator('button').click();
+  await prompt.waitFor();
+  await prompt.locator('input').fill('ui-secret');
+  await prompt.locator('button').click();
+  await p.locator('select[name=service] option', { hasText: 'frontend' }).waitFor({ state: 'attached' });
+  await p.selectOption('select[name=service]', 'frontend');
+  await p.click('button:has-text("Find traces")');
+  await p.click('a:has-text("GET /checkout")');
+  await p.getByTestId('span-row').first().waitFor();
+  assert.equal(await p.getByTestId('span-row').count(), 4);
+  // the token lives in this tab only
+  assert.equal(await p.evaluate(() => sessionStorage.getItem('spoor.token')), 'ui-secret');
+  const stored = await p.evaluate(() => Object.values(localStorage).join('\n'));
+  assert.ok(!stored.includes('ui-secret'), 'the token must not be in localStorage');
   assert.deepEqual(p.errors, []);
   await p.close();
 });
