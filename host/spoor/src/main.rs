@@ -1,5 +1,16 @@
-//! The Spoor daemon: one binary, several roles. Today it runs `all-in-one`: OTLP receivers,
-//! the ingest pipeline, a storage backend and the Jaeger-compatible query API in one process.
+//! The Spoor daemon: one binary, several roles (Jaeger's deployment shapes):
+//!
+//! | role         | receivers | pipeline ends in                 | query API over            |
+//! |--------------|-----------|----------------------------------|---------------------------|
+//! | `all-in-one` | yes       | the store (memory, sled, …)      | the same store            |
+//! | `collector`  | yes       | the store, or the span log with `--span-log` | —             |
+//! | `query`      | —         | —                                | sled, or `--query.ingesters` |
+//! | `agent`      | OTLP, UDP | a collector over OTLP/gRPC       | —                         |
+//! | `ingester`   | —         | sled, fed by the span log's owned partitions | its sled store (and the internal endpoint for query nodes) |
+//!
+//! Refused combinations say what to change: an ingester without `--span-log` or
+//! `--ingester.partitions` or with a non-sled store, a span-log collector given a store, a
+//! span log on any other role, `--query.ingesters` outside the query role.
 //!
 //! Start-up order: parse and validate configuration (exit 2 on a bad flag, variable or file),
 //! bind every listener (fail fast with the flag to change), serve the admin port (health says
@@ -18,7 +29,9 @@ mod metrics;
 mod pipeline;
 mod plugin_cli;
 mod receivers;
+mod remote;
 mod sampling;
+mod spanlog;
 mod tls;
 
 use std::process::ExitCode;
@@ -56,6 +69,7 @@ fn main() -> ExitCode {
         Some(Command::Collector(o)) => (Role::Collector, o),
         Some(Command::Query(o)) => (Role::Query, o),
         Some(Command::Agent(o)) => (Role::Agent, o),
+        Some(Command::Ingester(o)) => (Role::Ingester, o),
         Some(Command::Plugin(cmd)) => {
             return match plugin_cli::run(&cmd) {
                 Ok(out) => {
@@ -177,6 +191,8 @@ pub enum Role {
     Query,
     /// Receivers (OTLP, Jaeger UDP) forwarding to a collector over OTLP/gRPC.
     Agent,
+    /// Span-log consumer into its own sled store, with the query API over it.
+    Ingester,
 }
 
 impl Role {
@@ -186,21 +202,52 @@ impl Role {
             Role::Collector => "collector",
             Role::Query => "query",
             Role::Agent => "agent",
+            Role::Ingester => "ingester",
         }
     }
 
     fn receives(self) -> bool {
-        self != Role::Query
+        !matches!(self, Role::Query | Role::Ingester)
     }
 
     fn serves_queries(self) -> bool {
-        matches!(self, Role::AllInOne | Role::Query)
+        matches!(self, Role::AllInOne | Role::Query | Role::Ingester)
     }
 }
 
 /// Checks that the role and the settings fit together; errors say what to change.
 fn check_role(role: Role, settings: &mut Settings) -> anyhow::Result<()> {
+    if settings.span_log.is_some() && !matches!(role, Role::Collector | Role::Ingester) {
+        anyhow::bail!(
+            "--span-log is for the collector (publishes) and ingester (consumes) roles, not {}",
+            role.name()
+        );
+    }
+    if settings.ingester_partitions.is_some() && role != Role::Ingester {
+        anyhow::bail!("--ingester.partitions is for the ingester role only");
+    }
+    if !settings.query_ingesters.is_empty() && role != Role::Query {
+        anyhow::bail!("--query.ingesters is for the query role only");
+    }
     match role {
+        Role::Ingester if settings.span_log.is_none() => anyhow::bail!(
+            "the ingester role consumes the span log: give --span-log nats://host:port (and --ingester.partitions)"
+        ),
+        Role::Ingester if settings.ingester_partitions.is_none() => anyhow::bail!(
+            "the ingester role needs --ingester.partitions, e.g. 0-3: the span-log partitions it owns"
+        ),
+        Role::Ingester if settings.storage != StorageKind::Sled => anyhow::bail!(
+            "the ingester acknowledges the span log only after its store is durable: use --storage sled, not {}",
+            format!("{:?}", settings.storage).to_lowercase()
+        ),
+        Role::Ingester => Ok(()),
+        Role::Collector if settings.span_log.is_some() && settings.storage_given => anyhow::bail!(
+            "a collector with --span-log stores nothing itself (ingesters do): drop --storage/--data-dir"
+        ),
+        Role::Query if !settings.query_ingesters.is_empty() && settings.storage_given => anyhow::bail!(
+            "the query role reads either --query.ingesters or a local store, not both: drop --storage/--data-dir"
+        ),
+        Role::Query if !settings.query_ingesters.is_empty() => Ok(()),
         Role::Query if settings.storage != StorageKind::Sled => anyhow::bail!(
             "the query role reads a persistent store, but --storage {} keeps nothing another process can read: use --storage sled, or run all-in-one",
             format!("{:?}", settings.storage).to_lowercase()
@@ -299,31 +346,58 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         false,
     ));
 
-    let store: Arc<dyn TraceStore> = if role == Role::Agent {
-        let endpoint = settings
-            .agent_collector_endpoint
-            .clone()
-            .unwrap_or_default();
-        Arc::new(forward::ForwardStore::new(&forward::ForwardConfig {
-            endpoint,
-            timeout: Duration::from_secs(10),
-        })?)
-    } else {
-        let s = settings.clone();
-        tokio::task::spawn_blocking(move || open_store(&s))
-            .await
-            .context("storage open panicked")??
+    let span_log_js = match (&settings.span_log, role) {
+        (Some(cfg), Role::Collector | Role::Ingester) => {
+            Some(spanlog::open(cfg, &format!("spoor {}", role.name())).await?)
+        }
+        _ => None,
     };
+    if span_log_js.is_some() || !settings.query_ingesters.is_empty() {
+        metrics.span_log.enabled.store(true, Relaxed);
+    }
+    let mut span_log_store = None;
+    let store: Arc<dyn TraceStore> =
+        if let (Some(js), Role::Collector, Some(cfg)) = (&span_log_js, role, &settings.span_log) {
+            let s = Arc::new(spanlog::SpanLogStore::new(js.clone(), cfg, metrics.clone()));
+            span_log_store = Some(s.clone());
+            s
+        } else if !settings.query_ingesters.is_empty() {
+            Arc::new(remote::IngestersStore::new(
+                settings.query_ingesters.clone(),
+                Duration::from_secs(10),
+                metrics.span_log.query_ingester_errors.clone(),
+            )?)
+        } else if role == Role::Agent {
+            let endpoint = settings
+                .agent_collector_endpoint
+                .clone()
+                .unwrap_or_default();
+            Arc::new(forward::ForwardStore::new(&forward::ForwardConfig {
+                endpoint,
+                timeout: Duration::from_secs(10),
+            })?)
+        } else {
+            let s = settings.clone();
+            tokio::task::spawn_blocking(move || open_store(&s))
+                .await
+                .context("storage open panicked")??
+        };
     match role {
         Role::Agent => {
             tracing::info!(collector = ?settings.agent_collector_endpoint, "forwarding to collector")
+        }
+        _ if span_log_store.is_some() => {
+            tracing::info!(span_log = ?settings.span_log, "publishing to the span log")
+        }
+        _ if !settings.query_ingesters.is_empty() => {
+            tracing::info!(ingesters = ?settings.query_ingesters, "querying ingesters")
         }
         _ => {
             tracing::info!(storage = ?settings.storage, data_dir = %settings.data_dir.display(), "storage open")
         }
     }
 
-    let pipeline = role.receives().then(|| {
+    let pipeline = (role.receives() || role == Role::Ingester).then(|| {
         Pipeline::start(
             store.clone(),
             metrics.clone(),
@@ -334,13 +408,18 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
                     max_bytes: 16 << 20,
                     max_age_nanos: settings.batch_max_age.as_nanos() as u64,
                 },
-                sync: role != Role::Agent
-                    && settings.storage == StorageKind::Sled
-                    && settings.durability == DurabilityKind::Sync,
+                // span log: a client's spans (collector) or a log message (ingester) is
+                // acknowledged only once published / stored and flushed
+                sync: role == Role::Ingester
+                    || span_log_store.is_some()
+                    || (role != Role::Agent
+                        && settings.storage == StorageKind::Sled
+                        && settings.durability == DurabilityKind::Sync),
                 limits: Limits::default(),
                 retry_after: Duration::from_secs(1),
                 linker: LinkerConfig::default(),
-                links: role != Role::Agent,
+                // with a span log, the ingesters link: they see whole traces
+                links: role != Role::Agent && span_log_store.is_none(),
                 // span metrics and tail sampling belong to the collector, not the agent
                 span_metrics_bucket_nanos: settings
                     .span_metrics_bucket
@@ -352,6 +431,9 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
                     .filter(|_| role != Role::Agent),
                 plugins: plugins.clone(),
                 adaptive: adaptive.clone(),
+                available: span_log_store
+                    .clone()
+                    .map(|s| pipeline::Availability(Arc::new(move || s.connected()))),
             },
         )
     });
@@ -362,6 +444,31 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         }
         _ => Vec::new(),
     };
+    // ingester: one durable consumer per owned partition, created before ready
+    let (stop_consumers, consumers_rx) = watch::channel(false);
+    let mut consumer_tasks = Vec::new();
+    if let (Role::Ingester, Some(js), Some(cfg), Some(parts), Some(p)) = (
+        role,
+        &span_log_js,
+        &settings.span_log,
+        &settings.ingester_partitions,
+        &pipeline,
+    ) {
+        for &part in parts {
+            let consumer = spanlog::consumer_for(js, cfg, part).await?;
+            let ingest: Arc<dyn Ingest> = p.clone();
+            consumer_tasks.push(tokio::spawn(spanlog::run_partition(
+                js.clone(),
+                cfg.clone(),
+                part,
+                consumer,
+                ingest,
+                metrics.clone(),
+                consumers_rx.clone(),
+            )));
+        }
+        tracing::info!(partitions = ?parts, stream = %cfg.stream, "consuming the span log");
+    }
     let query_task = query_l.map(|l| {
         let router = spoor_query::router(
             store.clone(),
@@ -375,6 +482,11 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
                 base_path: settings.query_base_path.clone(),
             },
         );
+        let router = if role == Role::Ingester {
+            router.merge(remote::internal_router(store.clone()))
+        } else {
+            router
+        };
         tokio::spawn(receivers::serve_http(l, router, &servers_rx))
     });
     let plugin_reload = plugins.clone().map(|handle| {
@@ -436,6 +548,18 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         .is_err()
     {
         tracing::warn!("receivers did not finish their requests within 10s");
+    }
+    // ingester: stop fetching, let the batches in hand be stored and acked, then drain
+    let _ = stop_consumers.send(true);
+    for t in consumer_tasks {
+        if tokio::time::timeout(Duration::from_secs(10), t)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "a span-log consumer did not stop within 10s; its messages will be redelivered"
+            );
+        }
     }
     if let Some(p) = &pipeline {
         p.shutdown().await;
