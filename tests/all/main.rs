@@ -12,5 +12,6 @@ mod plugins;
 mod restart;
 mod roles;
 mod sampling;
+mod spanlog;
 mod tls;
 mod zipkin;
