@@ -322,12 +322,16 @@ fn acknowledged_traces_survive_a_nats_node_and_an_ingester_killed_mid_stream() {
     stop.store(true, Relaxed);
     send.join().unwrap();
     let all: Vec<String> = acked.lock().unwrap().clone();
-    let missing = converge(&query, &all, Duration::from_secs(60));
+    // messages the killed ingester had fetched but not acked come back after the ack wait (30 s)
+    let missing = converge(&query, &all, Duration::from_secs(120));
+    let where_: Vec<(String, u32)> = missing.iter().map(|t| (t.clone(), partition(t))).collect();
     assert!(
         missing.is_empty(),
-        "{} of {} acknowledged traces lost: {missing:?}\ningester b:\n{}",
+        "{} of {} acknowledged traces lost (trace, partition): {where_:?}\ningester a /metrics:\n{}\ningester b /metrics:\n{}\ningester b:\n{}",
         missing.len(),
         all.len(),
+        http(a.ports.admin, "GET", "/metrics", &[], b"").map(|r| String::from_utf8_lossy(&r.body).into_owned()).unwrap_or_default(),
+        http(b.ports.admin, "GET", "/metrics", &[], b"").map(|r| String::from_utf8_lossy(&r.body).into_owned()).unwrap_or_default(),
         b.log_text()
     );
     let consumed = metric(a.ports.admin, "spoor_spanlog_consumed_spans_total")

@@ -383,7 +383,7 @@ impl SpanLogStore {
 
     /// Encodes `spans` into messages no larger than `max_payload`, halving a group that is too
     /// large; a single span that alone is too large is dropped and counted.
-    fn encode_chunks<'s>(&self, spans: &[&'s Span], max_payload: usize, out: &mut Vec<Bytes>) {
+    fn encode_chunks(&self, spans: &[&Span], max_payload: usize, out: &mut Vec<Bytes>) {
         let bytes = encode_block_refs(spans.iter().copied());
         if bytes.len() <= max_payload {
             out.push(Bytes::from(bytes));
