@@ -55,6 +55,31 @@ impl Node {
         self.child = Some(child);
     }
 
+    /// A single JetStream server (no cluster), on the same ports and store as before.
+    fn start_single(&mut self, bin: &Path) {
+        let log = std::fs::File::create(self.dir.join(format!("{}.log", self.name))).unwrap();
+        let child = Command::new(bin)
+            .args(["-js", "-sd"])
+            .arg(self.dir.join("store"))
+            .args(["-a", "127.0.0.1", "-n", &self.name])
+            .args(["-p", &self.client.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.client)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not listen:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL.
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -134,7 +159,7 @@ fn partition(trace_hex: &str) -> u32 {
     (h % u64::from(PARTITIONS)) as u32
 }
 
-/// Spans of `trace` the query node returns (0 when not found or not answered).
+/// Spans of `trace` the query API of `query` (a query node or an ingester) returns (0 when not found or not answered).
 fn found_spans(query: &Daemon, trace: &str) -> usize {
     match query.get_json(&format!("/api/traces/{trace}")) {
         Ok((200, v)) => v["data"][0]["spans"].as_array().map_or(0, Vec::len),
@@ -440,4 +465,137 @@ fn collector_refuses_to_start_without_reachable_nats() {
         stderr.contains(&format!("cannot connect to nats at {url}")),
         "{stderr}"
     );
+}
+
+/// Publishes `payload` to `subject` with the plain NATS text protocol (no headers: what a
+/// foreign or broken producer would send); returns once the server answered the PING after it.
+fn raw_publish(port: u16, subject: &str, payload: &[u8]) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap(); // INFO
+    write!(
+        s,
+        "CONNECT {{\"verbose\":false}}\r\nPUB {subject} {}\r\n",
+        payload.len()
+    )
+    .unwrap();
+    s.write_all(payload).unwrap();
+    s.write_all(b"\r\nPING\r\n").unwrap();
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        assert!(!line.starts_with("-ERR"), "nats refused: {line}");
+        if line.starts_with("PONG") {
+            return;
+        }
+    }
+}
+
+fn post_trace(collector: &Daemon, trace: &str) -> u16 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let body = crate::crash::chain_trace_json("single", trace, SPANS, now, None);
+    collector
+        .post_otlp(&[("Content-Type", "application/json")], body.as_bytes())
+        .map_or(0, |r| r.status)
+}
+
+/// A trace id (hex) that hashes to partition `p`.
+fn trace_in(p: u32, salt: u64) -> String {
+    (1..)
+        .map(|i: u64| format!("{:032x}", (salt << 32) + i))
+        .find(|t| partition(t) == p)
+        .unwrap()
+}
+
+#[test]
+fn undecodable_messages_go_to_dead_letters_and_an_unreachable_log_answers_503() {
+    let Some(bin) = nats_server() else {
+        eprintln!("SKIPPED: nats-server is not installed (make tools installs it)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node {
+        name: "solo".into(),
+        client: free_port(),
+        cluster: free_port(),
+        monitor: free_port(),
+        dir: dir.path().to_path_buf(),
+        routes: String::new(),
+        child: None,
+    };
+    node.start_single(&bin);
+    let url = format!("nats://127.0.0.1:{}", node.client);
+    let collector = Daemon::start_role("collector", Ports::free(), &["--span-log", &url]).unwrap();
+    let data = dir.path().join("ingester");
+    let ingester = Daemon::start_role(
+        "ingester",
+        Ports::free(),
+        &[
+            "--span-log",
+            &url,
+            "--ingester.partitions",
+            "0-7",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--retention",
+            "100000d",
+        ],
+    )
+    .unwrap();
+
+    // garbage in partition 0, then a real trace behind it in the same partition
+    raw_publish(node.client, "spoor-spans.p0", b"not a block");
+    let behind = trace_in(0, 1);
+    assert_eq!(post_trace(&collector, &behind), 200);
+    assert!(
+        converge(
+            &ingester,
+            std::slice::from_ref(&behind),
+            Duration::from_secs(30)
+        )
+        .is_empty(),
+        "the trace behind a bad message must be stored:\n{}",
+        ingester.log_text()
+    );
+    assert_eq!(
+        metric(ingester.ports.admin, "spoor_spanlog_dead_letters_total"),
+        1
+    );
+    assert!(ingester
+        .log_text()
+        .contains("undecodable message sent to spoor-spans.dead-letter"));
+
+    // NATS away: ingest is refused as unavailable (retryable), not queued without bound
+    node.kill();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut status = 0;
+    while Instant::now() < deadline {
+        status = post_trace(&collector, &trace_in(3, 2));
+        if status == 503 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(status, 503, "{}", collector.log_text());
+
+    // NATS back on the same store: ingest resumes and the earlier trace is still there
+    node.start_single(&bin);
+    let after = trace_in(5, 3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while post_trace(&collector, &after) != 200 {
+        assert!(Instant::now() < deadline, "{}", collector.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let missing = converge(
+        &ingester,
+        &[behind.clone(), after.clone()],
+        Duration::from_secs(60),
+    );
+    assert!(missing.is_empty(), "{missing:?}\n{}", ingester.log_text());
 }
