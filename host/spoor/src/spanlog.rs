@@ -533,6 +533,8 @@ const FETCH_MAX: usize = 256;
 const FETCH_WAIT: Duration = Duration::from_secs(1);
 /// How long a delivered message may stay unacked before JetStream redelivers it.
 const ACK_WAIT: Duration = Duration::from_secs(30);
+/// How often the consumer lag gauges are refreshed.
+const LAG_EVERY: Duration = Duration::from_secs(2);
 
 /// Creates (or binds to) the durable pull consumer of partition `p`.
 pub async fn consumer_for(
@@ -578,95 +580,38 @@ pub async fn run_partition(
     mut consumer: consumer::Consumer<consumer::pull::Config>,
     ingest: Arc<dyn Ingest>,
     metrics: Arc<crate::metrics::Metrics>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let m = &metrics.span_log;
     let dead = dead_letter_subject(&cfg.stream);
     let want_encoding = encoding();
     let mut last_lag: (u64, u64) = (0, 0);
-    let mut lag_tick = tokio::time::interval(Duration::from_secs(2));
-    lag_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut lag_at = tokio::time::Instant::now();
+    // A fetch is never raced against anything: dropping it mid-way would strand the messages
+    // already delivered to it until the ack wait ran out. It ends by itself within FETCH_WAIT,
+    // so `stop` is seen between fetches.
     while !*stop.borrow() {
-        tokio::select! {
-            _ = lag_tick.tick() => {
-                if let Ok(info) = consumer.info().await {
-                    let now = (info.num_pending, info.num_ack_pending as u64);
-                    m.consumer_lag.fetch_add(now.0, Relaxed);
-                    m.consumer_lag.fetch_sub(last_lag.0, Relaxed);
-                    m.ack_pending.fetch_add(now.1, Relaxed);
-                    m.ack_pending.fetch_sub(last_lag.1, Relaxed);
-                    last_lag = now;
-                }
-                continue;
+        if lag_at.elapsed() >= LAG_EVERY {
+            lag_at = tokio::time::Instant::now();
+            if let Ok(info) = consumer.info().await {
+                let now = (info.num_pending, info.num_ack_pending as u64);
+                m.consumer_lag.fetch_add(now.0, Relaxed);
+                m.consumer_lag.fetch_sub(last_lag.0, Relaxed);
+                m.ack_pending.fetch_add(now.1, Relaxed);
+                m.ack_pending.fetch_sub(last_lag.1, Relaxed);
+                last_lag = now;
             }
-            _ = stop.changed() => break,
-            batch = fetch(&consumer) => {
-                let msgs = match batch {
-                    Ok(msgs) => msgs,
-                    Err(e) => {
-                        tracing::warn!(partition = p, error = %e, "span log: fetch failed, retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        // the consumer may have been lost with a server: bind again
-                        if let Ok(c) = consumer_for(&js, &cfg, p).await {
-                            consumer = c;
-                        }
-                        continue;
-                    }
-                };
-                if msgs.is_empty() {
-                    continue;
-                }
-                let mut spans = Vec::new();
-                let mut good = Vec::with_capacity(msgs.len());
-                for msg in msgs {
-                    if msg.info().map(|i| i.delivered > 1).unwrap_or(false) {
-                        m.redeliveries.fetch_add(1, Relaxed);
-                    }
-                    match decode(&msg, &want_encoding) {
-                        Ok(mut s) => {
-                            spans.append(&mut s);
-                            good.push(msg);
-                        }
-                        Err(reason) => {
-                            dead_letter(&js, &dead, &msg, &reason, m).await;
-                        }
-                    }
-                }
-                if good.is_empty() {
-                    continue;
-                }
-                let count = spans.len() as u64;
-                let result = ingest
-                    .ingest(IngestBatch {
-                        receiver: "span_log",
-                        spans,
-                        ..Default::default()
-                    })
-                    .await;
-                match result {
-                    Ok(_) => {
-                        for msg in &good {
-                            if let Err(e) = msg.ack().await {
-                                // JetStream redelivers after ack_wait: stored twice at worst
-                                tracing::warn!(partition = p, error = %e, "span log: ack failed");
-                            }
-                        }
-                        m.consumed_messages.fetch_add(good.len() as u64, Relaxed);
-                        m.consumed_spans.fetch_add(count, Relaxed);
-                    }
-                    Err(e) => {
-                        m.store_errors.fetch_add(1, Relaxed);
-                        let delay = match &e {
-                            IngestError::Overloaded { retry_after } => *retry_after,
-                            _ => Duration::from_secs(1),
-                        };
-                        tracing::warn!(partition = p, error = %e, messages = good.len(), "span log: storing failed, messages will be redelivered");
-                        for msg in &good {
-                            let _ = msg.ack_with(jetstream::AckKind::Nak(Some(delay))).await;
-                        }
-                        tokio::time::sleep(delay).await;
-                    }
-                }
+        }
+        let (msgs, failed) = fetch(&consumer).await;
+        if !msgs.is_empty() {
+            store_messages(&js, &dead, &want_encoding, p, msgs, &*ingest, m).await;
+        }
+        if let Some(e) = failed {
+            tracing::warn!(partition = p, error = %e, "span log: fetch failed, retrying");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            // the consumer may have been lost with a server: bind again
+            if let Ok(c) = consumer_for(&js, &cfg, p).await {
+                consumer = c;
             }
         }
     }
@@ -674,21 +619,92 @@ pub async fn run_partition(
     m.ack_pending.fetch_sub(last_lag.1, Relaxed);
 }
 
+/// One pull: the messages received, and the error that ended it early, if any (messages
+/// received before an error are still stored and acked).
 async fn fetch(
     consumer: &consumer::Consumer<consumer::pull::Config>,
-) -> anyhow::Result<Vec<jetstream::Message>> {
-    let mut batch = consumer
+) -> (Vec<jetstream::Message>, Option<String>) {
+    let mut batch = match consumer
         .fetch()
         .max_messages(FETCH_MAX)
         .expires(FETCH_WAIT)
         .messages()
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    {
+        Ok(b) => b,
+        Err(e) => return (Vec::new(), Some(e.to_string())),
+    };
     let mut out = Vec::new();
     while let Some(m) = batch.next().await {
-        out.push(m.map_err(|e| anyhow::anyhow!("{e}"))?);
+        match m {
+            Ok(m) => out.push(m),
+            Err(e) => return (out, Some(e.to_string())),
+        }
     }
-    Ok(out)
+    (out, None)
+}
+
+/// Stores the spans of fetched messages through the ingester's pipeline and acks them once
+/// stored; undecodable ones go to the dead-letter subject; on a store failure they are naked
+/// with a delay and come back.
+async fn store_messages(
+    js: &jetstream::Context,
+    dead: &str,
+    want_encoding: &str,
+    p: u32,
+    msgs: Vec<jetstream::Message>,
+    ingest: &dyn Ingest,
+    m: &SpanLogMetrics,
+) {
+    let mut spans = Vec::new();
+    let mut good = Vec::with_capacity(msgs.len());
+    for msg in msgs {
+        if msg.info().map(|i| i.delivered > 1).unwrap_or(false) {
+            m.redeliveries.fetch_add(1, Relaxed);
+        }
+        match decode(&msg, want_encoding) {
+            Ok(mut s) => {
+                spans.append(&mut s);
+                good.push(msg);
+            }
+            Err(reason) => dead_letter(js, dead, &msg, &reason, m).await,
+        }
+    }
+    if good.is_empty() {
+        return;
+    }
+    let count = spans.len() as u64;
+    let result = ingest
+        .ingest(IngestBatch {
+            receiver: "span_log",
+            spans,
+            ..Default::default()
+        })
+        .await;
+    match result {
+        Ok(_) => {
+            for msg in &good {
+                if let Err(e) = msg.ack().await {
+                    // JetStream redelivers after the ack wait: stored twice at worst
+                    tracing::warn!(partition = p, error = %e, "span log: ack failed");
+                }
+            }
+            m.consumed_messages.fetch_add(good.len() as u64, Relaxed);
+            m.consumed_spans.fetch_add(count, Relaxed);
+        }
+        Err(e) => {
+            m.store_errors.fetch_add(1, Relaxed);
+            let delay = match &e {
+                IngestError::Overloaded { retry_after } => *retry_after,
+                _ => Duration::from_secs(1),
+            };
+            tracing::warn!(partition = p, error = %e, messages = good.len(), "span log: storing failed, messages will be redelivered");
+            for msg in &good {
+                let _ = msg.ack_with(jetstream::AckKind::Nak(Some(delay))).await;
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
 }
 
 /// The spans of one message, or why it cannot be stored.
