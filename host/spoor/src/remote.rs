@@ -413,3 +413,178 @@ impl TraceStore for IngestersStore {
         StoreStats::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spoor_store::conformance::{self, Capabilities};
+    use spoor_store::memory::MemoryStore;
+
+    /// Two ingesters on 127.0.0.1 (their real internal endpoint over memory stores), written the
+    /// way the span log writes them (each trace to the ingester owning its partition), read
+    /// through [`IngestersStore`] — plus a third address where nothing listens.
+    struct Cluster {
+        parts: Vec<Arc<MemoryStore>>,
+        read: IngestersStore,
+        _servers: Vec<tokio::task::JoinHandle<()>>,
+    }
+
+    fn cluster(rt: &tokio::runtime::Handle) -> Cluster {
+        let parts: Vec<Arc<MemoryStore>> = (0..2)
+            .map(|_| Arc::new(MemoryStore::new(100_000)))
+            .collect();
+        let mut urls = Vec::new();
+        let mut servers = Vec::new();
+        for p in &parts {
+            let router = internal_router(p.clone());
+            let listener = rt
+                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .unwrap();
+            urls.push(format!("http://{}", listener.local_addr().unwrap()));
+            servers.push(rt.spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            }));
+        }
+        // nothing listens on the discard port: a down ingester
+        urls.push("http://127.0.0.1:9".to_string());
+        let read = rt
+            .block_on(async {
+                IngestersStore::new(urls, Duration::from_secs(5), Arc::new(AtomicU64::new(0)))
+            })
+            .unwrap();
+        Cluster {
+            parts,
+            read,
+            _servers: servers,
+        }
+    }
+
+    impl TraceStore for Cluster {
+        fn write_spans(&self, spans: &[Span]) -> StoreResult<()> {
+            for (i, part) in self.parts.iter().enumerate() {
+                let mine: Vec<Span> = spans
+                    .iter()
+                    .filter(|s| crate::spanlog::partition_of(s.trace_id, 2) as usize == i)
+                    .cloned()
+                    .collect();
+                part.write_spans(&mine)?;
+            }
+            Ok(())
+        }
+        fn write_dependencies(&self, bucket: u64, links: &[DependencyLink]) -> StoreResult<()> {
+            // split across ingesters: reading must sum them
+            let (a, b) = links.split_at(links.len() / 2);
+            self.parts[0].write_dependencies(bucket, a)?;
+            self.parts[1].write_dependencies(bucket, b)
+        }
+        fn flush(&self) -> StoreResult<()> {
+            Ok(())
+        }
+        fn get_trace(&self, id: TraceId) -> StoreResult<Option<Trace>> {
+            self.read.get_trace(id)
+        }
+        fn services(&self) -> StoreResult<Vec<String>> {
+            self.read.services()
+        }
+        fn operations(&self, s: &str, k: Option<SpanKind>) -> StoreResult<Vec<Operation>> {
+            self.read.operations(s, k)
+        }
+        fn find_trace_ids(&self, q: &TraceQuery) -> StoreResult<Vec<TraceId>> {
+            self.read.find_trace_ids(q)
+        }
+        fn find_traces(&self, q: &TraceQuery) -> StoreResult<Vec<Trace>> {
+            self.read.find_traces(q)
+        }
+        fn dependencies(&self, end: u64, lookback: u64) -> StoreResult<Vec<DependencyLink>> {
+            self.read.dependencies(end, lookback)
+        }
+        fn write_span_metrics(&self, points: &[RedPoint]) -> StoreResult<()> {
+            // every point to both halves, halved counts would not merge back exactly; alternate
+            for (i, p) in points.iter().enumerate() {
+                self.parts[i % 2].write_span_metrics(std::slice::from_ref(p))?;
+            }
+            Ok(())
+        }
+        fn span_metrics(&self, s: &[String], start: u64, end: u64) -> StoreResult<Vec<RedPoint>> {
+            self.read.span_metrics(s, start, end)
+        }
+        fn expire_before(&self, cutoff: u64) -> StoreResult<u64> {
+            let mut n = 0;
+            for p in &self.parts {
+                n += p.expire_before(cutoff)?;
+            }
+            Ok(n)
+        }
+        fn stats(&self) -> StoreStats {
+            StoreStats {
+                spans_written: self.parts.iter().map(|p| p.stats().spans_written).sum(),
+                ..Default::default()
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conformance_suite_through_two_ingesters_and_a_down_one() {
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let mut errors = Vec::new();
+            conformance::run_all(
+                || {
+                    let c = cluster(&rt);
+                    errors.push(c.read.errors.clone());
+                    c
+                },
+                Capabilities { expires: false },
+            );
+            // the reads skipped the down ingester, and counted it (`stats` reads nothing)
+            let skipped: Vec<u64> = errors.iter().map(|e| e.load(Relaxed)).collect();
+            assert_eq!(
+                skipped.iter().filter(|&&n| n == 0).count(),
+                1,
+                "{skipped:?}"
+            );
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_ingester_answering_is_an_error_naming_the_method() {
+        let store = IngestersStore::new(
+            vec!["http://127.0.0.1:9".into()],
+            Duration::from_secs(5),
+            Arc::new(AtomicU64::new(0)),
+        )
+        .unwrap();
+        let err = tokio::task::spawn_blocking(move || store.services().unwrap_err())
+            .await
+            .unwrap();
+        assert!(
+            err.to_string().starts_with(
+                "storage i/o failed: no ingester answered services (last: http://127.0.0.1:9: "
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ingester_urls_are_checked() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let _g = rt.enter();
+        for (url, want) in [
+            (
+                "ftp://x:1",
+                "invalid query.ingesters entry \"ftp://x:1\": expected http://host:port",
+            ),
+            ("http://", "invalid query.ingesters entry \"http://\": "),
+        ] {
+            let err = IngestersStore::new(vec![url.into()], Duration::from_secs(1), Arc::default())
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.starts_with(want), "{url}: {err}");
+        }
+    }
+}
