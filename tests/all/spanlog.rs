@@ -311,6 +311,30 @@ fn acknowledged_traces_survive_a_nats_node_and_an_ingester_killed_mid_stream() {
     let services = query.get_json("/api/services").unwrap();
     assert_eq!(services.0, 200);
     assert_eq!(services.1["data"], serde_json::json!(["streamed"]));
+    // a search merges both ingesters' answers and re-applies the limit
+    let (status, found) = query
+        .get_json("/api/traces?service=streamed&limit=20&lookback=1h")
+        .unwrap();
+    assert_eq!(status, 200, "{found}");
+    let ids: Vec<String> = found["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["traceID"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 20, "{ids:?}");
+    let known = acked.lock().unwrap().clone();
+    assert!(
+        ids.iter()
+            .all(|id| known.iter().any(|k| k.ends_with(id.as_str()))),
+        "{ids:?}"
+    );
+    let halves = ids.iter().map(|id| partition(&format!("{id:0>32}")) < 4);
+    assert_eq!(
+        halves.collect::<std::collections::BTreeSet<_>>().len(),
+        2,
+        "both ingesters answer a search"
+    );
 
     // 2. SIGKILL one NATS node and one ingester while the sender keeps going
     nodes[2].kill();

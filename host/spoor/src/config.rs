@@ -1480,4 +1480,56 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn span_log_settings_from_file_and_flags() {
+        let s = with_file(
+            "[span-log]\nurl = \"nats://a:4222, nats://b:4222\"\npartitions = 4\nreplicas = 3\nmax-age = \"2h\"\nmax-bytes = 1000000\n[ingester]\npartitions = \"2-3\"\n[query]\ningesters = [\"http://i1:16686\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.span_log,
+            Some(crate::spanlog::SpanLogSettings {
+                urls: vec!["nats://a:4222".into(), "nats://b:4222".into()],
+                stream: "spoor-spans".into(),
+                partitions: 4,
+                replicas: 3,
+                max_age: Duration::from_secs(7200),
+                max_bytes: 1_000_000,
+            })
+        );
+        assert_eq!(s.ingester_partitions, Some(vec![2, 3]));
+        assert_eq!(s.query_ingesters, vec!["http://i1:16686".to_string()]);
+        assert!(!s.storage_given);
+
+        let defaults = Settings::resolve(&Options {
+            span_log: Some("nats://n:4222".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .span_log
+        .unwrap();
+        assert_eq!(
+            (
+                defaults.partitions,
+                defaults.replicas,
+                defaults.max_age,
+                defaults.max_bytes
+            ),
+            (8, 1, Duration::from_secs(86400), -1)
+        );
+
+        for (text, want) in [
+            ("[span-log]\nurl = \"nats://a:1\"\nreplica = 3\n", "replica"),
+            ("[span-log]\nurl = \"nats://a:1\"\npartitions = 0\n", "span-log.partitions must be between 1 and 1024, got 0"),
+            ("[span-log]\nurl = \"nats://a:1\"\nreplicas = 7\n", "span-log.replicas must be between 1 and 5, got 7"),
+            ("[span-log]\nurl = \"nats://a:1\"\nmax-bytes = 0\n", "span-log.max-bytes must be -1 (unbounded) or more than 0, got 0"),
+            ("[span-log]\nurl = \"nats://a:1\"\nmax-age = \"soon\"\n", "invalid span-log.max-age \"soon\""),
+            ("[span-log]\nurl = \" , \"\n", "invalid span-log.url \" , \": expected nats://host:port, comma-separated"),
+            ("[span-log]\nurl = \"nats://a:1\"\npartitions = 4\n[ingester]\npartitions = \"0-4\"\n", "invalid ingester.partitions \"0-4\": partition 4 does not exist: span-log.partitions is 4 (0-3)"),
+        ] {
+            let err = with_file(text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
 }
