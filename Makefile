@@ -36,6 +36,8 @@ tools:
 	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 	@command -v x86_64-w64-mingw32-gcc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc-mingw-w64-x86-64 >/dev/null; }
 	@command -v openssl >/dev/null && command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl curl >/dev/null; }
+	@# the span-log end-to-end tests start a 3-node JetStream cluster of Debian's nats-server
+	@command -v nats-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null; }
 
 # Real OpenTelemetry clients (Python SDK, JS SDK) for the end-to-end tests, in ignored folders.
 test-clients: $(VENV)/.installed $(CLIENTS)/node_modules/.installed

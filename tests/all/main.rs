@@ -12,6 +12,7 @@ mod plugins;
 mod restart;
 mod roles;
 mod sampling;
+mod spanlog;
 mod tenancy;
 mod tls;
 mod zipkin;

@@ -38,6 +38,9 @@ pub enum Command {
     /// Per-host agent: OTLP and Jaeger UDP receivers that batch and forward to a collector over
     /// OTLP/gRPC, with retry and a bounded buffer (`pipeline.queue-bytes`).
     Agent(Options),
+    /// Consumes owned partitions of the span log (`--span-log`, `--ingester.partitions`) into
+    /// its own sled store and serves the query API over it.
+    Ingester(Options),
     /// Pipeline plugins: validate one, or run it on a file of traces (no daemon needed).
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -305,6 +308,43 @@ pub struct Options {
     /// Longest a span waits in a batch, e.g. `200ms` [default: 200ms].
     #[arg(long = "batch.max-age", env = "SPOOR_BATCH_MAX_AGE")]
     pub batch_max_age: Option<String>,
+    /// Span log: NATS servers, comma-separated (`nats://h1:4222,nats://h2:4222`). A collector
+    /// publishes to it instead of storing; an ingester consumes from it [default: none].
+    #[arg(long = "span-log", env = "SPOOR_SPAN_LOG")]
+    pub span_log: Option<String>,
+    /// Span log: JetStream stream name [default: spoor-spans].
+    #[arg(long = "span-log.stream", env = "SPOOR_SPAN_LOG_STREAM")]
+    pub span_log_stream: Option<String>,
+    /// Span log: partitions trace ids are hashed over; all collectors and ingesters must agree
+    /// [default: 8].
+    #[arg(long = "span-log.partitions", env = "SPOOR_SPAN_LOG_PARTITIONS")]
+    pub span_log_partitions: Option<u32>,
+    /// Span log: stream replicas (at most the NATS cluster's size) [default: 1].
+    #[arg(long = "span-log.replicas", env = "SPOOR_SPAN_LOG_REPLICAS")]
+    pub span_log_replicas: Option<usize>,
+    /// Span log: messages older than this are dropped, e.g. `24h`; 0 keeps them until
+    /// span-log.max-bytes [default: 24h].
+    #[arg(long = "span-log.max-age", env = "SPOOR_SPAN_LOG_MAX_AGE")]
+    pub span_log_max_age: Option<String>,
+    /// Span log: stream size bound in bytes, oldest dropped first; -1 is unbounded
+    /// [default: -1].
+    #[arg(
+        long = "span-log.max-bytes",
+        env = "SPOOR_SPAN_LOG_MAX_BYTES",
+        allow_negative_numbers = true
+    )]
+    pub span_log_max_bytes: Option<i64>,
+    /// Ingester role: the span-log partitions it consumes, e.g. `0-3` or `0,2,4`.
+    #[arg(long = "ingester.partitions", env = "SPOOR_INGESTER_PARTITIONS")]
+    pub ingester_partitions: Option<String>,
+    /// Query role: answer from these ingesters' query ports instead of a local store,
+    /// comma-separated (`http://ingester-a:16686,http://ingester-b:16686`).
+    #[arg(
+        long = "query.ingesters",
+        env = "SPOOR_QUERY_INGESTERS",
+        value_delimiter = ','
+    )]
+    pub query_ingesters: Option<Vec<String>>,
     /// Log format [default: text].
     #[arg(long = "log.format", env = "SPOOR_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -376,6 +416,8 @@ struct FileConfig {
     span_metrics: Option<FileSpanMetrics>,
     /// Pipeline plugins, run in order on every accepted batch (`[[plugins]]`).
     plugins: Option<Vec<spoor_plugin_host::PluginSpec>>,
+    span_log: Option<FileSpanLog>,
+    ingester: Option<FileIngester>,
     log: Option<FileLog>,
     auth: Option<FileAuth>,
     multi_tenancy: Option<FileMultiTenancy>,
@@ -396,6 +438,25 @@ struct FileMultiTenancy {
     header: Option<String>,
     tenants: Option<Vec<String>>,
     max_tenants: Option<usize>,
+}
+
+/// `[span-log]`: the NATS JetStream span log.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileSpanLog {
+    url: Option<String>,
+    stream: Option<String>,
+    partitions: Option<u32>,
+    replicas: Option<usize>,
+    max_age: Option<String>,
+    max_bytes: Option<i64>,
+}
+
+/// `[ingester]`: what the ingester role consumes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileIngester {
+    partitions: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -477,6 +538,7 @@ struct FileQuery {
     static_files: Option<PathBuf>,
     ui_config: Option<PathBuf>,
     base_path: Option<String>,
+    ingesters: Option<Vec<String>>,
 }
 
 /// `[tls]`: TLS on the listeners.
@@ -614,6 +676,14 @@ pub struct Settings {
     pub batch_max_spans: usize,
     /// Longest wait in a batch.
     pub batch_max_age: Duration,
+    /// The span log (`None`: not used).
+    pub span_log: Option<crate::spanlog::SpanLogSettings>,
+    /// Ingester role: owned partitions, validated against `span_log` (`None`: not given).
+    pub ingester_partitions: Option<Vec<u32>>,
+    /// Query role: the ingesters to fan out to (empty: a local store).
+    pub query_ingesters: Vec<String>,
+    /// Whether `storage` or `data-dir` was set (flag, variable or file), not defaulted.
+    pub storage_given: bool,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -778,6 +848,38 @@ impl Settings {
             }
             None => None,
         };
+        let query_ingesters: Vec<String> = opts
+            .query_ingesters
+            .clone()
+            .or(query.ingesters.take())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .collect();
+        let mut span_log_file = file.span_log.take().unwrap_or_default();
+        let span_log = match opts.span_log.clone().or(span_log_file.url.take()) {
+            None => None,
+            Some(urls) => Some(span_log_settings(opts, &urls, span_log_file)?),
+        };
+        let ingester_partitions =
+            match opts
+                .ingester_partitions
+                .clone()
+                .or(file.ingester.take().and_then(|i| i.partitions))
+            {
+                None => None,
+                Some(text) => {
+                    let count = span_log.as_ref().map_or(8, |s| s.partitions);
+                    Some(crate::spanlog::parse_partitions(&text, count).map_err(|e| {
+                        anyhow::anyhow!("invalid ingester.partitions {text:?}: {e}")
+                    })?)
+                }
+            };
+        let storage_given = opts.storage.is_some()
+            || file.storage.is_some()
+            || opts.data_dir.is_some()
+            || file.data_dir.is_some();
         let span_metrics = file.span_metrics.take().unwrap_or_default();
         let span_metrics_bucket = if opts
             .span_metrics_enabled
@@ -1087,6 +1189,10 @@ impl Settings {
             queue_bytes,
             batch_max_spans,
             batch_max_age,
+            span_log,
+            ingester_partitions,
+            query_ingesters,
+            storage_given,
             log_format: opts.log_format.or(log.format).unwrap_or(LogFormat::Text),
             log_level: opts
                 .log_level
@@ -1189,6 +1295,64 @@ fn resolve_auth(
     // a token both in the file and in the list is refused now, not at the first request
     crate::auth::Auth::new(settings.clone()).map_err(|e| anyhow::anyhow!(e))?;
     Ok(Some(settings))
+}
+
+/// Validates the `span-log.*` settings (flags over the `[span-log]` table).
+fn span_log_settings(
+    opts: &Options,
+    urls: &str,
+    file: FileSpanLog,
+) -> anyhow::Result<crate::spanlog::SpanLogSettings> {
+    let list: Vec<String> = urls
+        .split(',')
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if list.is_empty() {
+        bail!("invalid span-log.url {urls:?}: expected nats://host:port, comma-separated");
+    }
+    for u in &list {
+        if !(u.starts_with("nats://") || u.starts_with("tls://")) || u.len() <= "nats://".len() {
+            bail!("invalid span-log.url entry {u:?}: expected nats://host:port");
+        }
+    }
+    let stream = opts
+        .span_log_stream
+        .clone()
+        .or(file.stream)
+        .unwrap_or_else(|| "spoor-spans".to_string());
+    if stream.is_empty()
+        || !stream
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("invalid span-log.stream {stream:?}: use letters, digits, '-' and '_' only");
+    }
+    let partitions = opts.span_log_partitions.or(file.partitions).unwrap_or(8);
+    if !(1..=1024).contains(&partitions) {
+        bail!("span-log.partitions must be between 1 and 1024, got {partitions}");
+    }
+    let replicas = opts.span_log_replicas.or(file.replicas).unwrap_or(1);
+    if !(1..=5).contains(&replicas) {
+        bail!("span-log.replicas must be between 1 and 5, got {replicas}");
+    }
+    let max_age = parse_duration_setting(
+        "span-log.max-age",
+        opts.span_log_max_age.clone().or(file.max_age),
+        "24h",
+    )?;
+    let max_bytes = opts.span_log_max_bytes.or(file.max_bytes).unwrap_or(-1);
+    if max_bytes == 0 || max_bytes < -1 {
+        bail!("span-log.max-bytes must be -1 (unbounded) or more than 0, got {max_bytes}");
+    }
+    Ok(crate::spanlog::SpanLogSettings {
+        urls: list,
+        stream,
+        partitions,
+        replicas,
+        max_age,
+        max_bytes,
+    })
 }
 
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -1556,5 +1720,57 @@ mod tests {
             err.contains("otlp.http.host-port") && err.contains("nope"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn span_log_settings_from_file_and_flags() {
+        let s = with_file(
+            "[span-log]\nurl = \"nats://a:4222, nats://b:4222\"\npartitions = 4\nreplicas = 3\nmax-age = \"2h\"\nmax-bytes = 1000000\n[ingester]\npartitions = \"2-3\"\n[query]\ningesters = [\"http://i1:16686\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.span_log,
+            Some(crate::spanlog::SpanLogSettings {
+                urls: vec!["nats://a:4222".into(), "nats://b:4222".into()],
+                stream: "spoor-spans".into(),
+                partitions: 4,
+                replicas: 3,
+                max_age: Duration::from_secs(7200),
+                max_bytes: 1_000_000,
+            })
+        );
+        assert_eq!(s.ingester_partitions, Some(vec![2, 3]));
+        assert_eq!(s.query_ingesters, vec!["http://i1:16686".to_string()]);
+        assert!(!s.storage_given);
+
+        let defaults = Settings::resolve(&Options {
+            span_log: Some("nats://n:4222".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .span_log
+        .unwrap();
+        assert_eq!(
+            (
+                defaults.partitions,
+                defaults.replicas,
+                defaults.max_age,
+                defaults.max_bytes
+            ),
+            (8, 1, Duration::from_secs(86400), -1)
+        );
+
+        for (text, want) in [
+            ("[span-log]\nurl = \"nats://a:1\"\nreplica = 3\n", "replica"),
+            ("[span-log]\nurl = \"nats://a:1\"\npartitions = 0\n", "span-log.partitions must be between 1 and 1024, got 0"),
+            ("[span-log]\nurl = \"nats://a:1\"\nreplicas = 7\n", "span-log.replicas must be between 1 and 5, got 7"),
+            ("[span-log]\nurl = \"nats://a:1\"\nmax-bytes = 0\n", "span-log.max-bytes must be -1 (unbounded) or more than 0, got 0"),
+            ("[span-log]\nurl = \"nats://a:1\"\nmax-age = \"soon\"\n", "invalid span-log.max-age \"soon\""),
+            ("[span-log]\nurl = \" , \"\n", "invalid span-log.url \" , \": expected nats://host:port, comma-separated"),
+            ("[span-log]\nurl = \"nats://a:1\"\npartitions = 4\n[ingester]\npartitions = \"0-4\"\n", "invalid ingester.partitions \"0-4\": partition 4 does not exist: span-log.partitions is 4 (0-3)"),
+        ] {
+            let err = with_file(text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
     }
 }

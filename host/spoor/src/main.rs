@@ -1,5 +1,16 @@
-//! The Spoor daemon: one binary, several roles. Today it runs `all-in-one`: OTLP receivers,
-//! the ingest pipeline, a storage backend and the Jaeger-compatible query API in one process.
+//! The Spoor daemon: one binary, several roles (Jaeger's deployment shapes):
+//!
+//! | role         | receivers | pipeline ends in                 | query API over            |
+//! |--------------|-----------|----------------------------------|---------------------------|
+//! | `all-in-one` | yes       | the store (memory, sled, …)      | the same store            |
+//! | `collector`  | yes       | the store, or the span log with `--span-log` | —             |
+//! | `query`      | —         | —                                | sled, or `--query.ingesters` |
+//! | `agent`      | OTLP, UDP | a collector over OTLP/gRPC       | —                         |
+//! | `ingester`   | —         | sled, fed by the span log's owned partitions | its sled store (and the internal endpoint for query nodes) |
+//!
+//! Refused combinations say what to change: an ingester without `--span-log` or
+//! `--ingester.partitions` or with a non-sled store, a span-log collector given a store, a
+//! span log on any other role, `--query.ingesters` outside the query role.
 //!
 //! Start-up order: parse and validate configuration (exit 2 on a bad flag, variable or file),
 //! bind every listener (fail fast with the flag to change), serve the admin port (health says
@@ -19,7 +30,9 @@ mod metrics;
 mod pipeline;
 mod plugin_cli;
 mod receivers;
+mod remote;
 mod sampling;
+mod spanlog;
 mod tenants;
 mod tls;
 
@@ -60,6 +73,7 @@ fn main() -> ExitCode {
         Some(Command::Collector(o)) => (Role::Collector, o),
         Some(Command::Query(o)) => (Role::Query, o),
         Some(Command::Agent(o)) => (Role::Agent, o),
+        Some(Command::Ingester(o)) => (Role::Ingester, o),
         Some(Command::Plugin(cmd)) => {
             return match plugin_cli::run(&cmd) {
                 Ok(out) => {
@@ -181,6 +195,8 @@ pub enum Role {
     Query,
     /// Receivers (OTLP, Jaeger UDP) forwarding to a collector over OTLP/gRPC.
     Agent,
+    /// Span-log consumer into its own sled store, with the query API over it.
+    Ingester,
 }
 
 impl Role {
@@ -190,21 +206,59 @@ impl Role {
             Role::Collector => "collector",
             Role::Query => "query",
             Role::Agent => "agent",
+            Role::Ingester => "ingester",
         }
     }
 
     fn receives(self) -> bool {
-        self != Role::Query
+        !matches!(self, Role::Query | Role::Ingester)
     }
 
     fn serves_queries(self) -> bool {
-        matches!(self, Role::AllInOne | Role::Query)
+        matches!(self, Role::AllInOne | Role::Query | Role::Ingester)
     }
 }
 
 /// Checks that the role and the settings fit together; errors say what to change.
 fn check_role(role: Role, settings: &mut Settings) -> anyhow::Result<()> {
+    if settings.span_log.is_some() && !matches!(role, Role::Collector | Role::Ingester) {
+        anyhow::bail!(
+            "--span-log is for the collector (publishes) and ingester (consumes) roles, not {}",
+            role.name()
+        );
+    }
+    if settings.ingester_partitions.is_some() && role != Role::Ingester {
+        anyhow::bail!("--ingester.partitions is for the ingester role only");
+    }
+    if !settings.query_ingesters.is_empty() && role != Role::Query {
+        anyhow::bail!("--query.ingesters is for the query role only");
+    }
+    if settings.auth.is_some()
+        && (settings.span_log.is_some() || !settings.query_ingesters.is_empty())
+    {
+        anyhow::bail!(
+            "bearer tokens and multi-tenancy do not work with --span-log or --query.ingesters yet (the span log has no tenant partitions): run the span-log roles without them"
+        );
+    }
     match role {
+        Role::Ingester if settings.span_log.is_none() => anyhow::bail!(
+            "the ingester role consumes the span log: give --span-log nats://host:port (and --ingester.partitions)"
+        ),
+        Role::Ingester if settings.ingester_partitions.is_none() => anyhow::bail!(
+            "the ingester role needs --ingester.partitions, e.g. 0-3: the span-log partitions it owns"
+        ),
+        Role::Ingester if settings.storage != StorageKind::Sled => anyhow::bail!(
+            "the ingester acknowledges the span log only after its store is durable: use --storage sled, not {}",
+            format!("{:?}", settings.storage).to_lowercase()
+        ),
+        Role::Ingester => Ok(()),
+        Role::Collector if settings.span_log.is_some() && settings.storage_given => anyhow::bail!(
+            "a collector with --span-log stores nothing itself (ingesters do): drop --storage/--data-dir"
+        ),
+        Role::Query if !settings.query_ingesters.is_empty() && settings.storage_given => anyhow::bail!(
+            "the query role reads either --query.ingesters or a local store, not both: drop --storage/--data-dir"
+        ),
+        Role::Query if !settings.query_ingesters.is_empty() => Ok(()),
         Role::Query if settings.storage != StorageKind::Sled => anyhow::bail!(
             "the query role reads a persistent store, but --storage {} keeps nothing another process can read: use --storage sled, or run all-in-one",
             format!("{:?}", settings.storage).to_lowercase()
@@ -318,6 +372,16 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         false,
     ));
 
+    let span_log_js = match (&settings.span_log, role) {
+        (Some(cfg), Role::Collector | Role::Ingester) => {
+            Some(spanlog::open(cfg, &format!("spoor {}", role.name())).await?)
+        }
+        _ => None,
+    };
+    if span_log_js.is_some() || !settings.query_ingesters.is_empty() {
+        metrics.span_log.enabled.store(true, Relaxed);
+    }
+    let mut span_log_store = None;
     let backing = if let Some(auth) = settings.auth.clone() {
         let auth = auth::Auth::new(auth).map_err(|e| anyhow::anyhow!(e))?;
         let factory = stack_factory(
@@ -336,6 +400,17 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
             auth,
             tenants: registry,
         }))
+    } else if let (Some(js), Role::Collector, Some(cfg)) = (&span_log_js, role, &settings.span_log)
+    {
+        let s = Arc::new(spanlog::SpanLogStore::new(js.clone(), cfg, metrics.clone()));
+        span_log_store = Some(s.clone());
+        Backing::Single(s)
+    } else if !settings.query_ingesters.is_empty() {
+        Backing::Single(Arc::new(remote::IngestersStore::new(
+            settings.query_ingesters.clone(),
+            Duration::from_secs(10),
+            metrics.span_log.query_ingester_errors.clone(),
+        )?))
     } else if role == Role::Agent {
         let endpoint = settings
             .agent_collector_endpoint
@@ -359,6 +434,12 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         (Role::Agent, _) => {
             tracing::info!(collector = ?settings.agent_collector_endpoint, "forwarding to collector")
         }
+        (_, Backing::Single(_)) if span_log_store.is_some() => {
+            tracing::info!(span_log = ?settings.span_log, "publishing to the span log")
+        }
+        (_, Backing::Single(_)) if !settings.query_ingesters.is_empty() => {
+            tracing::info!(ingesters = ?settings.query_ingesters, "querying ingesters")
+        }
         (_, Backing::Single(_)) => {
             tracing::info!(storage = ?settings.storage, data_dir = %settings.data_dir.display(), "storage open")
         }
@@ -368,11 +449,20 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     }
 
     let pipeline = match &backing {
-        Backing::Single(store) if role.receives() => Some(Pipeline::start(
-            store.clone(),
-            metrics.clone(),
-            pipeline_config(role, &settings, plugins.clone(), adaptive.clone(), None),
-        )),
+        Backing::Single(store) if role.receives() || role == Role::Ingester => {
+            Some(Pipeline::start(
+                store.clone(),
+                metrics.clone(),
+                pipeline_config(
+                    role,
+                    &settings,
+                    plugins.clone(),
+                    adaptive.clone(),
+                    None,
+                    span_log_store.clone(),
+                ),
+            ))
+        }
         _ => None,
     };
     let target = match (&backing, &pipeline, &sampling) {
@@ -401,6 +491,31 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         (Some(t), Some(l)) => receivers::serve_all(l, &settings, &t, &receivers_rx),
         _ => Vec::new(),
     };
+    // ingester: one durable consumer per owned partition, created before ready
+    let (stop_consumers, consumers_rx) = watch::channel(false);
+    let mut consumer_tasks = Vec::new();
+    if let (Role::Ingester, Some(js), Some(cfg), Some(parts), Some(p)) = (
+        role,
+        &span_log_js,
+        &settings.span_log,
+        &settings.ingester_partitions,
+        &pipeline,
+    ) {
+        for &part in parts {
+            let consumer = spanlog::consumer_for(js, cfg, part).await?;
+            let ingest: Arc<dyn ingest::Ingest> = p.clone();
+            consumer_tasks.push(tokio::spawn(spanlog::run_partition(
+                js.clone(),
+                cfg.clone(),
+                part,
+                consumer,
+                ingest,
+                metrics.clone(),
+                consumers_rx.clone(),
+            )));
+        }
+        tracing::info!(partitions = ?parts, stream = %cfg.stream, "consuming the span log");
+    }
     let query_task = query_l.map(|l| {
         let cfg = spoor_query::QueryConfig {
             default_lookback: Duration::from_secs(3600),
@@ -412,7 +527,14 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
             base_path: settings.query_base_path.clone(),
         };
         let router = match &backing {
-            Backing::Single(store) => spoor_query::router(store.clone(), cfg),
+            Backing::Single(store) => {
+                let router = spoor_query::router(store.clone(), cfg);
+                if role == Role::Ingester {
+                    router.merge(remote::internal_router(store.clone()))
+                } else {
+                    router
+                }
+            }
             Backing::Tenants(gate) => {
                 // the UI's files and /api/ui-config need no token; every other /api path is
                 // answered from the caller's tenant's store only
@@ -526,6 +648,18 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     {
         tracing::warn!("receivers did not finish their requests within 10s");
     }
+    // ingester: stop fetching, let the batches in hand be stored and acked, then drain
+    let _ = stop_consumers.send(true);
+    for t in consumer_tasks {
+        if tokio::time::timeout(Duration::from_secs(10), t)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "a span-log consumer did not stop within 10s; its messages will be redelivered"
+            );
+        }
+    }
     if let Some(p) = &pipeline {
         p.shutdown().await;
     }
@@ -629,6 +763,7 @@ fn pipeline_config(
     plugins: Option<Arc<spoor_plugin_host::ChainHandle>>,
     adaptive: Option<Arc<parking_lot::Mutex<spoor_core::sampling::Adaptive>>>,
     tenant: Option<String>,
+    span_log_store: Option<Arc<spanlog::SpanLogStore>>,
 ) -> PipelineConfig {
     PipelineConfig {
         queue_bytes: settings.queue_bytes,
@@ -637,13 +772,18 @@ fn pipeline_config(
             max_bytes: 16 << 20,
             max_age_nanos: settings.batch_max_age.as_nanos() as u64,
         },
-        sync: role != Role::Agent
-            && settings.storage == StorageKind::Sled
-            && settings.durability == DurabilityKind::Sync,
+        // span log: a client's spans (collector) or a log message (ingester) is acknowledged
+        // only once published / stored and flushed
+        sync: role == Role::Ingester
+            || span_log_store.is_some()
+            || (role != Role::Agent
+                && settings.storage == StorageKind::Sled
+                && settings.durability == DurabilityKind::Sync),
         limits: Limits::default(),
         retry_after: Duration::from_secs(1),
         linker: LinkerConfig::default(),
-        links: role != Role::Agent,
+        // with a span log, the ingesters link: they see whole traces
+        links: role != Role::Agent && span_log_store.is_none(),
         // span metrics and tail sampling belong to the collector, not the agent
         span_metrics_bucket_nanos: settings
             .span_metrics_bucket
@@ -656,6 +796,7 @@ fn pipeline_config(
         plugins,
         adaptive,
         tenant,
+        available: span_log_store.map(|s| pipeline::Availability(Arc::new(move || s.connected()))),
     }
 }
 
@@ -704,6 +845,7 @@ fn stack_factory(
                     plugins.clone(),
                     adaptive,
                     Some(tenant.to_string()),
+                    None,
                 ),
             )
         });

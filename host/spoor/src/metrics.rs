@@ -105,6 +105,8 @@ pub struct Metrics {
     pub plugin_reload_failures: AtomicU64,
     /// Spans dropped by a plugin's `drop` failure policy.
     pub plugin_spans_dropped: AtomicU64,
+    /// The span log's counters (rendered only in the roles that use it).
+    pub span_log: crate::spanlog::SpanLogMetrics,
 }
 
 /// The tail sampler's counters and gauges, copied from [`TailStats`] after each step.
@@ -508,6 +510,7 @@ impl Metrics {
         }
         self.spans.render(&mut out);
         self.render_plugins(&mut out);
+        self.span_log.render(&mut out);
         out
     }
 

@@ -36,6 +36,16 @@ const PERMIT_BYTES: usize = 1024;
 /// Problems listed in a partial-success message before it says "and N more".
 const MAX_LISTED_PROBLEMS: usize = 3;
 
+/// Says whether the store can take writes now (see [`PipelineConfig::available`]).
+#[derive(Clone)]
+pub struct Availability(pub Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Availability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Availability")
+    }
+}
+
 /// Pipeline settings.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -45,6 +55,9 @@ pub struct PipelineConfig {
     pub batch: BatchConfig,
     /// Acknowledge only after the store flushed (durability `sync`).
     pub sync: bool,
+    /// Whether the store can take writes now (the span log: connected to NATS); while it says
+    /// no, ingest is refused at once as unavailable (503, retryable) instead of queueing.
+    pub available: Option<Availability>,
     /// Validation limits.
     pub limits: Limits,
     /// Retry hint given with 429 / RESOURCE_EXHAUSTED.
@@ -191,6 +204,14 @@ impl Pipeline {
                 rejected,
                 message,
             });
+        }
+        if let Some(available) = &self.cfg.available {
+            if !(available.0)() {
+                counters.spans_refused.fetch_add(count as u64, Relaxed);
+                return Err(IngestError::Storage(
+                    "the span log is unreachable, retry later".into(),
+                ));
+            }
         }
         if self.metrics.memory.refusing() {
             counters.spans_refused.fetch_add(count as u64, Relaxed);
@@ -696,6 +717,7 @@ mod tests {
             span_metrics_bucket_nanos: Some(1_000_000_000),
             tail: None,
             adaptive: None,
+            available: None,
             plugins: None,
             tenant: None,
         }

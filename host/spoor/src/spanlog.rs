@@ -1,0 +1,823 @@
+//! The span log (#10): a replicated NATS JetStream stream between collectors and ingesters,
+//! Jaeger's Kafka strategy on an engine that replicates itself.
+//!
+//! - **Collector side:** [`SpanLogStore`] is a write-only [`TraceStore`] at the end of the
+//!   ordinary pipeline. Each batch is grouped by partition (a stable FNV-1a hash of the trace
+//!   id, so every span of a trace lands in one partition and one ingester), encoded with
+//!   `spoor_core::block` (the header [`ENCODING_HEADER`] names the encoding and its version)
+//!   and published to `<stream>.p<N>`; `write_spans` returns only after JetStream's publish
+//!   acks, and the pipeline runs in `sync` mode in this role, so a client is answered only after
+//!   its spans are replicated. A message id (a hash of subject and payload) lets JetStream drop
+//!   the duplicate when the pipeline retries a batch whose ack was lost.
+//! - **Ingester side:** [`run_partition`] drives one durable pull consumer per owned partition
+//!   (explicit acks): it fetches messages, decodes them, hands their spans to the ingester's own
+//!   pipeline (sync mode: stored and flushed when `ingest` returns) and only then acks. A message
+//!   that does not decode is republished to `<stream>.dead-letter` (kept by the stream, read by
+//!   no consumer) with the reason in a header, counted, logged and acked, so it never blocks its
+//!   partition. A failed store write naks the messages with a delay; they come back.
+//! - **Stream:** created or updated at start-up by collectors and ingesters alike (subjects
+//!   `<stream>.*`, file storage, replicas, `max_age`, `max_bytes`, discard old); the partition
+//!   count is written in the stream's description, and a process configured with another count
+//!   refuses to start (it would send traces to the wrong ingester).
+//!
+//! Delivery is at least once: a crash between the store's flush and the ack redelivers the
+//! message and the spans are stored twice (the store contract allows it; readers dedupe).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use spoor_core::block::{encode_block_refs, BlockReader, BLOCK_FORMAT_VERSION};
+use spoor_core::red::RedPoint;
+use spoor_core::{DependencyLink, Operation, Span, SpanKind, Trace, TraceId, TraceQuery};
+use spoor_store::{StoreError, StoreResult, StoreStats, TraceStore};
+use tokio::sync::watch;
+
+use crate::ingest::{Ingest, IngestBatch, IngestError};
+
+/// Message header naming the payload's encoding.
+pub const ENCODING_HEADER: &str = "Spoor-Encoding";
+/// Header of a dead letter: why its message was not stored.
+pub const ERROR_HEADER: &str = "Spoor-Error";
+/// Header of a dead letter: the subject it was read from.
+pub const ORIGIN_HEADER: &str = "Spoor-Origin-Subject";
+
+/// The encoding this build writes and reads: the block format and its version.
+pub fn encoding() -> String {
+    format!("spoor-block/{BLOCK_FORMAT_VERSION}")
+}
+
+/// Validated span-log settings (`span-log.*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanLogSettings {
+    /// NATS servers, `nats://host:port` each.
+    pub urls: Vec<String>,
+    /// JetStream stream name.
+    pub stream: String,
+    /// Partitions (subjects) the trace ids are spread over.
+    pub partitions: u32,
+    /// Stream replicas (1, 3 or 5 in a cluster).
+    pub replicas: usize,
+    /// Messages older than this are dropped by the stream (0: kept until `max_bytes`).
+    pub max_age: Duration,
+    /// Stream size bound in bytes; the oldest messages go first (-1: unbounded).
+    pub max_bytes: i64,
+}
+
+/// The partition of a trace: FNV-1a (64 bit) over the id's 16 big-endian bytes, modulo the
+/// partition count. Stable across processes, versions and platforms: collectors and ingesters
+/// must agree on it.
+pub fn partition_of(id: TraceId, partitions: u32) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.0.to_be_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % u64::from(partitions.max(1))) as u32
+}
+
+/// Subject of partition `p`.
+pub fn subject(stream: &str, p: u32) -> String {
+    format!("{stream}.p{p}")
+}
+
+/// Subject dead letters go to.
+pub fn dead_letter_subject(stream: &str) -> String {
+    format!("{stream}.dead-letter")
+}
+
+/// Durable consumer name of partition `p` (no dots allowed in names).
+pub fn durable_name(stream: &str, p: u32) -> String {
+    format!("{stream}-p{p}")
+}
+
+/// Parses `--ingester.partitions`: comma-separated numbers and inclusive ranges (`0-3,6`), each
+/// below `count`; sorted, without duplicates.
+pub fn parse_partitions(text: &str, count: u32) -> Result<Vec<u32>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let num = |s: &str| {
+            s.parse::<u32>()
+                .map_err(|_| format!("{part:?} is not a partition number or range such as 0-3"))
+        };
+        let (lo, hi) = (num(lo)?, num(hi)?);
+        if lo > hi {
+            return Err(format!("range {part:?} runs backwards"));
+        }
+        if hi >= count {
+            return Err(format!(
+                "partition {hi} does not exist: span-log.partitions is {count} (0-{})",
+                count - 1
+            ));
+        }
+        out.extend(lo..=hi);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+fn description(partitions: u32) -> String {
+    format!("spoor span log: {partitions} partitions by trace id")
+}
+
+/// Connects to NATS (any of the URLs; reconnects forever afterwards) and creates or updates the
+/// stream. Errors say which server or setting failed.
+pub async fn open(cfg: &SpanLogSettings, name: &str) -> anyhow::Result<jetstream::Context> {
+    let addrs = cfg
+        .urls
+        .iter()
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>()
+                .map_err(|e| anyhow::anyhow!("invalid span-log.url {u:?}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let opts = async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(Duration::from_secs(5))
+        .max_reconnects(None)
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("span log: connected to nats"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("span log: disconnected from nats, reconnecting")
+                }
+                other => tracing::warn!(event = %other, "span log: nats event"),
+            }
+        });
+    let client = async_nats::connect_with_options(addrs, opts)
+        .await
+        .with_context(|| format!("cannot connect to nats at {}", cfg.urls.join(",")))?;
+    let js = jetstream::new(client);
+    ensure_stream(&js, cfg).await?;
+    Ok(js)
+}
+
+async fn ensure_stream(js: &jetstream::Context, cfg: &SpanLogSettings) -> anyhow::Result<()> {
+    let want = stream::Config {
+        name: cfg.stream.clone(),
+        description: Some(description(cfg.partitions)),
+        subjects: vec![format!("{}.*", cfg.stream)],
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        max_age: cfg.max_age,
+        max_bytes: cfg.max_bytes,
+        discard: stream::DiscardPolicy::Old,
+        retention: stream::RetentionPolicy::Limits,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    // Stream creation goes through the meta leader, which a cluster elects in its first
+    // seconds: retry for a while before refusing to start.
+    let mut last = String::new();
+    for _ in 0..30 {
+        match js.get_stream(&cfg.stream).await {
+            Ok(mut s) => {
+                let info = s.info().await.context("cannot read the span-log stream")?;
+                let have = info.config.description.clone().unwrap_or_default();
+                if have.starts_with("spoor span log") && have != description(cfg.partitions) {
+                    anyhow::bail!(
+                        "span-log.partitions {} does not match stream {:?} ({have}): every collector and ingester must use the stream's partition count",
+                        cfg.partitions,
+                        cfg.stream
+                    );
+                }
+                let c = &info.config;
+                if c.subjects != want.subjects
+                    || c.num_replicas != want.num_replicas
+                    || c.max_age != want.max_age
+                    || c.max_bytes != want.max_bytes
+                    || c.description != want.description
+                {
+                    match js.update_stream(&want).await {
+                        Ok(_) => {
+                            tracing::info!(stream = %cfg.stream, replicas = cfg.replicas, "span-log stream updated");
+                            return Ok(());
+                        }
+                        Err(e) => last = format!("cannot update stream {:?}: {e}", cfg.stream),
+                    }
+                } else {
+                    return Ok(());
+                }
+            }
+            Err(e)
+                if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(j)
+                    if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+            {
+                match js.create_stream(want.clone()).await {
+                    Ok(_) => {
+                        tracing::info!(stream = %cfg.stream, replicas = cfg.replicas, partitions = cfg.partitions, "span-log stream created");
+                        return Ok(());
+                    }
+                    Err(e) => last = format!("cannot create stream {:?}: {e}", cfg.stream),
+                }
+            }
+            Err(e) => last = format!("cannot look up stream {:?}: {e}", cfg.stream),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    anyhow::bail!("{last} (is jetstream enabled on the nats servers, and span-log.replicas {} no more than the cluster's size?)", cfg.replicas)
+}
+
+/// Counters of the span log, rendered on `/metrics` once a role uses it.
+#[derive(Debug, Default)]
+pub struct SpanLogMetrics {
+    /// Whether a role uses the span log (nothing is rendered otherwise).
+    pub enabled: std::sync::atomic::AtomicBool,
+    /// Messages published (collector).
+    pub published_messages: AtomicU64,
+    /// Spans published (collector).
+    pub published_spans: AtomicU64,
+    /// Publishes that failed or were not acknowledged (collector; the batch is retried).
+    pub publish_errors: AtomicU64,
+    /// Spans dropped because one span alone was larger than the server's message limit.
+    pub spans_too_large: AtomicU64,
+    /// Messages consumed and acked after storing (ingester).
+    pub consumed_messages: AtomicU64,
+    /// Spans stored from the log (ingester).
+    pub consumed_spans: AtomicU64,
+    /// Messages delivered more than once (ingester).
+    pub redeliveries: AtomicU64,
+    /// Messages that did not decode, sent to the dead-letter subject (ingester).
+    pub dead_letters: AtomicU64,
+    /// Store writes that failed; their messages were naked for redelivery (ingester).
+    pub store_errors: AtomicU64,
+    /// Messages in the owned partitions not yet delivered (ingester; gauge).
+    pub consumer_lag: AtomicU64,
+    /// Messages delivered but not yet acked (ingester; gauge).
+    pub ack_pending: AtomicU64,
+    /// Ingesters that did not answer a query (query role over ingesters).
+    pub query_ingester_errors: Arc<AtomicU64>,
+}
+
+impl SpanLogMetrics {
+    /// Appends the counters in the Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        if !self.enabled.load(Relaxed) {
+            return;
+        }
+        for (name, kind, help, v) in [
+            (
+                "spoor_spanlog_published_messages_total",
+                "counter",
+                "Messages published to the span log.",
+                &self.published_messages,
+            ),
+            (
+                "spoor_spanlog_published_spans_total",
+                "counter",
+                "Spans published to the span log.",
+                &self.published_spans,
+            ),
+            (
+                "spoor_spanlog_publish_errors_total",
+                "counter",
+                "Span-log publishes that failed or were not acknowledged (retried).",
+                &self.publish_errors,
+            ),
+            (
+                "spoor_spanlog_spans_too_large_total",
+                "counter",
+                "Spans dropped because one span alone exceeds the server's message limit.",
+                &self.spans_too_large,
+            ),
+            (
+                "spoor_spanlog_consumed_messages_total",
+                "counter",
+                "Span-log messages stored and acked.",
+                &self.consumed_messages,
+            ),
+            (
+                "spoor_spanlog_consumed_spans_total",
+                "counter",
+                "Spans stored from the span log.",
+                &self.consumed_spans,
+            ),
+            (
+                "spoor_spanlog_redeliveries_total",
+                "counter",
+                "Span-log messages delivered more than once.",
+                &self.redeliveries,
+            ),
+            (
+                "spoor_spanlog_dead_letters_total",
+                "counter",
+                "Span-log messages that did not decode, sent to the dead-letter subject.",
+                &self.dead_letters,
+            ),
+            (
+                "spoor_spanlog_store_errors_total",
+                "counter",
+                "Store writes of span-log messages that failed (messages redelivered).",
+                &self.store_errors,
+            ),
+            (
+                "spoor_spanlog_consumer_lag_messages",
+                "gauge",
+                "Messages of the owned partitions not yet delivered.",
+                &self.consumer_lag,
+            ),
+            (
+                "spoor_spanlog_ack_pending_messages",
+                "gauge",
+                "Messages delivered but not yet acked.",
+                &self.ack_pending,
+            ),
+            (
+                "spoor_query_ingester_errors_total",
+                "counter",
+                "Ingesters skipped by a query because they did not answer.",
+                &*self.query_ingester_errors,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                v.load(Relaxed)
+            );
+        }
+    }
+}
+
+/// The collector's end of the pipeline: publishes each batch to the span log. See the module
+/// docs.
+pub struct SpanLogStore {
+    js: jetstream::Context,
+    stream: String,
+    partitions: u32,
+    runtime: tokio::runtime::Handle,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl SpanLogStore {
+    /// A store over an opened span log ([`open`]). Must be created inside the tokio runtime
+    /// whose handle it keeps for its blocking calls.
+    pub fn new(
+        js: jetstream::Context,
+        cfg: &SpanLogSettings,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> SpanLogStore {
+        SpanLogStore {
+            js,
+            stream: cfg.stream.clone(),
+            partitions: cfg.partitions,
+            runtime: tokio::runtime::Handle::current(),
+            metrics,
+        }
+    }
+
+    /// Whether the client is connected to a NATS server now (ingest refuses with 503 while not).
+    pub fn connected(&self) -> bool {
+        self.js.client().connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Encodes `spans` into messages no larger than `max_payload`, halving a group that is too
+    /// large; a single span that alone is too large is dropped and counted.
+    fn encode_chunks(&self, spans: &[&Span], max_payload: usize, out: &mut Vec<Bytes>) {
+        let bytes = encode_block_refs(spans.iter().copied());
+        if bytes.len() <= max_payload {
+            out.push(Bytes::from(bytes));
+        } else if spans.len() == 1 {
+            self.metrics.span_log.spans_too_large.fetch_add(1, Relaxed);
+            tracing::error!(
+                trace_id = %spans[0].trace_id,
+                bytes = bytes.len(),
+                max_payload,
+                "span larger than the nats server's max_payload dropped"
+            );
+        } else {
+            let (a, b) = spans.split_at(spans.len() / 2);
+            self.encode_chunks(a, max_payload, out);
+            self.encode_chunks(b, max_payload, out);
+        }
+    }
+
+    async fn publish(&self, spans: &[Span]) -> StoreResult<()> {
+        let mut groups: BTreeMap<u32, Vec<&Span>> = BTreeMap::new();
+        for s in spans {
+            groups
+                .entry(partition_of(s.trace_id, self.partitions))
+                .or_default()
+                .push(s);
+        }
+        // headroom for the headers and the protocol line
+        let max_payload = (self.js.client().server_info().max_payload)
+            .saturating_sub(1024)
+            .max(64 * 1024);
+        let encoding = encoding();
+        let mut pending = Vec::new();
+        for (p, group) in groups {
+            let subj = subject(&self.stream, p);
+            let mut chunks = Vec::new();
+            self.encode_chunks(&group, max_payload, &mut chunks);
+            for payload in chunks {
+                let id = message_id(&subj, &payload);
+                let msg = jetstream::message::PublishMessage::build()
+                    .payload(payload)
+                    .header(ENCODING_HEADER, encoding.as_str())
+                    .message_id(id);
+                let ack = self
+                    .js
+                    .send_publish(subj.clone(), msg)
+                    .await
+                    .map_err(|e| self.publish_error(&subj, spans.len(), &e))?;
+                pending.push((subj.clone(), ack));
+            }
+        }
+        let n = pending.len() as u64;
+        for (subj, ack) in pending {
+            ack.await
+                .map_err(|e| self.publish_error(&subj, spans.len(), &e))?;
+        }
+        let m = &self.metrics.span_log;
+        m.published_messages.fetch_add(n, Relaxed);
+        m.published_spans.fetch_add(spans.len() as u64, Relaxed);
+        Ok(())
+    }
+
+    fn publish_error(&self, subj: &str, spans: usize, e: &dyn std::fmt::Display) -> StoreError {
+        self.metrics.span_log.publish_errors.fetch_add(1, Relaxed);
+        StoreError::Io(format!(
+            "publishing {spans} spans to span-log subject {subj} failed: {e}"
+        ))
+    }
+}
+
+/// JetStream message id: two FNV-1a hashes (different offsets) of subject and payload, so a
+/// retried publish of the same batch is dropped as a duplicate within the stream's window.
+fn message_id(subject: &str, payload: &[u8]) -> String {
+    let hash = |seed: u64| {
+        let mut h = seed;
+        for b in subject.as_bytes().iter().chain(payload) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
+    };
+    format!(
+        "{:016x}{:016x}-{}",
+        hash(0xcbf2_9ce4_8422_2325),
+        hash(0x8422_2325_cbf2_9ce4),
+        payload.len()
+    )
+}
+
+impl TraceStore for SpanLogStore {
+    fn write_spans(&self, spans: &[Span]) -> StoreResult<()> {
+        // Called on a blocking thread by the pipeline, so blocking on the runtime is allowed.
+        self.runtime.block_on(self.publish(spans))
+    }
+
+    // Dependency links and span metrics are derived by the ingesters, which see whole traces.
+    fn write_dependencies(&self, _bucket: u64, _links: &[DependencyLink]) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn get_trace(&self, _id: TraceId) -> StoreResult<Option<Trace>> {
+        Ok(None)
+    }
+
+    fn services(&self) -> StoreResult<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    fn operations(&self, _service: &str, _kind: Option<SpanKind>) -> StoreResult<Vec<Operation>> {
+        Ok(Vec::new())
+    }
+
+    fn find_trace_ids(&self, _query: &TraceQuery) -> StoreResult<Vec<TraceId>> {
+        Ok(Vec::new())
+    }
+
+    fn dependencies(&self, _end: u64, _lookback: u64) -> StoreResult<Vec<DependencyLink>> {
+        Ok(Vec::new())
+    }
+
+    fn expire_before(&self, _cutoff_nanos: u64) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    fn write_span_metrics(&self, _points: &[RedPoint]) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn span_metrics(&self, _s: &[String], _start: u64, _end: u64) -> StoreResult<Vec<RedPoint>> {
+        Ok(Vec::new())
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            spans_written: self.metrics.span_log.published_spans.load(Relaxed),
+            ..Default::default()
+        }
+    }
+}
+
+/// Messages fetched per pull request.
+const FETCH_MAX: usize = 256;
+/// How long a pull waits for messages before asking again.
+const FETCH_WAIT: Duration = Duration::from_secs(1);
+/// How long a delivered message may stay unacked before JetStream redelivers it.
+const ACK_WAIT: Duration = Duration::from_secs(30);
+/// How often the consumer lag gauges are refreshed.
+const LAG_EVERY: Duration = Duration::from_secs(2);
+
+/// Creates (or binds to) the durable pull consumer of partition `p`.
+pub async fn consumer_for(
+    js: &jetstream::Context,
+    cfg: &SpanLogSettings,
+    p: u32,
+) -> anyhow::Result<consumer::Consumer<consumer::pull::Config>> {
+    let durable = durable_name(&cfg.stream, p);
+    let config = consumer::pull::Config {
+        durable_name: Some(durable.clone()),
+        description: Some(format!("spoor ingester, partition {p}")),
+        filter_subject: subject(&cfg.stream, p),
+        ack_policy: consumer::AckPolicy::Explicit,
+        deliver_policy: consumer::DeliverPolicy::All,
+        ack_wait: ACK_WAIT,
+        max_deliver: -1,
+        max_ack_pending: (FETCH_MAX * 4) as i64,
+        ..Default::default()
+    };
+    let mut last = String::new();
+    for _ in 0..30 {
+        match js
+            .create_consumer_on_stream(config.clone(), &cfg.stream)
+            .await
+        {
+            Ok(c) => return Ok(c),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    anyhow::bail!(
+        "cannot create durable consumer {durable:?} on stream {:?}: {last}",
+        cfg.stream
+    )
+}
+
+/// Consumes partition `p` into `ingest` until `stop` turns true. Never returns early: NATS
+/// outages and store failures are retried (logged and counted).
+pub async fn run_partition(
+    js: jetstream::Context,
+    cfg: SpanLogSettings,
+    p: u32,
+    mut consumer: consumer::Consumer<consumer::pull::Config>,
+    ingest: Arc<dyn Ingest>,
+    metrics: Arc<crate::metrics::Metrics>,
+    stop: watch::Receiver<bool>,
+) {
+    let m = &metrics.span_log;
+    let dead = dead_letter_subject(&cfg.stream);
+    let want_encoding = encoding();
+    let mut last_lag: (u64, u64) = (0, 0);
+    let mut lag_at = tokio::time::Instant::now();
+    // A fetch is never raced against anything: dropping it mid-way would strand the messages
+    // already delivered to it until the ack wait ran out. It ends by itself within FETCH_WAIT,
+    // so `stop` is seen between fetches.
+    while !*stop.borrow() {
+        if lag_at.elapsed() >= LAG_EVERY {
+            lag_at = tokio::time::Instant::now();
+            if let Ok(info) = consumer.info().await {
+                let now = (info.num_pending, info.num_ack_pending as u64);
+                m.consumer_lag.fetch_add(now.0, Relaxed);
+                m.consumer_lag.fetch_sub(last_lag.0, Relaxed);
+                m.ack_pending.fetch_add(now.1, Relaxed);
+                m.ack_pending.fetch_sub(last_lag.1, Relaxed);
+                last_lag = now;
+            }
+        }
+        let (msgs, failed) = fetch(&consumer).await;
+        if !msgs.is_empty() {
+            store_messages(&js, &dead, &want_encoding, p, msgs, &*ingest, m).await;
+        }
+        if let Some(e) = failed {
+            tracing::warn!(partition = p, error = %e, "span log: fetch failed, retrying");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            // the consumer may have been lost with a server: bind again
+            if let Ok(c) = consumer_for(&js, &cfg, p).await {
+                consumer = c;
+            }
+        }
+    }
+    m.consumer_lag.fetch_sub(last_lag.0, Relaxed);
+    m.ack_pending.fetch_sub(last_lag.1, Relaxed);
+}
+
+/// One pull: the messages received, and the error that ended it early, if any (messages
+/// received before an error are still stored and acked).
+async fn fetch(
+    consumer: &consumer::Consumer<consumer::pull::Config>,
+) -> (Vec<jetstream::Message>, Option<String>) {
+    let mut batch = match consumer
+        .fetch()
+        .max_messages(FETCH_MAX)
+        .expires(FETCH_WAIT)
+        .messages()
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => return (Vec::new(), Some(e.to_string())),
+    };
+    let mut out = Vec::new();
+    while let Some(m) = batch.next().await {
+        match m {
+            Ok(m) => out.push(m),
+            Err(e) => return (out, Some(e.to_string())),
+        }
+    }
+    (out, None)
+}
+
+/// Stores the spans of fetched messages through the ingester's pipeline and acks them once
+/// stored; undecodable ones go to the dead-letter subject; on a store failure they are naked
+/// with a delay and come back.
+async fn store_messages(
+    js: &jetstream::Context,
+    dead: &str,
+    want_encoding: &str,
+    p: u32,
+    msgs: Vec<jetstream::Message>,
+    ingest: &dyn Ingest,
+    m: &SpanLogMetrics,
+) {
+    let mut spans = Vec::new();
+    let mut good = Vec::with_capacity(msgs.len());
+    for msg in msgs {
+        if msg.info().map(|i| i.delivered > 1).unwrap_or(false) {
+            m.redeliveries.fetch_add(1, Relaxed);
+        }
+        match decode(&msg, want_encoding) {
+            Ok(mut s) => {
+                spans.append(&mut s);
+                good.push(msg);
+            }
+            Err(reason) => dead_letter(js, dead, &msg, &reason, m).await,
+        }
+    }
+    if good.is_empty() {
+        return;
+    }
+    let count = spans.len() as u64;
+    let result = ingest
+        .ingest(IngestBatch {
+            receiver: "span_log",
+            spans,
+            ..Default::default()
+        })
+        .await;
+    match result {
+        Ok(_) => {
+            for msg in &good {
+                if let Err(e) = msg.ack().await {
+                    // JetStream redelivers after the ack wait: stored twice at worst
+                    tracing::warn!(partition = p, error = %e, "span log: ack failed");
+                }
+            }
+            m.consumed_messages.fetch_add(good.len() as u64, Relaxed);
+            m.consumed_spans.fetch_add(count, Relaxed);
+        }
+        Err(e) => {
+            m.store_errors.fetch_add(1, Relaxed);
+            let delay = match &e {
+                IngestError::Overloaded { retry_after } => *retry_after,
+                _ => Duration::from_secs(1),
+            };
+            tracing::warn!(partition = p, error = %e, messages = good.len(), "span log: storing failed, messages will be redelivered");
+            for msg in &good {
+                let _ = msg.ack_with(jetstream::AckKind::Nak(Some(delay))).await;
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// The spans of one message, or why it cannot be stored.
+fn decode(msg: &jetstream::Message, want_encoding: &str) -> Result<Vec<Span>, String> {
+    let enc = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(ENCODING_HEADER))
+        .map(|v| v.as_str().to_string());
+    match enc.as_deref() {
+        Some(e) if e == want_encoding => {}
+        Some(other) => {
+            return Err(format!(
+                "unsupported encoding {other:?}, this ingester reads {want_encoding:?}"
+            ))
+        }
+        None => return Err(format!("no {ENCODING_HEADER} header")),
+    }
+    let reader = BlockReader::open(&msg.payload).map_err(|e| format!("bad block: {e}"))?;
+    reader.decode_all().map_err(|e| format!("bad block: {e}"))
+}
+
+async fn dead_letter(
+    js: &jetstream::Context,
+    dead: &str,
+    msg: &jetstream::Message,
+    reason: &str,
+    m: &SpanLogMetrics,
+) {
+    tracing::warn!(subject = %msg.subject, error = reason, "span log: undecodable message sent to {dead}");
+    let mut headers = msg.headers.clone().unwrap_or_default();
+    headers.insert(ERROR_HEADER, reason);
+    headers.insert(ORIGIN_HEADER, msg.subject.as_str());
+    let published = match js
+        .publish_with_headers(dead.to_string(), headers, msg.payload.clone())
+        .await
+    {
+        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match published {
+        Ok(()) => {
+            m.dead_letters.fetch_add(1, Relaxed);
+            if let Err(e) = msg.ack().await {
+                tracing::warn!(error = %e, "span log: ack of a dead letter failed");
+            }
+        }
+        Err(e) => {
+            // not acked: it comes back after ack_wait and is tried again
+            tracing::warn!(error = %e, "span log: publishing a dead letter failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_stable_and_spread() {
+        // pinned values: collectors and ingesters of every version must agree
+        for (id, parts, want) in [(TraceId(1), 1, 0), (TraceId(u128::MAX), 1, 0)] {
+            assert_eq!(partition_of(id, parts), want);
+        }
+        // FNV-1a 64 of the 16 big-endian bytes, computed independently (Python)
+        for (id, want) in [
+            (0x0102, 2),
+            (0xc0ffee, 0),
+            (0x5b8e_fff7_9803_8103_d269_b633_813f_c60c, 7),
+        ] {
+            assert_eq!(partition_of(TraceId(id), 8), want, "{id:x}");
+        }
+        let mut seen = [0u32; 8];
+        for i in 0..8000u128 {
+            seen[partition_of(TraceId(i * 0x9e37_79b9_7f4a_7c15), 8) as usize] += 1;
+        }
+        for (p, n) in seen.iter().enumerate() {
+            assert!((700..1300).contains(n), "partition {p} got {n} of 8000");
+        }
+    }
+
+    #[test]
+    fn partition_lists() {
+        for (text, want) in [
+            ("0-3", vec![0, 1, 2, 3]),
+            ("4-7", vec![4, 5, 6, 7]),
+            ("5,1,1-2", vec![1, 2, 5]),
+            ("7", vec![7]),
+        ] {
+            assert_eq!(parse_partitions(text, 8), Ok(want), "{text}");
+        }
+        for (text, want) in [
+            (
+                "8",
+                "partition 8 does not exist: span-log.partitions is 8 (0-7)",
+            ),
+            ("3-1", "range \"3-1\" runs backwards"),
+            ("a", "\"a\" is not a partition number or range such as 0-3"),
+            ("", "\"\" is not a partition number or range such as 0-3"),
+        ] {
+            assert_eq!(parse_partitions(text, 8), Err(want.to_string()), "{text}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(subject("spoor-spans", 3), "spoor-spans.p3");
+        assert_eq!(durable_name("spoor-spans", 3), "spoor-spans-p3");
+        assert_eq!(dead_letter_subject("s"), "s.dead-letter");
+        assert_eq!(encoding(), "spoor-block/1");
+        let a = message_id("s.p1", b"abc");
+        assert_eq!(a, message_id("s.p1", b"abc"));
+        assert_ne!(a, message_id("s.p2", b"abc"));
+        assert_ne!(a, message_id("s.p1", b"abd"));
+    }
+}
