@@ -359,7 +359,7 @@ impl Recipe {
     }
 }
 
-/// Turns a wasmtime error from a call into a [`PluginError`].
+/// Turns a wasmtime error from instantiation into a [`PluginError`].
 fn classify(e: wasmtime::Error, store: &Store<State>, fuel: u64, memory_mib: u32) -> PluginError {
     if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
         PluginError::OutOfFuel { fuel }
@@ -369,6 +369,24 @@ fn classify(e: wasmtime::Error, store: &Store<State>, fuel: u64, memory_mib: u32
         }
     } else {
         PluginError::Trap(format!("{e:#}"))
+    }
+}
+
+/// Turns a wasmtime error from a call of an export into a [`PluginError`]: as [`classify`],
+/// except that an error that is neither a trap nor an exit is the canonical ABI refusing what
+/// the guest handed back (a string that is not UTF-8, a list pointer outside its memory, an
+/// unknown variant case): malformed output.
+fn classify_call(
+    e: wasmtime::Error,
+    store: &Store<State>,
+    fuel: u64,
+    memory_mib: u32,
+) -> PluginError {
+    let lifted =
+        e.downcast_ref::<Trap>().is_none() && e.downcast_ref::<wasmtime_wasi::I32Exit>().is_none();
+    match classify(e, store, fuel, memory_mib) {
+        PluginError::Trap(message) if lifted => PluginError::MalformedOutput(message),
+        other => other,
     }
 }
 
@@ -385,7 +403,7 @@ impl Instance {
             .set_fuel(recipe.fuel)
             .map_err(|e| PluginError::Trap(e.to_string()))?;
         f(&self.plugin, &mut self.store)
-            .map_err(|e| classify(e, &self.store, recipe.fuel, recipe.memory_mib))
+            .map_err(|e| classify_call(e, &self.store, recipe.fuel, recipe.memory_mib))
     }
 }
 

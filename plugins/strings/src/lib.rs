@@ -460,8 +460,12 @@ pub fn apply(spans: &mut [Span], patches: Vec<Patch>) {
     let mut resource_arcs: Vec<(Arc<Resource>, Arc<Resource>)> = Vec::new();
     let mut scopes: Seen<usize> = Seen::new();
     let mut scope_arcs: Vec<(Arc<Scope>, Arc<Scope>)> = Vec::new();
+    // Whether a shared resource or scope was replaced: later spans that share it must still be
+    // pointed at the replacement once the patches are used up.
+    let mut replaced_shared = false;
     for span in spans {
-        if a.patches.peek().is_none() {
+        let exhausted = a.patches.peek().is_none();
+        if exhausted && !replaced_shared {
             break;
         }
         match resources.get(ptr(&span.resource)) {
@@ -473,6 +477,7 @@ pub fn apply(spans: &mut [Span], patches: Vec<Patch>) {
                     let mut r = Resource::clone(&span.resource);
                     a.string(&mut r.service_name);
                     a.attributes(&mut r.attributes);
+                    replaced_shared = true;
                     Arc::new(r)
                 } else {
                     a.next = a.next.wrapping_add(n);
@@ -492,6 +497,7 @@ pub fn apply(spans: &mut [Span], patches: Vec<Patch>) {
                     let mut s = Scope::clone(&span.scope);
                     a.string(&mut s.name);
                     a.attributes(&mut s.attributes);
+                    replaced_shared = true;
                     Arc::new(s)
                 } else {
                     a.next = a.next.wrapping_add(n);
@@ -501,6 +507,9 @@ pub fn apply(spans: &mut [Span], patches: Vec<Patch>) {
                 scope_arcs.push((Arc::clone(&span.scope), Arc::clone(&new)));
                 span.scope = new;
             }
+        }
+        if exhausted {
+            continue;
         }
         let n = count_span(span);
         if !a.touches(n) {
@@ -958,6 +967,26 @@ mod tests {
         assert_eq!(spans[1].attributes, vec![kv("user", s("BOB"))]);
         assert!(spans[1].resource.attributes.is_empty());
         assert_eq!(spans[0].events[0].attributes, vec![kv("ek", s("ev-v"))]);
+    }
+
+    #[test]
+    fn a_patched_shared_resource_reaches_every_span_after_the_last_patch() {
+        let mut spans = spans();
+        spans.push(Span {
+            span_id: SpanId(3),
+            ..spans[1].clone()
+        });
+        apply(
+            &mut spans,
+            vec![Patch {
+                index: 0,
+                op: Op::Replace("renamed".into()),
+            }],
+        );
+        for s in &spans {
+            assert_eq!(s.resource.service_name, "renamed");
+            assert!(Arc::ptr_eq(&s.resource, &spans[0].resource));
+        }
     }
 
     #[test]
