@@ -100,7 +100,16 @@ fn plugins(c: &mut Criterion) {
         }),
     );
     let passthrough = chain(&snoop, serde_json::json!({}));
-    for c in [&full, &renaming] {
+    // Strings mode's fixed cost: a key that never occurs, no scanning, so no patch.
+    let strings_noop = chain(
+        &redact,
+        serde_json::json!({ "keys": ["no.such.key"], "emails": false, "cards": false }),
+    );
+    let keys_only = chain(
+        &redact,
+        serde_json::json!({ "keys": KEYS, "emails": false, "cards": false }),
+    );
+    for c in [&full, &renaming, &keys_only] {
         let out = c.process(spans.clone());
         assert!(out.errors.is_empty(), "{:?}", out.errors);
         assert_eq!(out.spans.len(), BATCH);
@@ -129,6 +138,20 @@ fn plugins(c: &mut Criterion) {
     });
     g.bench_function("strings_view_1000", |b| {
         b.iter(|| spoor_plugin_strings::build(black_box(&spans)).expect("fits"))
+    });
+    g.bench_function("strings_noop_1000", |b| {
+        b.iter_batched(
+            || spans.clone(),
+            |s| strings_noop.process(s),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("redact_keys_only_1000", |b| {
+        b.iter_batched(
+            || spans.clone(),
+            |s| keys_only.process(s),
+            BatchSize::SmallInput,
+        )
     });
     g.bench_function("redact_1000", |b| {
         b.iter_batched(|| spans.clone(), |s| full.process(s), BatchSize::SmallInput)

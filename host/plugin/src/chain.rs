@@ -149,13 +149,34 @@ fn run_one(loaded: &Loaded, bytes: &Vec<u8>) -> Result<Step, PluginError> {
 /// Runs one strings-mode plugin on the batch's strings view; its patches, once checked, are
 /// applied in place. On any failure the spans are untouched.
 fn run_strings(loaded: &Loaded, spans: &mut [Span]) -> Result<Step, PluginError> {
-    let view = spoor_plugin_strings::build(spans)
-        .map_err(|e| PluginError::InputTooLarge(e.to_string()))?;
-    let view = WitStringsView {
-        text: view.text,
-        records: view.records,
-    };
-    let patches = loaded.process_strings(&view)?;
+    thread_local! {
+        /// The view's buffers, kept between batches of this thread (a batch's view is a few
+        /// hundred KiB: fresh buffers would be fresh pages every time).
+        static VIEW: std::cell::RefCell<WitStringsView> = std::cell::RefCell::new(WitStringsView {
+            text: String::new(),
+            records: Vec::new(),
+        });
+    }
+    let patches = VIEW.with(|cell| {
+        let mut wit = cell.borrow_mut();
+        let mut view = spoor_plugin_strings::View {
+            text: std::mem::take(&mut wit.text),
+            records: std::mem::take(&mut wit.records),
+        };
+        let built = spoor_plugin_strings::build_into(spans, &mut view);
+        wit.text = view.text;
+        wit.records = view.records;
+        built.map_err(|e| PluginError::InputTooLarge(e.to_string()))?;
+        let patches = loaded.process_strings(&wit);
+        // Do not keep an unusually large view's buffers alive for the thread's lifetime.
+        if wit.text.capacity() > 64 << 20 {
+            *wit = WitStringsView {
+                text: String::new(),
+                records: Vec::new(),
+            };
+        }
+        patches
+    })?;
     if patches.is_empty() {
         return Ok(Step::Unchanged);
     }

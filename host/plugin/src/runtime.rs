@@ -777,7 +777,7 @@ impl Loaded {
                 "failed: a contract 0.1 plugin has no process-strings".into(),
             ))),
         });
-        let patches = match called {
+        let flat = match called {
             Ok(Ok(patches)) => {
                 self.give_back(instance);
                 patches
@@ -788,18 +788,21 @@ impl Loaded {
             }
             Err(trapped) => return Err(trapped),
         };
-        let patches: Vec<spoor_plugin_strings::Patch> = patches
-            .into_iter()
-            .map(|p| spoor_plugin_strings::Patch {
-                index: p.index,
-                op: match p.op {
-                    types::PatchOp::Replace(s) => spoor_plugin_strings::Op::Replace(s),
-                    types::PatchOp::SetValue(s) => spoor_plugin_strings::Op::SetValue(s),
-                    types::PatchOp::Remove => spoor_plugin_strings::Op::Remove,
-                },
-            })
-            .collect();
         let cap = self.spec.output_cap(view.text.len());
+        // The size cap first: the replacement text is one string, its size known before a
+        // string per patch is made.
+        if flat.text.len() as u64 > cap {
+            return Err(PluginError::OutputTooLarge {
+                bytes: flat.text.len() as u64,
+                cap,
+            });
+        }
+        let patches = spoor_plugin_strings::Patches {
+            text: flat.text,
+            ops: flat.ops,
+        }
+        .to_patches()
+        .map_err(|e| PluginError::MalformedOutput(e.to_string()))?;
         check_patches(view, &patches, cap)?;
         Ok(patches)
     }

@@ -24,13 +24,11 @@ pub mod bindings {
 }
 
 use bindings::spoor::plugin::host;
-use bindings::spoor::plugin::types::{
-    Capability as WitCapability, Mode as WitMode, PatchOp as WitPatchOp,
-};
+use bindings::spoor::plugin::types::{Capability as WitCapability, Mode as WitMode};
 use bindings::{Metadata, PluginError};
 
-/// The WIT `patch`.
-pub use bindings::spoor::plugin::types::Patch as WitPatch;
+/// The WIT `patches`.
+pub use bindings::spoor::plugin::types::Patches as WitPatches;
 /// The WIT `strings-view`.
 pub use bindings::spoor::plugin::types::StringsView as WitStringsView;
 
@@ -88,9 +86,7 @@ pub fn process<P: Plugin>(batch: Vec<u8>) -> Result<Vec<u8>, PluginError> {
 }
 
 /// The `process-strings` export of a [`StringsPlugin`] (configured as [`Strings`]).
-pub fn process_strings<P: StringsPlugin>(
-    view: WitStringsView,
-) -> Result<Vec<WitPatch>, PluginError> {
+pub fn process_strings<P: StringsPlugin>(view: WitStringsView) -> Result<WitPatches, PluginError> {
     STATE.with(|s| {
         let mut state = s.borrow_mut();
         let plugin = state
@@ -102,22 +98,15 @@ pub fn process_strings<P: StringsPlugin>(
             records: view.records,
         };
         let patches = crate::rewrite_view(&mut plugin.0, view)?;
-        Ok(patches
-            .into_iter()
-            .map(|p| WitPatch {
-                index: p.index,
-                op: match p.op {
-                    crate::strings::Op::Replace(s) => WitPatchOp::Replace(s),
-                    crate::strings::Op::SetValue(s) => WitPatchOp::SetValue(s),
-                    crate::strings::Op::Remove => WitPatchOp::Remove,
-                },
-            })
-            .collect())
+        Ok(WitPatches {
+            text: patches.text,
+            ops: patches.ops,
+        })
     })
 }
 
 /// The `process-strings` export of a spans plugin: the host calls `process` for those.
-pub fn no_strings<P: Plugin>(_view: WitStringsView) -> Result<Vec<WitPatch>, PluginError> {
+pub fn no_strings<P: Plugin>(_view: WitStringsView) -> Result<WitPatches, PluginError> {
     Err(PluginError::Failed(format!(
         "plugin {} works on whole spans (mode spans): call process",
         P::NAME

@@ -231,7 +231,9 @@ impl<P: StringsPlugin> Plugin for Strings<P> {
 
     fn process(&mut self, batch: &mut Batch) -> Result<(), Error> {
         let view = strings::build(&batch.spans).map_err(|e| Error::failed(e.to_string()))?;
-        let patches = rewrite_view(&mut self.0, view)?;
+        let patches = rewrite_view(&mut self.0, view)?
+            .to_patches()
+            .map_err(|e| Error::failed(format!("the plugin's patches: {e}")))?;
         if !patches.is_empty() {
             strings::apply(&mut batch.spans, patches);
             batch.modified = true;
@@ -245,7 +247,7 @@ impl<P: StringsPlugin> Plugin for Strings<P> {
 pub fn rewrite_view<P: StringsPlugin>(
     plugin: &mut P,
     view: strings::View,
-) -> Result<Vec<strings::Patch>, Error> {
+) -> Result<strings::Patches, Error> {
     let mut view = StringsView::new(view).map_err(|e| Error::failed(e.to_string()))?;
     plugin.rewrite(&mut view)?;
     let (_, patches) = view
@@ -473,7 +475,7 @@ macro_rules! __export_component {
                 fn process_strings(
                     view: $crate::__private::WitStringsView,
                 ) -> ::core::result::Result<
-                    ::std::vec::Vec<$crate::__private::WitPatch>,
+                    $crate::__private::WitPatches,
                     $crate::__private::PluginError,
                 > {
                     $crate::__process_strings!($ty, $mode, view)
@@ -505,7 +507,7 @@ pub mod __private {
     pub use crate::guest::bindings;
     pub use crate::guest::bindings::{Guest, Metadata, PluginError};
     pub use crate::guest::{configure, metadata, no_strings, process, process_strings};
-    pub use crate::guest::{WitPatch, WitStringsView};
+    pub use crate::guest::{WitPatches, WitStringsView};
     pub use wit_bindgen;
 }
 

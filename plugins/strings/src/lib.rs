@@ -165,6 +165,93 @@ pub struct Patch {
     pub op: Op,
 }
 
+/// The `op` words of [`Patches`].
+const OP_REPLACE: u32 = 0;
+const OP_SET_VALUE: u32 = 1;
+const OP_REMOVE: u32 = 2;
+
+/// Patches as they cross the boundary (the WIT `patches`): replacement strings back to back in
+/// `text`, [`WORDS`] words per patch in `ops` (`index, op, offset, len`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Patches {
+    /// The replacement strings.
+    pub text: String,
+    /// `index, op, offset, len` per patch.
+    pub ops: Vec<u32>,
+}
+
+impl Patches {
+    /// How many patches there are (whole ones).
+    pub fn len(&self) -> usize {
+        self.ops.len() / WORDS
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Appends one patch.
+    pub fn push(&mut self, index: u32, op: &Op) {
+        let (word, text) = match op {
+            Op::Replace(t) => (OP_REPLACE, t.as_str()),
+            Op::SetValue(t) => (OP_SET_VALUE, t.as_str()),
+            Op::Remove => (OP_REMOVE, ""),
+        };
+        self.push_raw(index, word, text);
+    }
+
+    fn push_raw(&mut self, index: u32, op: u32, text: &str) {
+        let offset = u32::try_from(self.text.len()).unwrap_or(u32::MAX);
+        let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        self.text.push_str(text);
+        self.ops.extend_from_slice(&[index, op, offset, len]);
+    }
+
+    /// The flat form of `patches`.
+    pub fn from_patches(patches: &[Patch]) -> Patches {
+        let mut flat = Patches::default();
+        for p in patches {
+            flat.push(p.index, &p.op);
+        }
+        flat
+    }
+
+    /// The patches, each with its own string; refuses a partial patch, an unknown op word or a
+    /// slice outside `text` or off its character boundaries.
+    pub fn to_patches(&self) -> Result<Vec<Patch>, PatchError> {
+        if self.ops.len() % WORDS != 0 {
+            return Err(PatchError::Malformed(format!(
+                "{} op words is not a multiple of {WORDS}",
+                self.ops.len()
+            )));
+        }
+        self.ops
+            .chunks_exact(WORDS)
+            .map(|w| {
+                let (index, op, offset, len) = (w[0], w[1], w[2] as usize, w[3] as usize);
+                let text = self.text.get(offset..offset.saturating_add(len)).ok_or_else(|| {
+                    PatchError::Malformed(format!(
+                        "patch for string {index}: replacement {offset}+{len} is not a slice of the {}-byte text",
+                        self.text.len()
+                    ))
+                })?;
+                let op = match op {
+                    OP_REPLACE => Op::Replace(text.to_owned()),
+                    OP_SET_VALUE => Op::SetValue(text.to_owned()),
+                    OP_REMOVE => Op::Remove,
+                    other => {
+                        return Err(PatchError::Malformed(format!(
+                            "patch for string {index}: unknown op {other}"
+                        )))
+                    }
+                };
+                Ok(Patch { index, op })
+            })
+            .collect()
+    }
+}
+
 /// The batch is too large for a view: its strings exceed `u32` offsets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TooLarge {
@@ -263,9 +350,19 @@ impl Builder {
 
 /// The strings view of `spans`, in the walk order of the module docs.
 pub fn build(spans: &[Span]) -> Result<View, TooLarge> {
+    let mut view = View::default();
+    build_into(spans, &mut view)?;
+    Ok(view)
+}
+
+/// [`build`] into `view`, reusing its buffers (a host building one view per batch keeps them).
+/// On error `view` is left empty.
+pub fn build_into(spans: &[Span], view: &mut View) -> Result<(), TooLarge> {
+    view.text.clear();
+    view.records.clear();
     let mut b = Builder {
-        text: String::with_capacity(spans.len() * 160),
-        records: Vec::with_capacity(spans.len() * 48),
+        text: std::mem::take(&mut view.text),
+        records: std::mem::take(&mut view.records),
         too_large: false,
     };
     let mut resources: Seen<u32> = Seen::new();
@@ -303,10 +400,9 @@ pub fn build(spans: &[Span]) -> Result<View, TooLarge> {
             bytes: spans.iter().map(text_bytes).sum(),
         });
     }
-    Ok(View {
-        text: b.text,
-        records: b.records,
-    })
+    view.text = b.text;
+    view.records = b.records;
+    Ok(())
 }
 
 /// Bytes of text one span would put in a view, counting shared values once per span.
@@ -366,6 +462,8 @@ pub enum PatchError {
         /// The string's kind.
         kind: Kind,
     },
+    /// The flat form cannot be read (partial patch, unknown op, bad slice).
+    Malformed(String),
     /// The replacement strings together are larger than the cap.
     TooLarge {
         /// Bytes of replacement text.
@@ -390,6 +488,7 @@ impl fmt::Display for PatchError {
                 f,
                 "patch for string {index}: {op} applies to attribute keys, not to a {kind}"
             ),
+            PatchError::Malformed(message) => f.write_str(message),
             PatchError::TooLarge { bytes, cap } => write!(
                 f,
                 "patches carry {bytes} bytes of replacement text, over the cap of {cap}"
@@ -659,7 +758,8 @@ pub struct Entry<'a> {
 #[derive(Clone, Debug)]
 pub struct StringsView {
     view: View,
-    patches: Vec<Patch>,
+    /// Recorded flat (no allocation per patch).
+    patches: Patches,
     sorted: bool,
 }
 
@@ -693,7 +793,7 @@ impl StringsView {
         }
         Ok(StringsView {
             view,
-            patches: Vec::new(),
+            patches: Patches::default(),
             sorted: true,
         })
     }
@@ -751,31 +851,37 @@ impl StringsView {
         (0..self.len()).filter_map(|i| self.get(i))
     }
 
-    fn patch(&mut self, index: usize, op: Op) {
+    fn patch(&mut self, index: usize, op: u32, text: &str) {
         let index = u32::try_from(index).unwrap_or(u32::MAX);
-        if self.patches.last().is_some_and(|p| p.index >= index) {
+        if self
+            .patches
+            .ops
+            .len()
+            .checked_sub(WORDS)
+            .is_some_and(|last| self.patches.ops[last] >= index)
+        {
             self.sorted = false;
         }
-        self.patches.push(Patch { index, op });
+        self.patches.push_raw(index, op, text);
     }
 
     /// Replaces string `i` (on an attribute key: renames the attribute).
-    pub fn replace(&mut self, i: usize, text: impl Into<String>) {
-        self.patch(i, Op::Replace(text.into()));
+    pub fn replace(&mut self, i: usize, text: &str) {
+        self.patch(i, OP_REPLACE, text);
     }
 
     /// Sets the value of the attribute whose key is string `i` to `text`.
-    pub fn set_value(&mut self, i: usize, text: impl Into<String>) {
-        self.patch(i, Op::SetValue(text.into()));
+    pub fn set_value(&mut self, i: usize, text: &str) {
+        self.patch(i, OP_SET_VALUE, text);
     }
 
     /// Removes the attribute whose key is string `i`.
     pub fn remove(&mut self, i: usize) {
-        self.patch(i, Op::Remove);
+        self.patch(i, OP_REMOVE, "");
     }
 
     /// The patches recorded so far, in the order they were made.
-    pub fn patches(&self) -> &[Patch] {
+    pub fn patches(&self) -> &Patches {
         &self.patches
     }
 
@@ -786,23 +892,55 @@ impl StringsView {
 
     /// The patches in ascending order, one per string (the last one made wins), checked
     /// against the view (no size cap: that is the host's).
-    pub fn into_patches(self) -> Result<(View, Vec<Patch>), PatchError> {
+    pub fn into_patches(self) -> Result<(View, Patches), PatchError> {
         let mut patches = self.patches;
         if !self.sorted {
             // Stable: of several patches for one string the last one made stays last.
-            patches.sort_by_key(|p| p.index);
-            let mut out: Vec<Patch> = Vec::with_capacity(patches.len());
-            for p in patches {
-                match out.last_mut() {
-                    Some(last) if last.index == p.index => *last = p,
-                    _ => out.push(p),
+            let mut order: Vec<usize> = (0..patches.len()).collect();
+            order.sort_by_key(|&j| patches.ops[j * WORDS]);
+            let mut ops: Vec<u32> = Vec::with_capacity(patches.ops.len());
+            for j in order {
+                let words = &patches.ops[j * WORDS..j * WORDS + WORDS];
+                match ops.len().checked_sub(WORDS) {
+                    Some(last) if ops[last] == words[0] => ops[last..].copy_from_slice(words),
+                    _ => ops.extend_from_slice(words),
                 }
             }
-            patches = out;
+            patches.ops = ops;
         }
-        check(&self.view, &patches, u64::MAX)?;
+        check_flat(&self.view, &patches)?;
         Ok((self.view, patches))
     }
+}
+
+/// [`check`] of flat patches (no size cap), without making a string per patch.
+fn check_flat(view: &View, patches: &Patches) -> Result<(), PatchError> {
+    let mut previous: Option<u32> = None;
+    for w in patches.ops.chunks_exact(WORDS) {
+        let index = w[0];
+        if let Some(previous) = previous.filter(|&p| index <= p) {
+            return Err(PatchError::Order { index, previous });
+        }
+        previous = Some(index);
+        let kind = view.kind(index as usize).ok_or(PatchError::OutOfRange {
+            index,
+            len: view.len(),
+        })?;
+        let op = match w[1] {
+            OP_REPLACE => "replace",
+            OP_SET_VALUE => "set-value",
+            OP_REMOVE => "remove",
+            other => {
+                return Err(PatchError::Malformed(format!(
+                    "patch for string {index}: unknown op {other}"
+                )))
+            }
+        };
+        if kind != Kind::Key && w[1] != OP_REPLACE {
+            return Err(PatchError::WrongKind { index, op, kind });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -946,10 +1084,16 @@ mod tests {
         sv.remove(12); // map
         sv.set_value(9, "[masked]"); // list: its strings are skipped
         sv.replace(14, "never seen"); // inside the removed map: still applied, then removed
-        sv.replace(23, "BOB");
+        sv.replace(23, "bob?");
+        sv.replace(23, "BOB"); // the last patch for a string wins
         sv.set_value(8, "three"); // an int becomes a string
         sv.remove(1); // resource attribute
-        let (view, patches) = sv.into_patches().unwrap();
+        let (view, flat) = sv.into_patches().unwrap();
+        let patches = flat.to_patches().unwrap();
+        assert_eq!(
+            Patches::from_patches(&patches).to_patches().unwrap(),
+            patches
+        );
         assert_eq!(
             patches.iter().map(|p| p.index).collect::<Vec<_>>(),
             [1, 8, 9, 12, 14, 23]
@@ -1055,6 +1199,39 @@ mod tests {
             ],
         );
         assert_eq!(spans[0].attributes[2].key, "k");
+    }
+
+    #[test]
+    fn flat_patches_from_elsewhere_are_checked() {
+        let bad = |text: &str, ops: Vec<u32>| {
+            Patches {
+                text: text.into(),
+                ops,
+            }
+            .to_patches()
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(bad("", vec![1, 0]), "2 op words is not a multiple of 4");
+        assert_eq!(
+            bad("ab", vec![3, 0, 1, 5]),
+            "patch for string 3: replacement 1+5 is not a slice of the 2-byte text"
+        );
+        assert_eq!(
+            bad("é", vec![3, 1, 0, 1]),
+            "patch for string 3: replacement 0+1 is not a slice of the 2-byte text"
+        );
+        assert_eq!(
+            bad("", vec![3, 7, 0, 0]),
+            "patch for string 3: unknown op 7"
+        );
+        let view = build(&spans()).unwrap();
+        let mut sv = StringsView::new(view).unwrap();
+        sv.remove(5);
+        assert_eq!(
+            sv.into_patches().unwrap_err().to_string(),
+            "patch for string 5: remove applies to attribute keys, not to a span name"
+        );
     }
 
     #[test]

@@ -210,6 +210,12 @@ fn bad_patches_are_refused_by_policy_and_the_batch_passes_unchanged() {
         ),
         ("oversized", PluginErrorKind::OutputTooLarge, "over the cap"),
         ("bad-utf8", PluginErrorKind::MalformedOutput, "utf-8"),
+        (
+            "bad-slice",
+            PluginErrorKind::MalformedOutput,
+            "is not a slice of the",
+        ),
+        ("bad-op", PluginErrorKind::MalformedOutput, "unknown op 9"),
     ];
     for (how, kind, says) in cases {
         let stats = fails_twice_with(patchy(how), kind);

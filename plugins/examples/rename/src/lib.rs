@@ -177,7 +177,7 @@ impl StringsPlugin for Rename {
                 _ => None,
             };
             if let Some(text) = replacement {
-                view.replace(i, text);
+                view.replace(i, &text);
             }
         }
         self.settle(view, &mut list);
