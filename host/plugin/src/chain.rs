@@ -152,10 +152,12 @@ fn run_strings(loaded: &Loaded, spans: &mut [Span]) -> Result<Step, PluginError>
     thread_local! {
         /// The view's buffers, kept between batches of this thread (a batch's view is a few
         /// hundred KiB: fresh buffers would be fresh pages every time).
-        static VIEW: std::cell::RefCell<WitStringsView> = std::cell::RefCell::new(WitStringsView {
-            text: String::new(),
-            records: Vec::new(),
-        });
+        static VIEW: std::cell::RefCell<WitStringsView> = const {
+            std::cell::RefCell::new(WitStringsView {
+                text: String::new(),
+                records: Vec::new(),
+            })
+        };
     }
     let patches = VIEW.with(|cell| {
         let mut wit = cell.borrow_mut();
