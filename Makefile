@@ -89,7 +89,7 @@ clean-data:
 
 # Hostile test plugins (plugins/tests/*, spoor-plugin-host's sandbox tests and the plugin bench)
 # -> target/plugins/hostile/<name>.wasm. Never deployed.
-HOSTILE_PLUGINS := loop membomb trap garbage oversize greedy snoop sleepy typed
+HOSTILE_PLUGINS := loop membomb trap garbage oversize greedy snoop sleepy patchy typed
 .PHONY: plugins-hostile
 plugins-hostile:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2

@@ -1,17 +1,20 @@
 //! Criterion benchmarks of the plugin runtime (spoor-plugin-host), per span where it makes
 //! sense:
 //!
-//! - `plugins/redact_1000` — the example redaction plugin on a 1,000-span batch through
-//!   `PluginChain::process` (encode, call, decode and check), with its default settings
-//!   (keys, e-mail and card scanning); `plugins/block_encode_1000` and
-//!   `plugins/block_roundtrip_1000` are the host's share alone (encode; encode + decode),
-//!   `plugins/passthrough_1000` a plugin that returns its input untouched (so the host skips
-//!   the decode).
+//! - `plugins/redact_1000` — the example redaction plugin (strings mode, contract 0.2) on a
+//!   1,000-span batch through `PluginChain::process` (build the strings view, call, check and
+//!   apply the patches), with its default settings (keys, e-mail and card scanning);
+//!   `plugins/rename_1000` the renaming plugin (strings mode) the same way;
+//!   `plugins/strings_view_1000` the host's share alone (building the view);
+//!   `plugins/block_encode_1000` and `plugins/block_roundtrip_1000` the host's share of a
+//!   spans-mode plugin (encode; encode + decode), `plugins/passthrough_1000` a spans-mode
+//!   plugin that returns its input untouched (so the host skips the decode).
 //! - `instantiate/*` — a fresh instance from the pooling allocator: the bench-only typed
 //!   component without configuration, and the redaction plugin including `configure` (what
 //!   instantiating per batch would cost; the runtime keeps configured instances instead).
-//! - `boundary/*` — the same redaction (attribute keys only) on the same 1,000 spans, once as a
-//!   block-encoded `list<u8>` (the contract) and once as typed WIT records (a bench-only world,
+//! - `boundary/*` — the same redaction (attribute keys only) on the same 1,000 spans, once as
+//!   the strings view (contract 0.2's strings mode; under 0.1 this was the block-encoded
+//!   `list<u8>`) and once as typed WIT records (a bench-only world,
 //!   `plugins/tests/typed/wit/typed.wit`), both measured from `Vec<Span>` to `Vec<Span>`. The
 //!   typed world carries less (no links, scopes, nested values), which favours it.
 //!
@@ -51,7 +54,7 @@ fn root() -> PathBuf {
 }
 
 /// Builds the example and bench components (incremental; seconds when up to date).
-fn components() -> (PathBuf, PathBuf, PathBuf) {
+fn components() -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     let status = Command::new("make")
         .arg("-C")
         .arg(root())
@@ -64,6 +67,7 @@ fn components() -> (PathBuf, PathBuf, PathBuf) {
         plugins.join("redact.wasm"),
         plugins.join("hostile/typed.wasm"),
         plugins.join("hostile/snoop.wasm"),
+        plugins.join("rename.wasm"),
     )
 }
 
@@ -84,13 +88,33 @@ fn chain(path: &Path, config: serde_json::Value) -> PluginChain {
 }
 
 fn plugins(c: &mut Criterion) {
-    let (redact, _, snoop) = components();
+    let (redact, _, snoop, rename) = components();
     let spans = batch();
     let full = chain(&redact, serde_json::json!({ "keys": KEYS }));
+    let renaming = chain(
+        &rename,
+        serde_json::json!({
+            "attributes": { "http.user_agent": "user_agent.original" },
+            "lowercase_services": true,
+            "normalize_paths": true,
+        }),
+    );
     let passthrough = chain(&snoop, serde_json::json!({}));
-    let out = full.process(spans.clone());
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
-    assert_eq!(out.spans.len(), BATCH);
+    // Strings mode's fixed cost: a key that never occurs, no scanning, so no patch.
+    let strings_noop = chain(
+        &redact,
+        serde_json::json!({ "keys": ["no.such.key"], "emails": false, "cards": false }),
+    );
+    let keys_only = chain(
+        &redact,
+        serde_json::json!({ "keys": KEYS, "emails": false, "cards": false }),
+    );
+    for c in [&full, &renaming, &keys_only] {
+        let out = c.process(spans.clone());
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        assert_eq!(out.spans.len(), BATCH);
+        assert_ne!(out.spans, spans, "the plugin changes the batch");
+    }
 
     let mut g = c.benchmark_group("plugins");
     g.throughput(Throughput::Elements(BATCH as u64));
@@ -112,8 +136,32 @@ fn plugins(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    g.bench_function("strings_view_1000", |b| {
+        b.iter(|| spoor_plugin_strings::build(black_box(&spans)).expect("fits"))
+    });
+    g.bench_function("strings_noop_1000", |b| {
+        b.iter_batched(
+            || spans.clone(),
+            |s| strings_noop.process(s),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("redact_keys_only_1000", |b| {
+        b.iter_batched(
+            || spans.clone(),
+            |s| keys_only.process(s),
+            BatchSize::SmallInput,
+        )
+    });
     g.bench_function("redact_1000", |b| {
         b.iter_batched(|| spans.clone(), |s| full.process(s), BatchSize::SmallInput)
+    });
+    g.bench_function("rename_1000", |b| {
+        b.iter_batched(
+            || spans.clone(),
+            |s| renaming.process(s),
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
 }
@@ -162,7 +210,7 @@ fn typed_pre(engine: &Engine, path: &Path) -> typed::TypedPre<State> {
 }
 
 fn instantiate(c: &mut Criterion) {
-    let (redact, typed_path, _) = components();
+    let (redact, typed_path, _, _) = components();
     let engine = engine();
     let pre = typed_pre(&engine, &typed_path);
     let full = chain(&redact, serde_json::json!({ "keys": KEYS }));
@@ -279,7 +327,7 @@ fn from_wit(s: t::Span) -> Span {
 }
 
 fn boundary(c: &mut Criterion) {
-    let (redact, typed_path, _) = components();
+    let (redact, typed_path, _, _) = components();
     let spans = batch();
     let block = chain(
         &redact,
@@ -314,7 +362,7 @@ fn boundary(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("boundary");
     g.throughput(Throughput::Elements(BATCH as u64));
-    g.bench_function("block_list_u8_1000", |b| {
+    g.bench_function("strings_view_1000", |b| {
         b.iter_batched(
             || spans.clone(),
             |s| block.process(s),

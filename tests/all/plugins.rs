@@ -193,6 +193,17 @@ fn plugin_check_and_run_work_without_a_daemon() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("plugin redact"), "{text}");
+    assert!(text.contains("mode strings"), "{text}");
+    let drop = component("drop.wasm");
+    let out = std::process::Command::new(spoor_tests::spoor_bin())
+        .args(["plugin", "check", drop.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("plugin drop") && text.contains("mode spans"),
+        "{text}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("trace.json");

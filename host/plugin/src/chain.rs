@@ -8,8 +8,8 @@ use spoor_core::block::{encode_block, BlockReader};
 use spoor_core::Span;
 
 use crate::error::{LoadError, PluginError, PluginErrorKind};
-use crate::runtime::{FileStamp, Loaded};
-use crate::spec::{Metadata, OnError, PluginSpec};
+use crate::runtime::{FileStamp, Loaded, WitStringsView};
+use crate::spec::{Metadata, Mode, OnError, PluginSpec};
 
 /// Plugins applied in order to every batch.
 ///
@@ -125,10 +125,12 @@ impl Counters {
 
 /// What one plugin did to a batch.
 enum Step {
-    /// It returned its input byte for byte: the batch passes on as it was, without a decode.
+    /// It returned its input byte for byte, or no patch: the batch passes on as it was.
     Unchanged,
     /// A new batch: its encoding and its decoded (so checked) spans.
     Changed(Vec<u8>, Vec<Span>),
+    /// A strings plugin's patches were applied to the spans in place.
+    Patched,
 }
 
 /// Runs one plugin on an encoded batch and checks its output.
@@ -142,6 +144,46 @@ fn run_one(loaded: &Loaded, bytes: &Vec<u8>) -> Result<Step, PluginError> {
         .and_then(|r| r.decode_all())
         .map_err(|e| PluginError::MalformedOutput(e.to_string()))?;
     Ok(Step::Changed(out, spans))
+}
+
+/// Runs one strings-mode plugin on the batch's strings view; its patches, once checked, are
+/// applied in place. On any failure the spans are untouched.
+fn run_strings(loaded: &Loaded, spans: &mut [Span]) -> Result<Step, PluginError> {
+    thread_local! {
+        /// The view's buffers, kept between batches of this thread (a batch's view is a few
+        /// hundred KiB: fresh buffers would be fresh pages every time).
+        static VIEW: std::cell::RefCell<WitStringsView> = const {
+            std::cell::RefCell::new(WitStringsView {
+                text: String::new(),
+                records: Vec::new(),
+            })
+        };
+    }
+    let patches = VIEW.with(|cell| {
+        let mut wit = cell.borrow_mut();
+        let mut view = spoor_plugin_strings::View {
+            text: std::mem::take(&mut wit.text),
+            records: std::mem::take(&mut wit.records),
+        };
+        let built = spoor_plugin_strings::build_into(spans, &mut view);
+        wit.text = view.text;
+        wit.records = view.records;
+        built.map_err(|e| PluginError::InputTooLarge(e.to_string()))?;
+        let patches = loaded.process_strings(&wit);
+        // Do not keep an unusually large view's buffers alive for the thread's lifetime.
+        if wit.text.capacity() > 64 << 20 {
+            *wit = WitStringsView {
+                text: String::new(),
+                records: Vec::new(),
+            };
+        }
+        patches
+    })?;
+    if patches.is_empty() {
+        return Ok(Step::Unchanged);
+    }
+    spoor_plugin_strings::apply(spans, patches);
+    Ok(Step::Patched)
 }
 
 impl PluginChain {
@@ -204,20 +246,29 @@ impl PluginChain {
             .map(|p| (p.loaded.spec.name.as_str(), &p.loaded.metadata))
     }
 
-    /// Applies every plugin in order. The batch is encoded once; each plugin's output is
-    /// decoded to check it, unless it is the plugin's input byte for byte (then the batch
-    /// passes on as it was). A failing plugin leaves the batch as it was before it (`pass`) or
-    /// drops it and stops the chain (`drop`). Empty batches skip the plugins.
+    /// Applies every plugin in order. For spans-mode plugins the batch is encoded once (when
+    /// the first one needs it); each plugin's output is decoded to check it, unless it is the
+    /// plugin's input byte for byte (then the batch passes on as it was). Strings-mode plugins
+    /// get the batch's strings view and their checked patches are applied to the spans in
+    /// place (no encoding, no decoding). A failing plugin leaves the batch as it was before it
+    /// (`pass`) or drops it and stops the chain (`drop`). Empty batches skip the plugins.
     pub fn process(&self, spans: Vec<Span>) -> ChainOutput {
         let mut errors = Vec::new();
         if self.plugins.is_empty() || spans.is_empty() {
             return ChainOutput { spans, errors };
         }
         let mut current = spans;
-        let mut bytes = encode_block(&current);
+        // The block encoding of `current`, once a spans plugin asked for it.
+        let mut bytes: Option<Vec<u8>> = None;
         for slot in &self.plugins {
             let started = Instant::now();
-            let result = run_one(&slot.loaded, &bytes);
+            let result = match slot.loaded.metadata.mode {
+                Mode::Spans => {
+                    let encoded = bytes.get_or_insert_with(|| encode_block(&current));
+                    run_one(&slot.loaded, encoded)
+                }
+                Mode::Strings => run_strings(&slot.loaded, &mut current),
+            };
             let stats = &slot.stats;
             stats
                 .nanos
@@ -236,11 +287,17 @@ impl PluginChain {
                     stats
                         .spans_out
                         .fetch_add(out_spans.len() as u64, Ordering::Relaxed);
-                    bytes = out;
+                    bytes = Some(out);
                     current = out_spans;
                     if current.is_empty() {
                         break;
                     }
+                }
+                Ok(Step::Patched) => {
+                    stats
+                        .spans_out
+                        .fetch_add(current.len() as u64, Ordering::Relaxed);
+                    bytes = None;
                 }
                 Err(error) => {
                     stats.failures[error.kind().index()].fetch_add(1, Ordering::Relaxed);

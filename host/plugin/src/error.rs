@@ -140,6 +140,10 @@ pub enum PluginError {
     /// No instance could be created for the call (e.g. the instance pool is exhausted).
     #[error("plugin could not be instantiated: {0}")]
     Instantiate(String),
+    /// The batch cannot be handed to the plugin (its strings exceed the strings view's `u32`
+    /// offsets).
+    #[error("batch too large for the plugin: {0}")]
+    InputTooLarge(String),
 }
 
 /// The kinds of [`PluginError`], for metrics labels.
@@ -159,11 +163,13 @@ pub enum PluginErrorKind {
     Refused,
     /// [`PluginError::Instantiate`].
     Instantiate,
+    /// [`PluginError::InputTooLarge`].
+    InputTooLarge,
 }
 
 impl PluginErrorKind {
     /// Every kind, in the order of [`PluginErrorKind::index`].
-    pub const ALL: [PluginErrorKind; 7] = [
+    pub const ALL: [PluginErrorKind; 8] = [
         PluginErrorKind::Trap,
         PluginErrorKind::OutOfFuel,
         PluginErrorKind::OutOfMemory,
@@ -171,10 +177,11 @@ impl PluginErrorKind {
         PluginErrorKind::OutputTooLarge,
         PluginErrorKind::Refused,
         PluginErrorKind::Instantiate,
+        PluginErrorKind::InputTooLarge,
     ];
 
     /// The metrics label: `trap`, `out_of_fuel`, `out_of_memory`, `malformed_output`,
-    /// `output_too_large`, `refused`, `instantiate`.
+    /// `output_too_large`, `refused`, `instantiate`, `input_too_large`.
     pub fn as_str(self) -> &'static str {
         match self {
             PluginErrorKind::Trap => "trap",
@@ -184,6 +191,7 @@ impl PluginErrorKind {
             PluginErrorKind::OutputTooLarge => "output_too_large",
             PluginErrorKind::Refused => "refused",
             PluginErrorKind::Instantiate => "instantiate",
+            PluginErrorKind::InputTooLarge => "input_too_large",
         }
     }
 
@@ -203,6 +211,7 @@ impl PluginError {
             PluginError::OutputTooLarge { .. } => PluginErrorKind::OutputTooLarge,
             PluginError::Refused(_) => PluginErrorKind::Refused,
             PluginError::Instantiate(_) => PluginErrorKind::Instantiate,
+            PluginError::InputTooLarge(_) => PluginErrorKind::InputTooLarge,
         }
     }
 }

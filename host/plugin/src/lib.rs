@@ -1,5 +1,6 @@
 //! Spoor's sandboxed plugin runtime: loads WebAssembly components of the `spoor:plugin` world
-//! (`plugins/wit/plugin.wit`) and runs them on span batches.
+//! (`plugins/wit/plugin.wit`, contract 0.2; 0.1 in `plugins/wit/v0.1`) and runs them on span
+//! batches.
 //!
 //! - **Sandbox.** Components run in wasmtime with the pooling allocator, fuel per call, a
 //!   memory cap per instance ([`PluginSpec::memory_mib`]) and an output size cap. WASI p2 is
@@ -17,7 +18,12 @@
 //! - **Reload.** [`ChainHandle`] swaps chains atomically; in-flight batches finish on the old
 //!   one.
 //!
-//! The batch crosses the boundary as `spoor_core::block::encode_block` bytes.
+//! - **Two modes.** A spans-mode plugin gets the batch as `spoor_core::block::encode_block`
+//!   bytes and returns a new encoding, which is decoded and checked. A strings-mode plugin
+//!   (contract 0.2) gets the batch's strings view (`spoor_plugin_strings::build`) and returns
+//!   patches, which are checked (indexes, kinds, order, the output cap) and applied to the
+//!   spans in place: neither side decodes or encodes spans. Contract 0.1 plugins still load
+//!   (spans mode).
 
 mod chain;
 mod error;
@@ -30,9 +36,9 @@ use spoor_core::Span;
 
 pub use chain::{ChainHandle, ChainOutput, PluginChain, PluginFailure, PluginStats, ReloadReport};
 pub use error::{LoadError, PluginError, PluginErrorKind, RunError};
-pub use runtime::CONTRACT_VERSION;
+pub use runtime::{CONTRACT_VERSION, OLDER_CONTRACT_VERSIONS};
 pub use spec::{
-    Capability, Metadata, OnError, PluginSpec, DEFAULT_FUEL, DEFAULT_MAX_OUTPUT_RATIO,
+    Capability, Metadata, Mode, OnError, PluginSpec, DEFAULT_FUEL, DEFAULT_MAX_OUTPUT_RATIO,
     DEFAULT_MEMORY_MIB, MAX_MEMORY_MIB, MIN_OUTPUT_CAP_BYTES,
 };
 

@@ -18,8 +18,9 @@ use wasmtime_wasi::{
 };
 
 use crate::error::{LoadError, PluginError};
-use crate::spec::{Capability, Metadata, PluginSpec, MAX_MEMORY_MIB};
+use crate::spec::{Capability, Metadata, Mode, PluginSpec, MAX_MEMORY_MIB};
 
+/// Contract 0.2 (`plugins/wit/plugin.wit`): spans and strings mode.
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../../plugins/wit/plugin.wit",
@@ -27,11 +28,38 @@ mod bindings {
     });
 }
 
+/// Contract 0.1 (`plugins/wit/v0.1/plugin.wit`): spans mode only; still loaded.
+mod bindings_v01 {
+    wasmtime::component::bindgen!({
+        path: "../../plugins/wit/v0.1/plugin.wit",
+        world: "plugin",
+    });
+}
+
 use bindings::spoor::plugin::{host, types};
-use bindings::{Plugin, PluginPre};
+use bindings_v01::spoor::plugin::{host as host_v01, types as types_v01};
 
 /// The contract version this host implements (the WIT package version).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
+
+/// Older contract versions this host still loads (their plugins run in spans mode).
+pub const OLDER_CONTRACT_VERSIONS: &[&str] = &["0.1.0"];
+
+/// The strings view as it crosses the boundary.
+pub(crate) type WitStringsView = types::StringsView;
+
+/// A compiled, linked component of one of the contract versions.
+#[derive(Clone)]
+enum Pre {
+    V02(bindings::PluginPre<State>),
+    V01(bindings_v01::PluginPre<State>),
+}
+
+/// The exports of one instance.
+enum Exports {
+    V02(bindings::Plugin),
+    V01(bindings_v01::Plugin),
+}
 
 /// Component instances the pooling allocator holds at once, over all plugins.
 const POOL_INSTANCES: u32 = 512;
@@ -82,7 +110,9 @@ fn linker(engine: &'static Engine) -> Result<&'static Linker<State>, LoadError> 
             let mut linker = Linker::new(engine);
             wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| e.to_string())?;
             no_sleeping(&mut linker).map_err(|e| e.to_string())?;
-            Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+            bindings::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+                .map_err(|e| e.to_string())?;
+            bindings_v01::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
                 .map_err(|e| e.to_string())?;
             Ok(linker)
         })
@@ -144,6 +174,8 @@ impl WasiView for State {
 
 impl types::Host for State {}
 
+impl types_v01::Host for State {}
+
 impl host::Host for State {
     fn log(&mut self, level: host::Level, message: String) {
         if !self.log {
@@ -156,6 +188,18 @@ impl host::Host for State {
             host::Level::Warn => tracing::warn!(plugin, "{message}"),
             host::Level::Error => tracing::error!(plugin, "{message}"),
         }
+    }
+}
+
+impl host_v01::Host for State {
+    fn log(&mut self, level: host_v01::Level, message: String) {
+        let level = match level {
+            host_v01::Level::Debug => host::Level::Debug,
+            host_v01::Level::Info => host::Level::Info,
+            host_v01::Level::Warn => host::Level::Warn,
+            host_v01::Level::Error => host::Level::Error,
+        };
+        host::Host::log(self, level, message);
     }
 }
 
@@ -267,7 +311,7 @@ fn wasi_ctx(grants: &[Capability]) -> WasiCtx {
 /// One instance with its store; used by one call at a time.
 pub(crate) struct Instance {
     store: Store<State>,
-    plugin: Plugin,
+    plugin: Exports,
 }
 
 /// How one instance is made: everything needed besides the compiled component.
@@ -281,8 +325,11 @@ struct Recipe {
 }
 
 impl Recipe {
-    fn instantiate(&self, pre: &PluginPre<State>) -> Result<Instance, PluginError> {
-        let engine = pre.engine();
+    fn instantiate(&self, pre: &Pre) -> Result<Instance, PluginError> {
+        let engine = match pre {
+            Pre::V02(pre) => pre.engine(),
+            Pre::V01(pre) => pre.engine(),
+        };
         let state = State {
             wasi: wasi_ctx(&self.grants),
             table: ResourceTable::new(),
@@ -301,14 +348,18 @@ impl Recipe {
         store
             .set_fuel(self.fuel)
             .map_err(|e| PluginError::Instantiate(e.to_string()))?;
-        match pre.instantiate(&mut store) {
+        let plugin = match pre {
+            Pre::V02(pre) => pre.instantiate(&mut store).map(Exports::V02),
+            Pre::V01(pre) => pre.instantiate(&mut store).map(Exports::V01),
+        };
+        match plugin {
             Ok(plugin) => Ok(Instance { store, plugin }),
             Err(e) => Err(classify(e, &store, self.fuel, self.memory_mib)),
         }
     }
 }
 
-/// Turns a wasmtime error from a call into a [`PluginError`].
+/// Turns a wasmtime error from instantiation into a [`PluginError`].
 fn classify(e: wasmtime::Error, store: &Store<State>, fuel: u64, memory_mib: u32) -> PluginError {
     if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
         PluginError::OutOfFuel { fuel }
@@ -321,20 +372,38 @@ fn classify(e: wasmtime::Error, store: &Store<State>, fuel: u64, memory_mib: u32
     }
 }
 
+/// Turns a wasmtime error from a call of an export into a [`PluginError`]: as [`classify`],
+/// except that an error that is neither a trap nor an exit is the canonical ABI refusing what
+/// the guest handed back (a string that is not UTF-8, a list pointer outside its memory, an
+/// unknown variant case): malformed output.
+fn classify_call(
+    e: wasmtime::Error,
+    store: &Store<State>,
+    fuel: u64,
+    memory_mib: u32,
+) -> PluginError {
+    let lifted =
+        e.downcast_ref::<Trap>().is_none() && e.downcast_ref::<wasmtime_wasi::I32Exit>().is_none();
+    match classify(e, store, fuel, memory_mib) {
+        PluginError::Trap(message) if lifted => PluginError::MalformedOutput(message),
+        other => other,
+    }
+}
+
 impl Instance {
     /// Runs `f` with fresh fuel; a wasmtime error (trap) is classified, and the caller must
     /// then discard the instance.
     fn call<R>(
         &mut self,
         recipe: &Recipe,
-        f: impl FnOnce(&Plugin, &mut Store<State>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Exports, &mut Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
         self.store.data_mut().limits.refused = false;
         self.store
             .set_fuel(recipe.fuel)
             .map_err(|e| PluginError::Trap(e.to_string()))?;
         f(&self.plugin, &mut self.store)
-            .map_err(|e| classify(e, &self.store, recipe.fuel, recipe.memory_mib))
+            .map_err(|e| classify_call(e, &self.store, recipe.fuel, recipe.memory_mib))
     }
 }
 
@@ -343,7 +412,7 @@ pub(crate) struct Loaded {
     pub(crate) spec: PluginSpec,
     pub(crate) metadata: Metadata,
     pub(crate) stamp: Option<FileStamp>,
-    pre: PluginPre<State>,
+    pre: Pre,
     recipe: Recipe,
     config_json: String,
     idle: Mutex<Vec<Instance>>,
@@ -367,7 +436,7 @@ impl FileStamp {
 }
 
 /// Compiles `path` and links it; no instance yet.
-fn compile(plugin: &str, path: &Path) -> Result<(PluginPre<State>, Option<FileStamp>), LoadError> {
+fn compile(plugin: &str, path: &Path) -> Result<(Pre, Option<FileStamp>), LoadError> {
     let engine = engine()?;
     let linker = linker(engine)?;
     let stamp = FileStamp::of(path);
@@ -386,7 +455,14 @@ fn compile(plugin: &str, path: &Path) -> Result<(PluginPre<State>, Option<FileSt
     let pre = linker
         .instantiate_pre(&component)
         .map_err(|e| invalid(format!("{e:#}")))?;
-    let pre = PluginPre::new(pre).map_err(|e| invalid(format!("{e:#}")))?;
+    // The exports tell the versions apart: 0.2 adds `process-strings`.
+    let pre = match bindings::PluginPre::new(pre.clone()) {
+        Ok(pre) => Pre::V02(pre),
+        Err(v02) => match bindings_v01::PluginPre::new(pre) {
+            Ok(pre) => Pre::V01(pre),
+            Err(_) => return Err(invalid(format!("{v02:#}"))),
+        },
+    };
     Ok((pre, stamp))
 }
 
@@ -429,7 +505,10 @@ fn check_contract_version(
         let Some((_, found)) = rest.split_once('@') else {
             continue;
         };
-        if compatibility_key(found) != compatibility_key(CONTRACT_VERSION) {
+        let known = std::iter::once(&CONTRACT_VERSION)
+            .chain(OLDER_CONTRACT_VERSIONS)
+            .any(|v| compatibility_key(found) == compatibility_key(v));
+        if !known {
             return Err(LoadError::Version {
                 plugin: plugin.into(),
                 path: path.into(),
@@ -453,10 +532,31 @@ fn compatibility_key(version: &str) -> (String, String) {
     (major, minor)
 }
 
+fn convert_metadata_v01(m: types_v01::Metadata) -> Metadata {
+    Metadata {
+        name: m.name,
+        version: m.version,
+        mode: Mode::Spans,
+        capabilities: m
+            .capabilities
+            .into_iter()
+            .map(|c| match c {
+                types_v01::Capability::Clock => Capability::Clock,
+                types_v01::Capability::Random => Capability::Random,
+                types_v01::Capability::Log => Capability::Log,
+            })
+            .collect(),
+    }
+}
+
 fn convert_metadata(m: types::Metadata) -> Metadata {
     Metadata {
         name: m.name,
         version: m.version,
+        mode: match m.mode {
+            types::Mode::Spans => Mode::Spans,
+            types::Mode::Strings => Mode::Strings,
+        },
         capabilities: m
             .capabilities
             .into_iter()
@@ -475,6 +575,15 @@ fn refusal(e: types::PluginError) -> PluginError {
             PluginError::Refused(format!("invalid-config: {m}"))
         }
         types::PluginError::Failed(m) => PluginError::Refused(format!("failed: {m}")),
+    }
+}
+
+fn refusal_v01(e: types_v01::PluginError) -> PluginError {
+    match e {
+        types_v01::PluginError::InvalidConfig(m) => {
+            PluginError::Refused(format!("invalid-config: {m}"))
+        }
+        types_v01::PluginError::Failed(m) => PluginError::Refused(format!("failed: {m}")),
     }
 }
 
@@ -509,9 +618,11 @@ fn metadata_of(
     instance: &mut Instance,
 ) -> Result<Metadata, LoadError> {
     let m = instance
-        .call(recipe, |p, s| p.call_metadata(s))
+        .call(recipe, |p, s| match p {
+            Exports::V02(p) => p.call_metadata(s).map(convert_metadata),
+            Exports::V01(p) => p.call_metadata(s).map(convert_metadata_v01),
+        })
         .map_err(|e| start_error(spec, format!("metadata failed: {e}")))?;
-    let m = convert_metadata(m);
     let valid_name = !m.name.is_empty()
         && m.name
             .bytes()
@@ -631,9 +742,12 @@ impl Loaded {
         batch: &Vec<u8>,
     ) -> Result<Vec<u8>, (PluginError, bool)> {
         let out = instance
-            .call(&self.recipe, |p, s| p.call_process(s, batch))
+            .call(&self.recipe, |p, s| match p {
+                Exports::V02(p) => p.call_process(s, batch).map(|r| r.map_err(refusal)),
+                Exports::V01(p) => p.call_process(s, batch).map(|r| r.map_err(refusal_v01)),
+            })
             .map_err(|e| (e, false))?
-            .map_err(|e| (refusal(e), true))?;
+            .map_err(|e| (e, true))?;
         let cap = self.spec.output_cap(batch.len());
         if out.len() as u64 > cap {
             return Err((
@@ -648,14 +762,83 @@ impl Loaded {
     }
 }
 
+impl Loaded {
+    /// Runs `process-strings` on a strings view and checks the patches against it (indexes,
+    /// kinds, order, the output cap over the replacement text). A trapped instance is dropped,
+    /// others go back to the pool.
+    pub(crate) fn process_strings(
+        &self,
+        view: &WitStringsView,
+    ) -> Result<Vec<spoor_plugin_strings::Patch>, PluginError> {
+        let mut instance = self.take()?;
+        let called = instance.call(&self.recipe, |p, s| match p {
+            Exports::V02(p) => p.call_process_strings(s, view).map(|r| r.map_err(refusal)),
+            Exports::V01(_) => Ok(Err(PluginError::Refused(
+                "failed: a contract 0.1 plugin has no process-strings".into(),
+            ))),
+        });
+        let flat = match called {
+            Ok(Ok(patches)) => {
+                self.give_back(instance);
+                patches
+            }
+            Ok(Err(refused)) => {
+                self.give_back(instance);
+                return Err(refused);
+            }
+            Err(trapped) => return Err(trapped),
+        };
+        let cap = self.spec.output_cap(view.text.len());
+        // The size cap first: the replacement text is one string, its size known before a
+        // string per patch is made.
+        if flat.text.len() as u64 > cap {
+            return Err(PluginError::OutputTooLarge {
+                bytes: flat.text.len() as u64,
+                cap,
+            });
+        }
+        let patches = spoor_plugin_strings::Patches {
+            text: flat.text,
+            ops: flat.ops,
+        }
+        .to_patches()
+        .map_err(|e| PluginError::MalformedOutput(e.to_string()))?;
+        check_patches(view, &patches, cap)?;
+        Ok(patches)
+    }
+}
+
+/// [`spoor_plugin_strings::check`] on the WIT view, as a typed error.
+fn check_patches(
+    view: &WitStringsView,
+    patches: &[spoor_plugin_strings::Patch],
+    cap: u64,
+) -> Result<(), PluginError> {
+    use spoor_plugin_strings::PatchError;
+    let len = view.records.len() / spoor_plugin_strings::WORDS;
+    let kind = |i: u32| {
+        view.records
+            .get(i as usize * spoor_plugin_strings::WORDS + 2)
+            .and_then(|&w| spoor_plugin_strings::Kind::from_word(w))
+    };
+    match spoor_plugin_strings::check_with(len, kind, patches, cap) {
+        Ok(()) => Ok(()),
+        Err(PatchError::TooLarge { bytes, cap }) => Err(PluginError::OutputTooLarge { bytes, cap }),
+        Err(e) => Err(PluginError::MalformedOutput(e.to_string())),
+    }
+}
+
 fn configure(
     recipe: &Recipe,
     instance: &mut Instance,
     config_json: &str,
 ) -> Result<(), PluginError> {
-    instance
-        .call(recipe, |p, s| p.call_configure(s, config_json))?
-        .map_err(refusal)
+    instance.call(recipe, |p, s| match p {
+        Exports::V02(p) => p.call_configure(s, config_json).map(|r| r.map_err(refusal)),
+        Exports::V01(p) => p
+            .call_configure(s, config_json)
+            .map(|r| r.map_err(refusal_v01)),
+    })?
 }
 
 #[cfg(test)]

@@ -195,6 +195,34 @@ impl std::fmt::Display for Capability {
     }
 }
 
+/// How the host hands a plugin its batches (the WIT `mode`; contract 0.1 plugins are
+/// `spans`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// `process` on the block-encoded batch.
+    #[default]
+    Spans,
+    /// `process-strings` on the batch's strings view; the host applies the patches.
+    Strings,
+}
+
+impl Mode {
+    /// `spans` or `strings`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Spans => "spans",
+            Mode::Strings => "strings",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a plugin says about itself (its `metadata` export).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
@@ -202,6 +230,9 @@ pub struct Metadata {
     pub name: String,
     /// The plugin's own version.
     pub version: String,
+    /// Which export the host calls per batch.
+    #[serde(default)]
+    pub mode: Mode,
     /// Capabilities it asks for.
     pub capabilities: Vec<Capability>,
 }

@@ -21,11 +21,12 @@ pub fn run(cmd: &PluginCommand) -> anyhow::Result<String> {
             let meta = spoor_plugin_host::check(file)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             Ok(format!(
-                "{}: plugin {} {} (contract {}), asks for: {}\n",
+                "{}: plugin {} {} (host contract {}, mode {}), asks for: {}\n",
                 file.display(),
                 meta.name,
                 meta.version,
                 spoor_plugin_host::CONTRACT_VERSION,
+                meta.mode,
                 if meta.capabilities.is_empty() {
                     "nothing".to_string()
                 } else {

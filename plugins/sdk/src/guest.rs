@@ -8,14 +8,14 @@
 use std::any::Any;
 use std::cell::RefCell;
 
-use crate::{Capability, Error, Plugin};
+use crate::{Capability, Error, Mode, Plugin, Strings, StringsPlugin};
 
-/// The generated bindings (world `spoor:plugin/plugin@0.1.0`).
+/// The generated bindings (world `spoor:plugin/plugin@0.2.0`).
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit/plugin.wit",
-        world: "spoor:plugin/plugin@0.1.0",
+        world: "spoor:plugin/plugin@0.2.0",
         pub_export_macro: true,
         export_macro_name: "__spoor_export_bindings",
         default_bindings_module: "spoor_plugin_sdk::__private::bindings",
@@ -24,8 +24,13 @@ pub mod bindings {
 }
 
 use bindings::spoor::plugin::host;
-use bindings::spoor::plugin::types::Capability as WitCapability;
+use bindings::spoor::plugin::types::{Capability as WitCapability, Mode as WitMode};
 use bindings::{Metadata, PluginError};
+
+/// The WIT `patches`.
+pub use bindings::spoor::plugin::types::Patches as WitPatches;
+/// The WIT `strings-view`.
+pub use bindings::spoor::plugin::types::StringsView as WitStringsView;
 
 thread_local! {
     /// The configured plugin of this instance (a component instance is single-threaded).
@@ -42,8 +47,12 @@ impl From<Error> for PluginError {
 }
 
 /// The `metadata` export.
-pub fn metadata<P: Plugin>() -> Metadata {
+pub fn metadata<P: Plugin>(mode: Mode) -> Metadata {
     Metadata {
+        mode: match mode {
+            Mode::Spans => WitMode::Spans,
+            Mode::Strings => WitMode::Strings,
+        },
         name: P::NAME.into(),
         version: P::VERSION.into(),
         capabilities: P::capabilities()
@@ -74,6 +83,34 @@ pub fn process<P: Plugin>(batch: Vec<u8>) -> Result<Vec<u8>, PluginError> {
             .ok_or_else(|| PluginError::Failed("process called before configure".into()))?;
         Ok(crate::process_encoded(plugin, batch)?)
     })
+}
+
+/// The `process-strings` export of a [`StringsPlugin`] (configured as [`Strings`]).
+pub fn process_strings<P: StringsPlugin>(view: WitStringsView) -> Result<WitPatches, PluginError> {
+    STATE.with(|s| {
+        let mut state = s.borrow_mut();
+        let plugin = state
+            .as_mut()
+            .and_then(|p| p.downcast_mut::<Strings<P>>())
+            .ok_or_else(|| PluginError::Failed("process-strings called before configure".into()))?;
+        let view = crate::strings::View {
+            text: view.text,
+            records: view.records,
+        };
+        let patches = crate::rewrite_view(&mut plugin.0, view)?;
+        Ok(WitPatches {
+            text: patches.text,
+            ops: patches.ops,
+        })
+    })
+}
+
+/// The `process-strings` export of a spans plugin: the host calls `process` for those.
+pub fn no_strings<P: Plugin>(_view: WitStringsView) -> Result<WitPatches, PluginError> {
+    Err(PluginError::Failed(format!(
+        "plugin {} works on whole spans (mode spans): call process",
+        P::NAME
+    )))
 }
 
 /// Calls the host's `log` import.

@@ -1,6 +1,9 @@
 //! The Rust SDK for Spoor pipeline plugins: implement [`Plugin`], call [`export_plugin!`], build
 //! for `wasm32-wasip2`, and the result is a component that fulfils the contract in
-//! `plugins/wit/plugin.wit` (world `spoor:plugin/plugin@0.1.0`).
+//! `plugins/wit/plugin.wit` (world `spoor:plugin/plugin@0.2.0`). A plugin that only rewrites
+//! strings (redaction, renaming) implements [`StringsPlugin`] instead and is exported with
+//! [`export_strings_plugin!`]: it sees a flat [`StringsView`] of the batch's strings and records
+//! patches, so neither side decodes or encodes spans (see the README's "strings mode").
 //!
 //! ```
 //! use spoor_plugin_sdk::{AnyValue, Batch, Error, Plugin};
@@ -54,6 +57,12 @@
 //! calls [`Plugin::process`] and encodes the result. A batch the plugin only read (never
 //! borrowed mutably) is handed back as the very bytes that came in, without re-encoding.
 //!
+//! A [`StringsPlugin`] runs in strings mode: the host sends the batch's strings view
+//! (`process-strings`), the SDK checks it, calls [`StringsPlugin::rewrite`] and hands back the
+//! patches in order. Its `process` export (and [`testing`]) runs the same rewrite through
+//! [`Strings`], which builds the view from decoded spans and applies the patches with the code
+//! the host uses ([`strings`]).
+//!
 //! The component glue (wit-bindgen) exists only when compiling for `wasm32`; natively the SDK is
 //! plain Rust so that plugin logic is unit-tested with `cargo test` through [`testing`].
 
@@ -79,9 +88,20 @@ pub use spoor_core::{
     find_attr, AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status,
     StatusCode, TraceId,
 };
+pub use spoor_plugin_strings as strings;
+pub use spoor_plugin_strings::{Entry, Kind as StringKind, StringsView};
 
 /// Version of the WIT contract this SDK implements (the `spoor:plugin` package version).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
+
+/// How the host hands a plugin its batches (the WIT `mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Whole spans, block-encoded ([`Plugin`]).
+    Spans,
+    /// The strings view ([`StringsPlugin`]).
+    Strings,
+}
 
 /// Something a plugin may ask the host for. The operator grants capabilities per plugin; a
 /// plugin that asks for one that is not granted is refused at load time.
@@ -162,6 +182,78 @@ pub trait Plugin: Sized + 'static {
     /// left replaces the input in the pipeline. An error leaves the handling to the host's
     /// failure policy (pass the batch on unchanged, or drop it).
     fn process(&mut self, batch: &mut Batch) -> Result<(), Error>;
+}
+
+/// A plugin that only rewrites strings: services, span and event names, attribute keys and
+/// string values (see [`strings`] for what the view holds and in which order). It never sees
+/// whole spans, so neither the host nor the plugin decodes or encodes them. Export it with
+/// [`export_strings_plugin!`]; test it natively through [`Strings`] (`testing::run::<Strings<P>>`).
+pub trait StringsPlugin: Sized + 'static {
+    /// Short name, `[a-z0-9-]+` (checked at compile time by [`export_strings_plugin!`]).
+    const NAME: &'static str;
+    /// The plugin's own version (semver).
+    const VERSION: &'static str;
+    /// The settings, as for [`Plugin::Config`].
+    type Config: DeserializeOwned;
+
+    /// Capabilities the plugin needs.
+    fn capabilities() -> &'static [Capability] {
+        &[]
+    }
+
+    /// Validates the settings and builds the plugin.
+    fn configure(config: Self::Config) -> Result<Self, Error>;
+
+    /// Reads the strings of one batch and records changes with [`StringsView::replace`],
+    /// [`StringsView::set_value`] and [`StringsView::remove`]. Recording nothing leaves the
+    /// batch as it was. An error leaves the handling to the host's failure policy.
+    fn rewrite(&mut self, view: &mut StringsView) -> Result<(), Error>;
+}
+
+/// A [`StringsPlugin`] run on whole spans: builds the strings view of the batch, calls
+/// [`StringsPlugin::rewrite`] and applies the patches with the host's own code. It is the
+/// plugin's `process` export and what [`testing`] runs.
+#[derive(Debug)]
+pub struct Strings<P>(pub P);
+
+impl<P: StringsPlugin> Plugin for Strings<P> {
+    const NAME: &'static str = P::NAME;
+    const VERSION: &'static str = P::VERSION;
+    type Config = P::Config;
+
+    fn capabilities() -> &'static [Capability] {
+        P::capabilities()
+    }
+
+    fn configure(config: P::Config) -> Result<Self, Error> {
+        P::configure(config).map(Strings)
+    }
+
+    fn process(&mut self, batch: &mut Batch) -> Result<(), Error> {
+        let view = strings::build(&batch.spans).map_err(|e| Error::failed(e.to_string()))?;
+        let patches = rewrite_view(&mut self.0, view)?
+            .to_patches()
+            .map_err(|e| Error::failed(format!("the plugin's patches: {e}")))?;
+        if !patches.is_empty() {
+            strings::apply(&mut batch.spans, patches);
+            batch.modified = true;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `plugin` on a view from the host, as the component's `process-strings` does: checks
+/// the view, calls [`StringsPlugin::rewrite`], and returns the patches in ascending order.
+pub fn rewrite_view<P: StringsPlugin>(
+    plugin: &mut P,
+    view: strings::View,
+) -> Result<strings::Patches, Error> {
+    let mut view = StringsView::new(view).map_err(|e| Error::failed(e.to_string()))?;
+    plugin.rewrite(&mut view)?;
+    let (_, patches) = view
+        .into_patches()
+        .map_err(|e| Error::failed(format!("the plugin's patches: {e}")))?;
+    Ok(patches)
 }
 
 /// The spans of one batch. Derefs to `Vec<Span>`; tracks whether it was borrowed mutably so an
@@ -330,13 +422,35 @@ pub fn process_encoded<P: Plugin>(plugin: &mut P, bytes: Vec<u8>) -> Result<Vec<
     Ok(spoor_core::block::encode_block(&batch.spans))
 }
 
-/// Exports a [`Plugin`] as the component's `metadata`, `configure` and `process`. Invoke once,
-/// in the plugin crate's root, with the plugin type. Outside `wasm32` it only checks the name.
+/// Exports a [`Plugin`] as the component's `metadata` (mode `spans`), `configure` and
+/// `process` (its `process-strings` answers `failed`: the host never calls it for a spans
+/// plugin). Invoke once, in the plugin crate's root, with the plugin type. Outside `wasm32` it
+/// only checks the name.
 #[macro_export]
 macro_rules! export_plugin {
     ($ty:ty) => {
+        $crate::__export_component!($ty, $ty, Spans);
+    };
+}
+
+/// Exports a [`StringsPlugin`] as the component's `metadata` (mode `strings`), `configure`,
+/// `process-strings` and `process` (through [`Strings`]). Invoke once, in the plugin crate's
+/// root, with the plugin type. Outside `wasm32` it only checks the name.
+#[macro_export]
+macro_rules! export_strings_plugin {
+    ($ty:ty) => {
+        $crate::__export_component!($ty, $crate::Strings<$ty>, Strings);
+    };
+}
+
+/// The shared body of [`export_plugin!`] and [`export_strings_plugin!`]: `$plugin` is the type
+/// that implements [`Plugin`] (`$ty` itself, or `Strings<$ty>`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_component {
+    ($ty:ty, $plugin:ty, $mode:ident) => {
         const _: () = ::core::assert!(
-            $crate::is_valid_name(<$ty as $crate::Plugin>::NAME),
+            $crate::is_valid_name(<$plugin as $crate::Plugin>::NAME),
             "a plugin name must match [a-z0-9-]+"
         );
         #[cfg(target_arch = "wasm32")]
@@ -345,18 +459,26 @@ macro_rules! export_plugin {
             struct SpoorPluginExport;
             impl $crate::__private::Guest for SpoorPluginExport {
                 fn metadata() -> $crate::__private::Metadata {
-                    $crate::__private::metadata::<$ty>()
+                    $crate::__private::metadata::<$plugin>($crate::Mode::$mode)
                 }
                 fn configure(
                     config: ::std::string::String,
                 ) -> ::core::result::Result<(), $crate::__private::PluginError> {
-                    $crate::__private::configure::<$ty>(&config)
+                    $crate::__private::configure::<$plugin>(&config)
                 }
                 fn process(
                     batch: ::std::vec::Vec<u8>,
                 ) -> ::core::result::Result<::std::vec::Vec<u8>, $crate::__private::PluginError>
                 {
-                    $crate::__private::process::<$ty>(batch)
+                    $crate::__private::process::<$plugin>(batch)
+                }
+                fn process_strings(
+                    view: $crate::__private::WitStringsView,
+                ) -> ::core::result::Result<
+                    $crate::__private::WitPatches,
+                    $crate::__private::PluginError,
+                > {
+                    $crate::__process_strings!($ty, $mode, view)
                 }
             }
             $crate::__private::bindings::__spoor_export_bindings!(
@@ -366,13 +488,26 @@ macro_rules! export_plugin {
     };
 }
 
+/// `process-strings` per mode.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __process_strings {
+    ($ty:ty, Spans, $view:ident) => {
+        $crate::__private::no_strings::<$ty>($view)
+    };
+    ($ty:ty, Strings, $view:ident) => {
+        $crate::__private::process_strings::<$ty>($view)
+    };
+}
+
 /// Glue used by [`export_plugin!`]; not a public API.
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod __private {
     pub use crate::guest::bindings;
     pub use crate::guest::bindings::{Guest, Metadata, PluginError};
-    pub use crate::guest::{configure, metadata, process};
+    pub use crate::guest::{configure, metadata, no_strings, process, process_strings};
+    pub use crate::guest::{WitPatches, WitStringsView};
     pub use wit_bindgen;
 }
 

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use spoor_plugin_host::{
-    check, run_file, Capability, ChainHandle, LoadError, OnError, PluginChain, PluginError,
+    check, run_file, Capability, ChainHandle, LoadError, Mode, OnError, PluginChain, PluginError,
     PluginErrorKind, PluginSpec, RunError, DEFAULT_FUEL, DEFAULT_MEMORY_MIB,
 };
 
-use crate::support::{hostile, sorted, spans};
+use crate::support::{example, hostile, kv, sorted, spans};
 
 #[derive(serde::Deserialize)]
 struct File {
@@ -247,4 +247,79 @@ fn chains_are_shared_between_threads() {
     send_sync::<ChainHandle>();
     send_sync::<PluginError>();
     send_sync::<LoadError>();
+}
+
+#[test]
+fn the_mode_comes_from_the_plugin_and_0_1_plugins_still_load() {
+    let modes = [
+        (example("redact"), Mode::Strings),
+        (example("rename"), Mode::Strings),
+        (example("drop"), Mode::Spans),
+        (hostile("patchy"), Mode::Strings),
+        // Built against plugins/wit/v0.1: contract 0.1, spans mode.
+        (hostile("snoop"), Mode::Spans),
+    ];
+    for (path, mode) in modes {
+        let meta = check(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(meta.mode, mode, "{}", path.display());
+    }
+}
+
+#[test]
+fn a_mixed_chain_equals_its_plugins_one_by_one() {
+    // rename (strings) -> drop (spans) -> redact (strings): the batch changes form between
+    // plugins (spans patched in place, then encoded for drop, then patched again) and the
+    // result is what the three single-plugin chains give in turn.
+    let one = |name: &str, config: serde_json::Value| {
+        let mut s = PluginSpec::new(name, example(name));
+        s.config = config.as_object().cloned().unwrap();
+        s
+    };
+    let specs = [
+        one(
+            "rename",
+            serde_json::json!({"services": {"frontend": "Web"}, "lowercase_services": true}),
+        ),
+        one(
+            "drop",
+            serde_json::json!({"rules": [{"operation": "op-1"}]}),
+        ),
+        one("redact", serde_json::json!({"keys": ["user.password"]})),
+    ];
+    let mut input = spans(24);
+    input[3].attributes.push(kv(
+        "note",
+        spoor_core::AnyValue::Str("mail ann@example.com".into()),
+    ));
+    let chained = PluginChain::load(&specs).unwrap().process(input.clone());
+    assert!(chained.errors.is_empty(), "{:?}", chained.errors);
+    let mut stepwise = input;
+    for spec in &specs {
+        let out = PluginChain::load(std::slice::from_ref(spec))
+            .unwrap()
+            .process(stepwise);
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        stepwise = out.spans;
+    }
+    assert_eq!(sorted(chained.spans.clone()), sorted(stepwise));
+    let out = sorted(chained.spans);
+    assert_eq!(out.len(), 16, "drop removed the op-1 spans");
+    assert!(out.iter().all(|s| s.name != "op-1"));
+    assert!(out.iter().any(|s| s.service() == "web"));
+    assert!(out.iter().all(|s| s.service() != "frontend"));
+    for s in &out {
+        let password = spoor_core::find_attr(&s.attributes, "user.password");
+        assert_eq!(
+            password,
+            Some(&spoor_core::AnyValue::Str("[REDACTED]".into()))
+        );
+    }
+    let note = out
+        .iter()
+        .find_map(|s| spoor_core::find_attr(&s.attributes, "note"))
+        .unwrap();
+    assert_eq!(
+        note,
+        &spoor_core::AnyValue::Str("mail [REDACTED:email]".into())
+    );
 }

@@ -180,3 +180,77 @@ fn sleeping_returns_at_once() {
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     assert_eq!(sorted(out.spans), sorted(input));
 }
+
+/// The strings-mode hostile plugin, configured to misbehave `how`.
+fn patchy(how: &str) -> PluginSpec {
+    let mut s = spec("patchy");
+    s.config
+        .insert("how".into(), serde_json::Value::String(how.into()));
+    s
+}
+
+/// Each bad answer of a strings plugin, the typed error it becomes, and what its message says.
+#[test]
+fn bad_patches_are_refused_by_policy_and_the_batch_passes_unchanged() {
+    let cases = [
+        (
+            "out-of-range",
+            PluginErrorKind::MalformedOutput,
+            "but the view holds",
+        ),
+        (
+            "unordered",
+            PluginErrorKind::MalformedOutput,
+            "strictly ascending order",
+        ),
+        (
+            "wrong-kind",
+            PluginErrorKind::MalformedOutput,
+            "remove applies to attribute keys, not to a span name",
+        ),
+        ("oversized", PluginErrorKind::OutputTooLarge, "over the cap"),
+        ("bad-utf8", PluginErrorKind::MalformedOutput, "utf-8"),
+        (
+            "bad-slice",
+            PluginErrorKind::MalformedOutput,
+            "is not a slice of the",
+        ),
+        ("bad-op", PluginErrorKind::MalformedOutput, "unknown op 9"),
+    ];
+    for (how, kind, says) in cases {
+        let stats = fails_twice_with(patchy(how), kind);
+        assert_eq!(stats.failures_total(), 2, "{how}");
+        let chain = PluginChain::load(&[patchy(how)]).unwrap();
+        let out = chain.process(spans(5));
+        let message = out.errors[0].error.to_string();
+        assert!(message.contains(says), "{how}: {message}");
+    }
+}
+
+#[test]
+fn a_well_behaved_strings_plugin_patches_in_place_and_keeps_order() {
+    // The control for the cases above: the same plugin's valid patches are applied, and the
+    // batch keeps its order (no block round trip regroups it).
+    let chain = PluginChain::load(&[patchy("valid")]).unwrap();
+    let input = spans(10);
+    let out = chain.process(input.clone());
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let names: Vec<&str> = out.spans.iter().map(|s| s.name.as_str()).collect();
+    let expected: Vec<String> = input.iter().map(|s| s.name.to_uppercase()).collect();
+    assert_eq!(names, expected);
+    let ids: Vec<_> = out.spans.iter().map(|s| s.span_id).collect();
+    let input_ids: Vec<_> = input.iter().map(|s| s.span_id).collect();
+    assert_eq!(ids, input_ids);
+    assert_eq!(chain.stats()[0].spans_out, 10);
+}
+
+#[test]
+fn bad_patches_with_drop_drop_the_batch_and_stop_the_chain() {
+    let mut s = patchy("out-of-range");
+    s.on_error = OnError::Drop;
+    let chain = PluginChain::load(&[s, spec("snoop")]).unwrap();
+    let out = chain.process(spans(6));
+    assert!(out.spans.is_empty());
+    assert_eq!(out.errors[0].action, OnError::Drop);
+    assert_eq!(chain.stats()[1].calls, 0);
+}

@@ -20,7 +20,7 @@
 //! `emails` and `cards` default to `true`; `mode` defaults to `mask`. A batch with nothing to
 //! redact is handed back untouched.
 
-use spoor_plugin_sdk::{AnyValue, Batch, Error, KeyValue, Plugin, Span};
+use spoor_plugin_sdk::{Error, StringKind, StringsPlugin, StringsView};
 
 /// What a masked attribute's value becomes.
 pub const MASK: &str = "[REDACTED]";
@@ -36,6 +36,8 @@ pub struct Redact {
     mode: Mode,
     emails: bool,
     cards: bool,
+    /// Per string of the current view: whether it is a listed key or lies under one.
+    hidden: Vec<bool>,
 }
 
 /// Settings.
@@ -87,60 +89,21 @@ impl Redact {
         let carded = if self.cards { redact_cards(base) } else { None };
         carded.or(emailed)
     }
-
-    fn value_needs(&self, v: &AnyValue) -> bool {
-        match v {
-            AnyValue::Str(s) => self.redact_text(s).is_some(),
-            AnyValue::Array(a) => a.iter().any(|v| self.value_needs(v)),
-            AnyValue::Map(m) => self.attrs_need(m),
-            _ => false,
-        }
-    }
-
-    fn attrs_need(&self, attrs: &[KeyValue]) -> bool {
-        attrs
-            .iter()
-            .any(|kv| self.is_listed(&kv.key) || self.value_needs(&kv.value))
-    }
-
-    fn span_needs(&self, s: &Span) -> bool {
-        self.attrs_need(&s.attributes)
-            || s.events.iter().any(|e| self.attrs_need(&e.attributes))
-            || s.links.iter().any(|l| self.attrs_need(&l.attributes))
-            || self.attrs_need(&s.resource.attributes)
-            || self.attrs_need(&s.scope.attributes)
-    }
-
-    fn redact_value(&self, v: &mut AnyValue) {
-        match v {
-            AnyValue::Str(s) => {
-                if let Some(r) = self.redact_text(s) {
-                    *s = r;
-                }
-            }
-            AnyValue::Array(a) => a.iter_mut().for_each(|v| self.redact_value(v)),
-            AnyValue::Map(m) => self.redact_attrs(m),
-            _ => {}
-        }
-    }
-
-    fn redact_attrs(&self, attrs: &mut Vec<KeyValue>) {
-        if self.mode == Mode::Remove && !self.keys.is_empty() {
-            attrs.retain(|kv| !self.is_listed(&kv.key));
-        }
-        for kv in attrs {
-            if self.is_listed(&kv.key) {
-                kv.value = AnyValue::Str(MASK.into());
-            } else {
-                self.redact_value(&mut kv.value);
-            }
-        }
-    }
 }
 
-impl Plugin for Redact {
+/// What the scan decided for one string.
+enum Action {
+    Keep,
+    /// A listed key: mask or remove its attribute; what it holds is covered.
+    Listed,
+    /// A string under a listed key: covered by it.
+    Covered,
+    Replace(String),
+}
+
+impl StringsPlugin for Redact {
     const NAME: &'static str = "redact";
-    const VERSION: &'static str = "0.1.0";
+    const VERSION: &'static str = "0.2.0";
     type Config = RedactConfig;
 
     fn configure(config: RedactConfig) -> Result<Self, Error> {
@@ -161,24 +124,45 @@ impl Plugin for Redact {
             mode: config.mode,
             emails: config.emails,
             cards: config.cards,
+            hidden: Vec::new(),
         })
     }
 
-    fn process(&mut self, batch: &mut Batch) -> Result<(), Error> {
-        // Look before touching: most batches carry nothing to redact and go back as they came.
-        if !batch.iter().any(|s| self.span_needs(s)) {
-            return Ok(());
-        }
-        batch.for_each_attribute_list(|attrs| {
-            if self.attrs_need(attrs) {
-                self.redact_attrs(attrs);
+    fn rewrite(&mut self, view: &mut StringsView) -> Result<(), Error> {
+        // Keys come before their values and nested keys (depth first), so one pass in order
+        // knows whether a string lies under a listed key.
+        self.hidden.clear();
+        self.hidden.resize(view.len(), false);
+        for i in 0..view.len() {
+            let action = match view.get(i) {
+                None => Action::Keep,
+                Some(e) if e.owner.is_some_and(|o| self.hidden[o]) => Action::Covered,
+                Some(e) => match e.kind {
+                    StringKind::Key if self.is_listed(e.text) => Action::Listed,
+                    StringKind::Value => self
+                        .redact_text(e.text)
+                        .map_or(Action::Keep, Action::Replace),
+                    _ => Action::Keep,
+                },
+            };
+            match action {
+                Action::Keep => {}
+                Action::Covered => self.hidden[i] = true,
+                Action::Listed => {
+                    self.hidden[i] = true;
+                    match self.mode {
+                        Mode::Mask => view.set_value(i, MASK),
+                        Mode::Remove => view.remove(i),
+                    }
+                }
+                Action::Replace(text) => view.replace(i, &text),
             }
-        });
+        }
         Ok(())
     }
 }
 
-spoor_plugin_sdk::export_plugin!(Redact);
+spoor_plugin_sdk::export_strings_plugin!(Redact);
 
 // Bytes of non-ASCII characters count as letters (internationalised addresses); a scan over
 // them always stops on an ASCII byte or the end, so it stops on a character boundary.
@@ -315,6 +299,11 @@ fn card_at(b: &[u8], groups: &[(usize, usize)], first: usize) -> Option<usize> {
 /// `text` with every payment-card number replaced by [`CARD`], or `None` if it has none.
 pub fn redact_cards(text: &str) -> Option<String> {
     let b = text.as_bytes();
+    // A card number has at least 13 digits: most strings are ruled out by one cheap count
+    // (the scan below allocates per run of digits).
+    if b.iter().filter(|c| c.is_ascii_digit()).count() < 13 {
+        return None;
+    }
     let mut out: Option<String> = None;
     let mut copied = 0;
     let mut i = 0;
@@ -356,7 +345,9 @@ pub fn redact_cards(text: &str) -> Option<String> {
 mod tests {
     use super::*;
     use spoor_plugin_sdk::testing::{check_golden, run};
-    use spoor_plugin_sdk::{Event, Resource, SpanId, TraceId};
+    use spoor_plugin_sdk::{
+        AnyValue, Batch, Event, KeyValue, Plugin, Resource, Span, SpanId, Strings, TraceId,
+    };
     use std::sync::Arc;
 
     fn emails(s: &str) -> String {
@@ -478,7 +469,7 @@ mod tests {
 
     #[test]
     fn masks_and_removes() {
-        let out = run::<Redact>(r#"{"keys": ["user.id"]}"#, &[span()]).unwrap();
+        let out = run::<Strings<Redact>>(r#"{"keys": ["user.id"]}"#, &[span()]).unwrap();
         let got = strings(&out[0]);
         let expect = |k: &str, v: &str| (k.to_owned(), format!("{:?}", AnyValue::Str(v.into())));
         assert_eq!(got[0], expect("user.id", MASK));
@@ -488,7 +479,7 @@ mod tests {
         assert_eq!(got[3], expect("card", CARD));
         assert_eq!(got[4], expect("owner", EMAIL));
 
-        let out = run::<Redact>(
+        let out = run::<Strings<Redact>>(
             r#"{"keys": ["user.id", "owner"], "mode": "remove", "emails": false}"#,
             &[span()],
         )
@@ -507,7 +498,8 @@ mod tests {
 
     #[test]
     fn clean_batches_are_untouched() {
-        let mut p = spoor_plugin_sdk::configure::<Redact>(r#"{"keys": ["secret"]}"#).unwrap();
+        let mut p =
+            spoor_plugin_sdk::configure::<Strings<Redact>>(r#"{"keys": ["secret"]}"#).unwrap();
         let mut clean = span();
         clean.attributes.truncate(0);
         clean.events.clear();
@@ -519,7 +511,7 @@ mod tests {
 
     #[test]
     fn config_errors_name_the_field() {
-        let err = |c: &str| run::<Redact>(c, &[]).unwrap_err().to_string();
+        let err = |c: &str| run::<Strings<Redact>>(c, &[]).unwrap_err().to_string();
         assert_eq!(
             err(r#"{"keys": ["a", ""]}"#),
             "invalid-config: `keys[1]`: must not be empty"
@@ -535,6 +527,6 @@ mod tests {
 
     #[test]
     fn golden() {
-        check_golden::<Redact>(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
+        check_golden::<Strings<Redact>>(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
     }
 }

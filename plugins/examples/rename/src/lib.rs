@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 
-use spoor_plugin_sdk::{Batch, Error, KeyValue, Plugin, Span};
+use spoor_plugin_sdk::{Error, StringKind, StringsPlugin, StringsView};
 
 /// The `rename` plugin.
 #[derive(Debug)]
@@ -84,49 +84,29 @@ impl Rename {
         }
     }
 
-    fn attrs_need(&self, attrs: &[KeyValue]) -> bool {
-        !self.attributes.is_empty() && attrs.iter().any(|kv| self.attributes.contains_key(&kv.key))
-    }
-
-    fn span_needs(&self, s: &Span) -> bool {
-        self.attrs_need(&s.attributes)
-            || s.events.iter().any(|e| self.attrs_need(&e.attributes))
-            || s.links.iter().any(|l| self.attrs_need(&l.attributes))
-            || self.attrs_need(&s.resource.attributes)
-            || self.attrs_need(&s.scope.attributes)
-            || self.new_service(s.service()).is_some()
-            || self
-                .placeholder
-                .as_deref()
-                .is_some_and(|p| normalize_path(&s.name, p).is_some())
-    }
-
-    fn rename_attrs(&self, attrs: &mut Vec<KeyValue>) {
-        if !self.attrs_need(attrs) {
-            return;
+    /// Top-level keys of one attribute list, as (string, renamed), are complete: an attribute
+    /// that already had a renamed attribute's new key is removed (the renamed one wins).
+    fn settle(&self, view: &mut StringsView, list: &mut Vec<(usize, bool)>) {
+        if list.iter().any(|&(_, renamed)| renamed) {
+            let taken: Vec<&str> = list
+                .iter()
+                .filter(|&&(_, renamed)| renamed)
+                .filter_map(|&(i, _)| self.attributes.get(view.text(i)).map(String::as_str))
+                .collect();
+            let clashing: Vec<usize> = list
+                .iter()
+                .filter(|&&(i, renamed)| !renamed && taken.contains(&view.text(i)))
+                .map(|&(i, _)| i)
+                .collect();
+            clashing.into_iter().for_each(|i| view.remove(i));
         }
-        let mut renamed = vec![false; attrs.len()];
-        for (kv, r) in attrs.iter_mut().zip(&mut renamed) {
-            if let Some(new) = self.attributes.get(&kv.key) {
-                kv.key.clone_from(new);
-                *r = true;
-            }
-        }
-        // A renamed attribute replaces one that already had its new key.
-        let taken: Vec<String> = attrs
-            .iter()
-            .zip(&renamed)
-            .filter(|(_, r)| **r)
-            .map(|(kv, _)| kv.key.clone())
-            .collect();
-        let mut flags = renamed.into_iter();
-        attrs.retain(|kv| flags.next().unwrap_or(true) || !taken.contains(&kv.key));
+        list.clear();
     }
 }
 
-impl Plugin for Rename {
+impl StringsPlugin for Rename {
     const NAME: &'static str = "rename";
-    const VERSION: &'static str = "0.1.0";
+    const VERSION: &'static str = "0.2.0";
     type Config = RenameConfig;
 
     fn configure(c: RenameConfig) -> Result<Self, Error> {
@@ -166,32 +146,46 @@ impl Plugin for Rename {
         })
     }
 
-    fn process(&mut self, batch: &mut Batch) -> Result<(), Error> {
-        if !batch.iter().any(|s| self.span_needs(s)) {
-            return Ok(());
-        }
-        if let Some(p) = &self.placeholder {
-            for span in batch.iter_mut() {
-                if let Some(name) = normalize_path(&span.name, p) {
-                    span.name = name;
+    fn rewrite(&mut self, view: &mut StringsView) -> Result<(), Error> {
+        // The top-level keys of the attribute list being read, and the list's owner.
+        let mut list: Vec<(usize, bool)> = Vec::new();
+        let mut owner = None;
+        for i in 0..view.len() {
+            let Some(e) = view.get(i) else { continue };
+            let replacement = match e.kind {
+                StringKind::Service => self.new_service(e.text),
+                StringKind::SpanName => self
+                    .placeholder
+                    .as_deref()
+                    .and_then(|p| normalize_path(e.text, p)),
+                StringKind::Key if !self.attributes.is_empty() => {
+                    let top_level = e
+                        .owner
+                        .is_some_and(|o| view.kind(o) != Some(StringKind::Key));
+                    if !top_level {
+                        continue;
+                    }
+                    let new = self.attributes.get(e.text).cloned();
+                    let this_owner = e.owner;
+                    if owner != this_owner {
+                        self.settle(view, &mut list);
+                        owner = this_owner;
+                    }
+                    list.push((i, new.is_some()));
+                    new
                 }
+                _ => None,
+            };
+            if let Some(text) = replacement {
+                view.replace(i, &text);
             }
         }
-        if !self.services.is_empty() || self.lowercase_services {
-            batch.for_each_resource(|r| {
-                if let Some(new) = self.new_service(&r.service_name) {
-                    r.service_name = new;
-                }
-            });
-        }
-        if !self.attributes.is_empty() {
-            batch.for_each_attribute_list(|attrs| self.rename_attrs(attrs));
-        }
+        self.settle(view, &mut list);
         Ok(())
     }
 }
 
-spoor_plugin_sdk::export_plugin!(Rename);
+spoor_plugin_sdk::export_strings_plugin!(Rename);
 
 fn is_identifier_segment(seg: &str) -> bool {
     let b = seg.as_bytes();
@@ -243,7 +237,9 @@ pub fn normalize_path(name: &str, placeholder: &str) -> Option<String> {
 mod tests {
     use super::*;
     use spoor_plugin_sdk::testing::{check_golden, run};
-    use spoor_plugin_sdk::{AnyValue, Event, Resource, SpanId, TraceId};
+    use spoor_plugin_sdk::{
+        AnyValue, Batch, Event, KeyValue, Plugin, Resource, Span, SpanId, Strings, TraceId,
+    };
     use std::sync::Arc;
 
     #[test]
@@ -311,7 +307,7 @@ mod tests {
                 KeyValue::string("userId", "u"),
             ],
         );
-        let out = run::<Rename>(
+        let out = run::<Strings<Rename>>(
             r#"{"attributes": {"a": "b", "b": "c", "userId": "user.id"}}"#,
             &[s],
         )
@@ -333,7 +329,7 @@ mod tests {
             span("web", "op", vec![]),
         ];
         let svc = |cfg: &str| -> Vec<String> {
-            run::<Rename>(cfg, &batch)
+            run::<Strings<Rename>>(cfg, &batch)
                 .unwrap()
                 .iter()
                 .map(|s| s.service().to_owned())
@@ -351,7 +347,7 @@ mod tests {
 
     #[test]
     fn untouched_when_nothing_matches() {
-        let mut p = spoor_plugin_sdk::configure::<Rename>(
+        let mut p = spoor_plugin_sdk::configure::<Strings<Rename>>(
             r#"{"attributes": {"x": "y"}, "normalize_paths": true}"#,
         )
         .unwrap();
@@ -371,7 +367,7 @@ mod tests {
 
     #[test]
     fn config_errors_name_the_field() {
-        let err = |c: &str| run::<Rename>(c, &[]).unwrap_err().to_string();
+        let err = |c: &str| run::<Strings<Rename>>(c, &[]).unwrap_err().to_string();
         assert_eq!(
             err("{}"),
             "invalid-config: nothing to rename: give `attributes`, `services`, `lowercase_services` or `normalize_paths`"
@@ -398,6 +394,6 @@ mod tests {
 
     #[test]
     fn golden() {
-        check_golden::<Rename>(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
+        check_golden::<Strings<Rename>>(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
     }
 }

@@ -4,7 +4,7 @@
 // wit-bindgen's export glue is `unsafe` FFI by nature.
 #![allow(unsafe_code)]
 
-wit_bindgen::generate!({ path: "../../wit/plugin.wit", world: "spoor:plugin/plugin@0.1.0" });
+wit_bindgen::generate!({ path: "../../wit/v0.1/plugin.wit", world: "spoor:plugin/plugin@0.1.0" });
 
 struct Plugin;
 
