@@ -501,3 +501,49 @@ pub mod jaeger_json {
             .to_string()
     }
 }
+
+/// One unary gRPC call with prost messages to `127.0.0.1:port` on `path`, with `metadata` as
+/// request metadata (keys lowercased): the response message, or the status (a connection that
+/// fails is `UNAVAILABLE`). Tests use it to send well-formed requests with any metadata, and
+/// deliberately malformed ones (any prost message as the request).
+pub fn grpc_unary<Req, Resp>(
+    port: u16,
+    path: &'static str,
+    msg: Req,
+    metadata: &[(&str, String)],
+) -> Result<Resp, tonic::Status>
+where
+    Req: prost::Message + Send + Sync + 'static,
+    Resp: prost::Message + Default + Send + Sync + 'static,
+{
+    let mut req = tonic::Request::new(msg);
+    for (k, v) in metadata {
+        let key = k
+            .to_ascii_lowercase()
+            .parse::<tonic::metadata::MetadataKey<_>>()
+            .map_err(|e| tonic::Status::internal(format!("bad metadata key {k:?}: {e}")))?;
+        let value = v
+            .parse()
+            .map_err(|e| tonic::Status::internal(format!("bad metadata value for {k:?}: {e}")))?;
+        req.metadata_mut().insert(key, value);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| tonic::Status::internal(e.to_string()))?;
+    rt.block_on(async move {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .map_err(|e| tonic::Status::internal(e.to_string()))?
+            .connect()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let codec: tonic_prost::ProstCodec<Req, Resp> = tonic_prost::ProstCodec::default();
+        grpc.unary(req, http::uri::PathAndQuery::from_static(path), codec)
+            .await
+            .map(|r| r.into_inner())
+    })
+}

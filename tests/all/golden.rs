@@ -27,29 +27,12 @@ pub(crate) fn send_grpc<M: prost::Message + Send + Sync + 'static>(
     port: u16,
     msg: M,
 ) -> Result<spoor_otlp::proto::ExportTraceServiceResponse, tonic::Status> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let mut grpc = tonic::client::Grpc::new(channel);
-        grpc.ready()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let path = http::uri::PathAndQuery::from_static(
-            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-        );
-        let codec: tonic_prost::ProstCodec<M, spoor_otlp::proto::ExportTraceServiceResponse> =
-            tonic_prost::ProstCodec::default();
-        grpc.unary(tonic::Request::new(msg), path, codec)
-            .await
-            .map(|r| r.into_inner())
-    })
+    spoor_tests::grpc_unary(
+        port,
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        msg,
+        &[],
+    )
 }
 
 fn check_all_endpoints(d: &Daemon) {

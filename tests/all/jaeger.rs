@@ -295,30 +295,8 @@ fn thrift_over_http_chunked_and_refusals() {
 }
 
 fn post_spans(port: u16, req: proto::PostSpansRequest) -> Result<(), tonic::Status> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let mut grpc = tonic::client::Grpc::new(channel);
-        grpc.ready()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let codec: tonic_prost::ProstCodec<proto::PostSpansRequest, proto::PostSpansResponse> =
-            tonic_prost::ProstCodec::default();
-        grpc.unary(
-            tonic::Request::new(req),
-            http::uri::PathAndQuery::from_static(proto::POST_SPANS_PATH),
-            codec,
-        )
-        .await
+    spoor_tests::grpc_unary::<_, proto::PostSpansResponse>(port, proto::POST_SPANS_PATH, req, &[])
         .map(|_| ())
-    })
 }
 
 #[test]

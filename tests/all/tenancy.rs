@@ -93,37 +93,12 @@ fn send_otlp_grpc(
 ) -> Result<spoor_otlp::proto::ExportTraceServiceResponse, tonic::Status> {
     let decoded = spoor_otlp::decode_json(body.as_bytes()).unwrap();
     let msg = spoor_otlp::spans_to_request(&decoded.spans);
-    let c = c.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let mut grpc = tonic::client::Grpc::new(channel);
-        grpc.ready()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let mut req = tonic::Request::new(msg);
-        for (k, v) in &c {
-            req.metadata_mut().insert(
-                k.to_ascii_lowercase()
-                    .parse::<tonic::metadata::MetadataKey<_>>()
-                    .unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        let path = http::uri::PathAndQuery::from_static(
-            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-        );
-        let codec: tonic_prost::ProstCodec<_, spoor_otlp::proto::ExportTraceServiceResponse> =
-            tonic_prost::ProstCodec::default();
-        grpc.unary(req, path, codec).await.map(|r| r.into_inner())
-    })
+    spoor_tests::grpc_unary(
+        port,
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        msg,
+        c,
+    )
 }
 
 fn jaeger_batches() -> [Batch; 2] {
@@ -480,40 +455,11 @@ fn jaeger_grpc_strategy(
     port: u16,
     c: &Creds,
 ) -> Result<spoor_jaeger::sampling::SamplingStrategyResponse, tonic::Status> {
-    use spoor_jaeger::sampling::{
-        SamplingStrategyParameters, SamplingStrategyResponse, GET_SAMPLING_STRATEGY_PATH,
+    use spoor_jaeger::sampling::{SamplingStrategyParameters, GET_SAMPLING_STRATEGY_PATH};
+    let msg = SamplingStrategyParameters {
+        service_name: "a-front".into(),
     };
-    let c = c.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let mut grpc = tonic::client::Grpc::new(channel);
-        grpc.ready()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let mut req = tonic::Request::new(SamplingStrategyParameters {
-            service_name: "a-front".into(),
-        });
-        for (k, v) in &c {
-            req.metadata_mut().insert(
-                k.to_ascii_lowercase()
-                    .parse::<tonic::metadata::MetadataKey<_>>()
-                    .unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        let codec: tonic_prost::ProstCodec<SamplingStrategyParameters, SamplingStrategyResponse> =
-            tonic_prost::ProstCodec::default();
-        let path = http::uri::PathAndQuery::from_static(GET_SAMPLING_STRATEGY_PATH);
-        grpc.unary(req, path, codec).await.map(|r| r.into_inner())
-    })
+    spoor_tests::grpc_unary(port, GET_SAMPLING_STRATEGY_PATH, msg, c)
 }
 
 fn check_public(d: &Daemon) {
