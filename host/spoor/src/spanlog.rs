@@ -240,7 +240,7 @@ pub struct SpanLogMetrics {
     pub published_spans: AtomicU64,
     /// Publishes that failed or were not acknowledged (collector; the batch is retried).
     pub publish_errors: AtomicU64,
-    /// Spans dropped because one span alone was larger than the server's message limit.
+    /// Spans cut to fit because one span alone was larger than the server's message limit.
     pub spans_too_large: AtomicU64,
     /// Messages consumed and acked after storing (ingester).
     pub consumed_messages: AtomicU64,
@@ -288,7 +288,7 @@ impl SpanLogMetrics {
             (
                 "spoor_spanlog_spans_too_large_total",
                 "counter",
-                "Spans dropped because one span alone exceeds the server's message limit.",
+                "Spans cut to fit (events, links, attributes; with a warning) because one span alone exceeded the server's message limit.",
                 &self.spans_too_large,
             ),
             (
@@ -382,19 +382,21 @@ impl SpanLogStore {
     }
 
     /// Encodes `spans` into messages no larger than `max_payload`, halving a group that is too
-    /// large; a single span that alone is too large is dropped and counted.
+    /// large; a single span that alone is too large is cut to fit ([`shrink_to_fit`]) and
+    /// counted, never dropped: its client was (or will be) told it is stored.
     fn encode_chunks(&self, spans: &[&Span], max_payload: usize, out: &mut Vec<Bytes>) {
         let bytes = encode_block_refs(spans.iter().copied());
         if bytes.len() <= max_payload {
             out.push(Bytes::from(bytes));
         } else if spans.len() == 1 {
             self.metrics.span_log.spans_too_large.fetch_add(1, Relaxed);
-            tracing::error!(
+            let (cut, bytes) = shrink_to_fit(spans[0], max_payload);
+            tracing::warn!(
                 trace_id = %spans[0].trace_id,
-                bytes = bytes.len(),
                 max_payload,
-                "span larger than the nats server's max_payload dropped"
+                "span larger than the nats server's max_payload: {cut}"
             );
+            out.push(Bytes::from(bytes));
         } else {
             let (a, b) = spans.split_at(spans.len() / 2);
             self.encode_chunks(a, max_payload, out);
@@ -759,9 +761,129 @@ async fn dead_letter(
     }
 }
 
+/// Cuts a span whose encoding is larger than `max_payload` until it fits: halves its events,
+/// then its links, shortens its long string values, halves its attributes, then (in its own copy)
+/// its resource's attributes, and adds a warning
+/// saying what was cut (as validation does for over-long values). Answers the warning and the
+/// encoded span.
+fn shrink_to_fit(span: &Span, max_payload: usize) -> (String, Vec<u8>) {
+    let mut s = span.clone();
+    let (events, links, attrs, res) = (
+        s.events.len(),
+        s.links.len(),
+        s.attributes.len(),
+        s.resource.attributes.len(),
+    );
+    let mut value_cap = usize::MAX;
+    loop {
+        let bytes = encode_block_refs(std::iter::once(&s));
+        let done = bytes.len() <= max_payload;
+        let nothing_left = s.events.is_empty()
+            && s.links.is_empty()
+            && s.attributes.is_empty()
+            && s.resource.attributes.is_empty();
+        if done || nothing_left {
+            let note = format!(
+                "cut to fit the span log's message limit of {max_payload} bytes: {} of {events} events, {} of {links} links, {} of {attrs} attributes and {} of {res} resource attributes kept{}",
+                s.events.len(),
+                s.links.len(),
+                s.attributes.len(),
+                s.resource.attributes.len(),
+                if value_cap == usize::MAX {
+                    String::new()
+                } else {
+                    format!(", string values cut to {value_cap} bytes")
+                },
+            );
+            if done {
+                s.warnings.push(note.clone());
+                let with_note = encode_block_refs(std::iter::once(&s));
+                if with_note.len() <= max_payload {
+                    return (note, with_note);
+                }
+            }
+            return (note, bytes);
+        }
+        if !s.events.is_empty() {
+            s.events.truncate(s.events.len() / 2);
+        } else if !s.links.is_empty() {
+            s.links.truncate(s.links.len() / 2);
+        } else if value_cap > 64 {
+            value_cap = if value_cap == usize::MAX {
+                4096
+            } else {
+                value_cap / 4
+            };
+            for kv in &mut s.attributes {
+                if let spoor_core::AnyValue::Str(v) = &mut kv.value {
+                    if v.len() > value_cap {
+                        let mut end = value_cap;
+                        while !v.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        v.truncate(end);
+                    }
+                }
+            }
+        } else if !s.attributes.is_empty() {
+            s.attributes.truncate(s.attributes.len() / 2);
+        } else {
+            // the batch's shared resource is not touched: this span gets its own, cut copy
+            let mut r = (*s.resource).clone();
+            r.attributes.truncate(r.attributes.len() / 2);
+            s.resource = std::sync::Arc::new(r);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_span_too_large_for_one_message_is_cut_to_fit_not_dropped() {
+        use spoor_core::{AnyValue, Event, KeyValue, Resource, SpanId};
+        // distinct values: the block encoding stores each distinct string once
+        let big = |i: usize, n: usize| AnyValue::Str(format!("{i:05}{}", "x".repeat(n)));
+        let mut span = Span {
+            trace_id: TraceId(7),
+            span_id: SpanId(9),
+            name: "upload".into(),
+            resource: std::sync::Arc::new(Resource {
+                service_name: "svc".into(),
+                attributes: (0..64)
+                    .map(|i| KeyValue::new(format!("r{i}"), big(i, 16_000)))
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        span.attributes = (0..128)
+            .map(|i| KeyValue::new(format!("a{i}"), big(100 + i, 16_000)))
+            .collect();
+        span.events = (0..50)
+            .map(|i| Event {
+                name: format!("e{i}"),
+                attributes: vec![KeyValue::new("payload", big(1000 + i, 16_000))],
+                ..Default::default()
+            })
+            .collect();
+        let max = 256 * 1024;
+        assert!(encode_block_refs(std::iter::once(&span)).len() > 4 * max);
+        let (note, bytes) = shrink_to_fit(&span, max);
+        assert!(bytes.len() <= max, "{} > {max}", bytes.len());
+        let back = BlockReader::open(&bytes).unwrap().decode_all().unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!((back[0].trace_id, back[0].span_id), (TraceId(7), SpanId(9)));
+        assert_eq!(back[0].resource.service_name, "svc");
+        assert!(
+            note.starts_with("cut to fit the span log's message limit"),
+            "{note}"
+        );
+        assert_eq!(back[0].warnings, vec![note]);
+        // the batch's shared resource is untouched
+        assert_eq!(span.resource.attributes.len(), 64);
+    }
 
     #[test]
     fn partitions_are_stable_and_spread() {
