@@ -370,7 +370,12 @@ pub struct Options {
     pub auth_udp_tenant: Option<String>,
     /// Multi-tenancy without tokens: the tenant header names the tenant of every request
     /// (Jaeger's flag) [default: false].
-    #[arg(long = "multi-tenancy.enabled", env = "SPOOR_MULTI_TENANCY_ENABLED")]
+    #[arg(
+        long = "multi-tenancy.enabled",
+        env = "SPOOR_MULTI_TENANCY_ENABLED",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
     pub multi_tenancy_enabled: Option<bool>,
     /// The tenant header [default: x-tenant].
     #[arg(long = "multi-tenancy.header", env = "SPOOR_MULTI_TENANCY_HEADER")]
