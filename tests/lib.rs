@@ -308,6 +308,18 @@ impl Drop for Daemon {
     }
 }
 
+/// The value of the sample `series` (name with its labels, as printed, e.g.
+/// `spoor_receiver_spans_refused_total{receiver="otlp_http"}`) in Prometheus text.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// An HTTP response.
 #[derive(Debug)]
 pub struct Response {

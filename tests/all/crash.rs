@@ -71,7 +71,7 @@ pub(crate) fn chain_trace_json(
     )
 }
 
-fn stored_spans(d: &Daemon, trace: &str) -> usize {
+pub(crate) fn stored_spans(d: &Daemon, trace: &str) -> usize {
     match d.get_json(&format!("/api/traces/{trace}")) {
         Ok((200, v)) => v["data"][0]["spans"].as_array().map_or(0, Vec::len),
         _ => 0,

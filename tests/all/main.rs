@@ -5,6 +5,7 @@ mod bad_input;
 mod clients;
 mod collector_sampling;
 mod crash;
+mod diskfull;
 mod garbage;
 mod golden;
 mod jaeger;
