@@ -9,6 +9,7 @@ mod diskfull;
 mod garbage;
 mod golden;
 mod jaeger;
+mod overload;
 mod plugins;
 mod restart;
 mod roles;
