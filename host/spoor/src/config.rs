@@ -146,7 +146,8 @@ pub struct Options {
     #[arg(long = "otlp.http.host-port", env = "SPOOR_OTLP_HTTP_HOST_PORT")]
     pub otlp_http: Option<String>,
     /// PEM certificate chain: TLS on every TCP listener but the admin port (with
-    /// --tls.key-file) [default: none, plain TCP].
+    /// --tls.key-file; the admin port too with --admin.http.tls.enabled) [default: none, plain
+    /// TCP].
     #[arg(long = "tls.cert-file", env = "SPOOR_TLS_CERT_FILE")]
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key of --tls.cert-file.
@@ -295,6 +296,11 @@ pub struct Options {
     /// Admin (health, metrics) listen address [default: 0.0.0.0:14269].
     #[arg(long = "admin.http.host-port", env = "SPOOR_ADMIN_HTTP_HOST_PORT")]
     pub admin_http: Option<String>,
+    /// Serve the admin port over TLS too, with the --tls.cert-file certificate (and
+    /// --tls.client-ca-file when set), as Jaeger's --admin.http.tls.enabled [default: false:
+    /// plain HTTP for health checks and scrapers inside the deployment].
+    #[arg(long = "admin.http.tls.enabled", env = "SPOOR_ADMIN_HTTP_TLS_ENABLED")]
+    pub admin_http_tls_enabled: Option<bool>,
     /// Memory the pipeline queue may hold before ingest is refused with 429, in bytes
     /// [default: 33554432].
     #[arg(long = "pipeline.queue-bytes", env = "SPOOR_PIPELINE_QUEUE_BYTES")]
@@ -368,7 +374,7 @@ struct FileConfig {
     http: Option<FileHttpLimits>,
     tls: Option<FileTls>,
     query: Option<FileQuery>,
-    admin: Option<FileHttp>,
+    admin: Option<FileAdmin>,
     pipeline: Option<FilePipeline>,
     batch: Option<FileBatch>,
     agent: Option<FileAgent>,
@@ -504,6 +510,28 @@ struct FileHttp {
     http: Option<FileHostPort>,
 }
 
+/// `[admin]`: `host-port`, or `[admin.http]` with `host-port` and `tls.enabled`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileAdmin {
+    host_port: Option<String>,
+    http: Option<FileAdminHttp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileAdminHttp {
+    host_port: Option<String>,
+    tls: Option<FileEnabled>,
+}
+
+/// A table whose only key is `enabled`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileEnabled {
+    enabled: Option<bool>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileHostPort {
@@ -608,6 +636,8 @@ pub struct Settings {
     pub query_base_path: String,
     /// Admin address.
     pub admin_http: SocketAddr,
+    /// Whether the admin port uses the listeners' TLS (`tls`, which is then set).
+    pub admin_tls: bool,
     /// Pipeline queue bound in bytes.
     pub queue_bytes: usize,
     /// Spans per storage batch.
@@ -925,6 +955,16 @@ impl Settings {
             }
             _ => bail!("tls.cert-file and tls.key-file go together"),
         };
+        let admin = file.admin.take().unwrap_or_default();
+        let admin_http = admin.http.unwrap_or_default();
+        let admin_host_port = admin.host_port.or(admin_http.host_port);
+        let admin_tls = opts
+            .admin_http_tls_enabled
+            .or(admin_http.tls.and_then(|t| t.enabled))
+            .unwrap_or(false);
+        if admin_tls && tls.is_none() {
+            bail!("admin.http.tls.enabled needs tls.cert-file and tls.key-file");
+        }
         let agent_tls = crate::tls::ClientTlsFiles {
             ca: opts.agent_tls_ca_file.clone().or(in_dir(agent.tls_ca_file)),
             cert: opts
@@ -1057,9 +1097,10 @@ impl Settings {
             )?,
             admin_http: parse_addr(
                 "admin.http.host-port",
-                opts.admin_http.clone().or(host_port(file.admin)),
+                opts.admin_http.clone().or(admin_host_port),
                 "0.0.0.0:14269",
             )?,
+            admin_tls,
             agent_collector_endpoint,
             agent_sampling_endpoint,
             sampling_http: Some(parse_addr(
@@ -1343,6 +1384,29 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert_eq!(err, "http.max-connections must be at least 1, got 0");
+    }
+
+    #[test]
+    fn admin_tls_from_file_or_flag_and_only_with_a_certificate() {
+        let s = with_file("[tls]\ncert-file = \"c.pem\"\nkey-file = \"k.pem\"\n[admin.http]\nhost-port = \":1\"\ntls.enabled = true\n").unwrap();
+        assert!(s.admin_tls && s.tls.is_some());
+        assert_eq!(s.admin_http.port(), 1);
+        let s = with_file("[tls]\ncert-file = \"c.pem\"\nkey-file = \"k.pem\"\n").unwrap();
+        assert!(!s.admin_tls, "plain admin by default");
+        let err = Settings::resolve(&Options {
+            admin_http_tls_enabled: Some(true),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "admin.http.tls.enabled needs tls.cert-file and tls.key-file"
+        );
+        let err = with_file("[admin.http.tls]\nenable = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("enable"), "{err}");
     }
 
     fn with_file(text: &str) -> anyhow::Result<Settings> {

@@ -315,7 +315,7 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         admin_l,
         admin.router(),
         &servers_rx,
-        false,
+        settings.admin_tls,
     ));
 
     let backing = if let Some(auth) = settings.auth.clone() {

@@ -404,7 +404,8 @@ pub fn serve_http(
 }
 
 /// [`serve_http`] with the listeners' TLS (if configured) only when `use_tls` (the admin port
-/// stays plain, for health checks and scrapers inside the deployment).
+/// stays plain, for health checks and scrapers inside the deployment, unless
+/// `--admin.http.tls.enabled`).
 pub fn serve_http_tls(
     listener: TcpListener,
     router: axum::Router,
