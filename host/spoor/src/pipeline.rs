@@ -9,10 +9,12 @@
 //! limiter's soft limit ([`crate::memlimit`]), whatever the queue holds.
 //! One writer task owns the [`Batcher`] and the [`DependencyLinker`]; store calls run on
 //! blocking threads. A write that fails is retried with back-off while its queue space stays
-//! taken, so a failing disk turns into back-pressure rather than loss. While writes fail (a full
-//! disk), new requests are refused at once with [`IngestError::Storage`] (503 / UNAVAILABLE with
-//! a retry hint) and clients already waiting are answered the same; the failing batch is retried
-//! until a write succeeds, and then ingest resumes by itself.
+//! taken, so a failing disk turns into back-pressure rather than loss. Clients waiting for a
+//! durable acknowledgement are answered [`IngestError::Storage`] (503 / UNAVAILABLE with a retry
+//! hint) instead of waiting for the disk. While storage is *full*, new requests are refused at
+//! once the same way (other failures, such as an agent's collector being away, fill the bounded
+//! queue, the agent's buffer, and then get 429); the failing batch is retried until a write
+//! succeeds, and then ingest resumes by itself.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -98,15 +100,18 @@ struct StorageHealth {
 }
 
 /// What a client is told when a storage write failed: the cause without file paths or other
-/// details of the machine (those are in the log).
-fn client_reason(e: &spoor_store::StoreError) -> String {
+/// details of the machine (those are in the log), and whether storage is full (a state that
+/// lasts until an operator frees space, so new requests are refused at once rather than queued;
+/// other failures, such as an agent's collector being away, keep filling the bounded queue,
+/// which is the agent's buffer).
+fn client_reason(e: &spoor_store::StoreError) -> (String, bool) {
     let text = e.to_string().to_ascii_lowercase();
     if text.contains("no space left on device") || text.contains("os error 28") {
-        "no space left on the storage device".to_string()
+        ("no space left on the storage device".to_string(), true)
     } else if text.contains("os error 122") {
-        "storage quota exceeded".to_string()
+        ("storage quota exceeded".to_string(), true)
     } else {
-        "storage write failed".to_string()
+        ("storage write failed".to_string(), false)
     }
 }
 
@@ -646,6 +651,8 @@ impl Writer {
                     }
                     if self.health.failing.swap(false, Relaxed) {
                         tracing::info!(attempts, "storage writes succeed again: ingest resumes");
+                    } else if attempts > 1 {
+                        tracing::info!(attempts, "storage writes succeed again");
                     }
                     self.metrics.pipeline.batches.fetch_add(1, Relaxed);
                     self.metrics
@@ -656,10 +663,14 @@ impl Writer {
                 }
                 Err(e) => {
                     self.metrics.pipeline.write_errors.fetch_add(1, Relaxed);
-                    let reason = client_reason(&e);
-                    *self.health.reason.lock() = reason.clone();
-                    if !self.health.failing.swap(true, Relaxed) {
+                    let (reason, full) = client_reason(&e);
+                    if full {
+                        *self.health.reason.lock() = reason.clone();
+                    }
+                    if full && !self.health.failing.swap(true, Relaxed) {
                         tracing::error!(error = %e, spans = total, "storage write failed ({reason}): refusing ingest with 503 until a write succeeds");
+                    } else if attempts == 1 {
+                        tracing::error!(error = %e, spans = total, "storage write failed, retrying");
                     } else {
                         tracing::warn!(error = %e, spans = total, attempt = attempts, "storage write failed, retrying");
                     }
@@ -1003,17 +1014,19 @@ mod tests {
         assert!(ops.per_operation.iter().any(|o| o.operation == "op"));
     }
 
-    /// A memory store whose writes fail like a full disk while `full` is set.
+    /// A memory store whose writes fail while `full` is set: like a full disk, or with
+    /// another error when `error` is given.
     struct FullDisk {
         inner: MemoryStore,
         full: AtomicBool,
+        error: Option<&'static str>,
     }
 
     impl TraceStore for FullDisk {
         fn write_spans(&self, spans: &[Span]) -> spoor_store::StoreResult<()> {
             if self.full.load(Relaxed) {
                 return Err(spoor_store::StoreError::Io(
-                    "cannot append to block file /data/blocks/p1.blk: No space left on device (os error 28)".into(),
+                    self.error.unwrap_or("cannot append to block file /data/blocks/p1.blk: No space left on device (os error 28)").into(),
                 ));
             }
             self.inner.write_spans(spans)
@@ -1081,6 +1094,7 @@ mod tests {
         let store = Arc::new(FullDisk {
             inner: MemoryStore::new(100),
             full: AtomicBool::new(true),
+            error: None,
         });
         let metrics = Arc::new(Metrics::default());
         let p = Pipeline::start(store.clone(), metrics.clone(), config(1 << 20, true));
@@ -1129,5 +1143,32 @@ mod tests {
         }
         assert!(store.get_trace(TraceId(20)).unwrap().is_none());
         p.shutdown().await;
+    }
+
+    /// An agent whose collector is away keeps buffering in its bounded queue (no fast refusal:
+    /// that is only for a full disk), and what it buffered is written once writes succeed.
+    #[tokio::test]
+    async fn other_write_failures_keep_buffering_in_the_queue() {
+        let store = Arc::new(FullDisk {
+            inner: MemoryStore::new(100),
+            full: AtomicBool::new(true),
+            error: Some("export to http://collector:4317 failed: connection refused"),
+        });
+        let metrics = Arc::new(Metrics::default());
+        let p = Pipeline::start(store.clone(), metrics.clone(), config(1 << 20, false));
+        for t in 40..44u128 {
+            p.ingest(batch(vec![span(t, 1, None, "a")])).await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while metrics.pipeline.write_errors.load(Relaxed) == 0 {
+            assert!(Instant::now() < deadline, "the write never failed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        p.ingest(batch(vec![span(44, 1, None, "a")])).await.unwrap();
+        store.full.store(false, Relaxed);
+        p.shutdown().await;
+        for t in 40..45u128 {
+            assert!(store.get_trace(TraceId(t)).unwrap().is_some(), "trace {t}");
+        }
     }
 }
