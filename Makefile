@@ -72,6 +72,16 @@ e2e: test-clients
 	$(CARGO) build -p spoor
 	$(CARGO) test -p spoor-tests -- --test-threads 2
 
+## soak: the long reliability runs of RELIABILITY.md: the overload test for SOAK_SECS (60) at
+## three times the measured capacity, then the kill -9 test with CRASH_KILLS (50) kills.
+SOAK_SECS ?= 60
+CRASH_KILLS ?= 50
+.PHONY: soak
+soak:
+	$(CARGO) build -p spoor
+	SPOOR_SOAK_SECS=$(SOAK_SECS) $(CARGO) test -p spoor-tests -- --nocapture overload
+	SPOOR_CRASH_KILLS=$(CRASH_KILLS) $(CARGO) test -p spoor-tests -- --nocapture acknowledged_spans_survive
+
 ## bench: release builds, then the macro benchmarks (ingest, pipeline vs rotel, query latency,
 ## bytes on disk); rewrites the generated part of BENCHMARKS.md. Extra flags: BENCH_ARGS="--spans 1000000"
 ## bench: the macro benchmarks of BENCHMARKS.md (10M spans; minutes). BENCH_ARGS="--spans 1000000" for less

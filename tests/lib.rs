@@ -171,6 +171,21 @@ impl Daemon {
 
     /// Starts one role (`all-in-one`, `collector`, `query`, `agent`) on given ports.
     pub fn start_role(role: &str, ports: Ports, args: &[&str]) -> anyhow::Result<Daemon> {
+        Self::spawn(role, ports, args, false)
+    }
+
+    /// Starts `spoor all-in-one` whose admin port speaks TLS (so plain HTTP cannot ask it):
+    /// ready when the log says so.
+    pub fn start_with_tls_admin(args: &[&str]) -> anyhow::Result<Daemon> {
+        Self::spawn("all-in-one", Ports::free(), args, true)
+    }
+
+    fn spawn(
+        role: &str,
+        ports: Ports,
+        args: &[&str],
+        ready_by_log: bool,
+    ) -> anyhow::Result<Daemon> {
         let logdir = tempfile::tempdir()?;
         let log = logdir.path().join("spoor.log");
         let stderr = std::fs::File::create(&log)?;
@@ -191,11 +206,11 @@ impl Daemon {
             log,
             _logdir: logdir,
         };
-        d.wait_ready(Duration::from_secs(60))?;
+        d.wait_ready(Duration::from_secs(60), ready_by_log)?;
         Ok(d)
     }
 
-    fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+    fn wait_ready(&mut self, timeout: Duration, by_log: bool) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self
@@ -205,7 +220,11 @@ impl Daemon {
             {
                 bail!("spoor exited early with {status}:\n{}", self.log_text());
             }
-            if let Ok(r) = http(self.ports.admin, "GET", "/", &[], b"") {
+            if by_log {
+                if self.log_text().contains("spoor is ready") {
+                    return Ok(());
+                }
+            } else if let Ok(r) = http(self.ports.admin, "GET", "/", &[], b"") {
                 if r.status == 200 {
                     return Ok(());
                 }
@@ -215,6 +234,11 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The daemon's process id (`None` once stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Everything the daemon logged so far.
@@ -306,6 +330,18 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
     }
+}
+
+/// The value of the sample `series` (name with its labels, as printed, e.g.
+/// `spoor_receiver_spans_refused_total{receiver="otlp_http"}`) in Prometheus text.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// An HTTP response.

@@ -214,3 +214,82 @@ fn https_listeners_mutual_tls_and_an_agent_over_tls() {
     let trace = wait_for_trace(m.ports.query, &certs, true);
     assert!(trace.contains("\"serviceName\""), "{trace}");
 }
+
+#[test]
+fn admin_port_speaks_tls_when_asked_and_stays_plain_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certs(dir.path());
+    let (cert, key) = (
+        certs.server.0.to_str().unwrap(),
+        certs.server.1.to_str().unwrap(),
+    );
+    let tls = [
+        "--storage",
+        "memory",
+        "--tls.cert-file",
+        cert,
+        "--tls.key-file",
+        key,
+    ];
+
+    // By default the admin port stays plain beside TLS listeners (health checks, scrapers).
+    let d = Daemon::start(&tls).unwrap();
+    let r = spoor_tests::http(d.ports.admin, "GET", "/metrics", &[], b"").unwrap();
+    assert_eq!(r.status, 200);
+    drop(d);
+
+    // --admin.http.tls.enabled: health and metrics over HTTPS with the same certificate,
+    // nothing over plain HTTP.
+    let mut args = tls.to_vec();
+    args.extend(["--admin.http.tls.enabled", "true"]);
+    let d = Daemon::start_with_tls_admin(&args).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        let answer = curl(
+            &format!("https://127.0.0.1:{}/", d.ports.admin),
+            &certs,
+            false,
+            None,
+        );
+        if answer.0 == 200 || Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(health.0, 200, "{}", health.1);
+    let (status, metrics) = curl(
+        &format!("https://127.0.0.1:{}/metrics", d.ports.admin),
+        &certs,
+        false,
+        None,
+    );
+    assert_eq!(status, 200);
+    assert!(metrics.contains("spoor_pipeline_queue_bytes"), "{metrics}");
+    let plain = spoor_tests::http(d.ports.admin, "GET", "/metrics", &[], b"");
+    assert!(
+        plain.is_err() || plain.unwrap().status != 200,
+        "the admin port answered plain HTTP"
+    );
+    drop(d);
+
+    // Mutual TLS applies to the admin port as to the others.
+    args.extend(["--tls.client-ca-file", certs.ca.to_str().unwrap()]);
+    let d = Daemon::start_with_tls_admin(&args).unwrap();
+    let url = format!("https://127.0.0.1:{}/metrics", d.ports.admin);
+    assert_eq!(
+        curl(&url, &certs, false, None).0,
+        0,
+        "served without a client certificate"
+    );
+    assert_eq!(curl(&url, &certs, true, None).0, 200);
+
+    // Asked for without a certificate: start-up fails naming what is missing.
+    let (code, stderr) =
+        spoor_tests::run_spoor(&["--storage", "memory", "--admin.http.tls.enabled", "true"])
+            .unwrap();
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("admin.http.tls.enabled needs tls.cert-file"),
+        "{stderr}"
+    );
+}

@@ -149,7 +149,8 @@ pub struct Options {
     #[arg(long = "otlp.http.host-port", env = "SPOOR_OTLP_HTTP_HOST_PORT")]
     pub otlp_http: Option<String>,
     /// PEM certificate chain: TLS on every TCP listener but the admin port (with
-    /// --tls.key-file) [default: none, plain TCP].
+    /// --tls.key-file; the admin port too with --admin.http.tls.enabled) [default: none, plain
+    /// TCP].
     #[arg(long = "tls.cert-file", env = "SPOOR_TLS_CERT_FILE")]
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key of --tls.cert-file.
@@ -298,6 +299,11 @@ pub struct Options {
     /// Admin (health, metrics) listen address [default: 0.0.0.0:14269].
     #[arg(long = "admin.http.host-port", env = "SPOOR_ADMIN_HTTP_HOST_PORT")]
     pub admin_http: Option<String>,
+    /// Serve the admin port over TLS too, with the --tls.cert-file certificate (and
+    /// --tls.client-ca-file when set), as Jaeger's --admin.http.tls.enabled [default: false:
+    /// plain HTTP for health checks and scrapers inside the deployment].
+    #[arg(long = "admin.http.tls.enabled", env = "SPOOR_ADMIN_HTTP_TLS_ENABLED")]
+    pub admin_http_tls_enabled: Option<bool>,
     /// Memory the pipeline queue may hold before ingest is refused with 429, in bytes
     /// [default: 33554432].
     #[arg(long = "pipeline.queue-bytes", env = "SPOOR_PIPELINE_QUEUE_BYTES")]
@@ -413,7 +419,7 @@ struct FileConfig {
     http: Option<FileHttpLimits>,
     tls: Option<FileTls>,
     query: Option<FileQuery>,
-    admin: Option<FileHttp>,
+    admin: Option<FileAdmin>,
     pipeline: Option<FilePipeline>,
     batch: Option<FileBatch>,
     agent: Option<FileAgent>,
@@ -571,6 +577,28 @@ struct FileHttp {
     http: Option<FileHostPort>,
 }
 
+/// `[admin]`: `host-port`, or `[admin.http]` with `host-port` and `tls.enabled`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileAdmin {
+    host_port: Option<String>,
+    http: Option<FileAdminHttp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileAdminHttp {
+    host_port: Option<String>,
+    tls: Option<FileEnabled>,
+}
+
+/// A table whose only key is `enabled`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileEnabled {
+    enabled: Option<bool>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileHostPort {
@@ -675,6 +703,8 @@ pub struct Settings {
     pub query_base_path: String,
     /// Admin address.
     pub admin_http: SocketAddr,
+    /// Whether the admin port uses the listeners' TLS (`tls`, which is then set).
+    pub admin_tls: bool,
     /// Pipeline queue bound in bytes.
     pub queue_bytes: usize,
     /// Spans per storage batch.
@@ -980,9 +1010,14 @@ impl Settings {
         if check_interval < Duration::from_millis(10) {
             bail!("memory.check-interval must be at least 10ms, got {check_interval:?}");
         }
+        // `<<` would silently drop the high bits (a huge limit turning into none at all).
+        let mib = |name: &str, v: u64| {
+            v.checked_mul(1 << 20)
+                .with_context(|| format!("{name} {v} is too large (at most {})", u64::MAX >> 20))
+        };
         let memory_limit = crate::memlimit::MemoryLimitConfig {
-            limit_bytes: limit_mib << 20,
-            spike_bytes: spike_mib << 20,
+            limit_bytes: mib("memory.limit-mib", limit_mib)?,
+            spike_bytes: mib("memory.spike-limit-mib", spike_mib)?,
             check_interval,
         };
         let sled_cache_bytes = opts
@@ -1032,6 +1067,16 @@ impl Settings {
             }
             _ => bail!("tls.cert-file and tls.key-file go together"),
         };
+        let admin = file.admin.take().unwrap_or_default();
+        let admin_http = admin.http.unwrap_or_default();
+        let admin_host_port = admin.host_port.or(admin_http.host_port);
+        let admin_tls = opts
+            .admin_http_tls_enabled
+            .or(admin_http.tls.and_then(|t| t.enabled))
+            .unwrap_or(false);
+        if admin_tls && tls.is_none() {
+            bail!("admin.http.tls.enabled needs tls.cert-file and tls.key-file");
+        }
         let agent_tls = crate::tls::ClientTlsFiles {
             ca: opts.agent_tls_ca_file.clone().or(in_dir(agent.tls_ca_file)),
             cert: opts
@@ -1164,9 +1209,10 @@ impl Settings {
             )?,
             admin_http: parse_addr(
                 "admin.http.host-port",
-                opts.admin_http.clone().or(host_port(file.admin)),
+                opts.admin_http.clone().or(admin_host_port),
                 "0.0.0.0:14269",
             )?,
+            admin_tls,
             agent_collector_endpoint,
             agent_sampling_endpoint,
             sampling_http: Some(parse_addr(
@@ -1512,6 +1558,168 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert_eq!(err, "http.max-connections must be at least 1, got 0");
+    }
+
+    #[test]
+    fn admin_tls_from_file_or_flag_and_only_with_a_certificate() {
+        let s = with_file("[tls]\ncert-file = \"c.pem\"\nkey-file = \"k.pem\"\n[admin.http]\nhost-port = \":1\"\ntls.enabled = true\n").unwrap();
+        assert!(s.admin_tls && s.tls.is_some());
+        assert_eq!(s.admin_http.port(), 1);
+        let s = with_file("[tls]\ncert-file = \"c.pem\"\nkey-file = \"k.pem\"\n").unwrap();
+        assert!(!s.admin_tls, "plain admin by default");
+        let err = Settings::resolve(&Options {
+            admin_http_tls_enabled: Some(true),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "admin.http.tls.enabled needs tls.cert-file and tls.key-file"
+        );
+        let err = with_file("[admin.http.tls]\nenable = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("enable"), "{err}");
+    }
+
+    #[test]
+    fn a_memory_limit_too_large_for_bytes_is_refused_not_wrapped() {
+        let err = with_file("memory.limit-mib = 17592186044416\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "memory.limit-mib 17592186044416 is too large (at most 17592186044415)"
+        );
+        let s = with_file("memory.limit-mib = 17592186044415\n").unwrap();
+        assert_eq!(s.memory_limit.limit_bytes, 17592186044415 << 20);
+    }
+
+    /// A small xorshift generator for [`whole_config_file_takes_the_fuzz_corpus_and_mutations`].
+    fn next(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    /// One to four edits of `input`: a byte replaced by a TOML-significant one, a range
+    /// deleted, a line repeated, a number made extreme, a line of another input spliced in.
+    fn mutate(input: &[u8], other: &[u8], x: &mut u64) -> Vec<u8> {
+        const BYTES: &[u8] = b"0123456789\"'[]{}=,.-_+:\n #abcdefhlmnstuxyz\\";
+        const NUMBERS: &[&str] = &[
+            "0",
+            "-1",
+            "18446744073709551615",
+            "9223372036854775808",
+            "1e308",
+            "nan",
+            "\"1000000000000000h\"",
+            "\"0ms\"",
+        ];
+        let mut out = input.to_vec();
+        for _ in 0..=next(x) % 4 {
+            let at = if out.is_empty() {
+                0
+            } else {
+                (next(x) % out.len() as u64) as usize
+            };
+            match next(x) % 5 {
+                0 if !out.is_empty() => out[at] = BYTES[(next(x) % BYTES.len() as u64) as usize],
+                1 if !out.is_empty() => {
+                    let end = (at + 1 + (next(x) % 16) as usize).min(out.len());
+                    out.drain(at..end);
+                }
+                2 => {
+                    let lines: Vec<&[u8]> = out.split(|&b| b == b'\n').collect();
+                    let line = lines[(next(x) % lines.len() as u64) as usize].to_vec();
+                    out.splice(at..at, line.into_iter().chain([b'\n']));
+                }
+                3 => {
+                    if let Some(eq) = out[at..].iter().position(|&b| b == b'=') {
+                        let start = at + eq + 1;
+                        let end = out[start..]
+                            .iter()
+                            .position(|&b| b == b'\n')
+                            .map_or(out.len(), |n| start + n);
+                        let n = NUMBERS[(next(x) % NUMBERS.len() as u64) as usize];
+                        out.splice(start..end, format!(" {n}").into_bytes());
+                    }
+                }
+                _ => {
+                    let lines: Vec<&[u8]> = other.split(|&b| b == b'\n').collect();
+                    let line = lines[(next(x) % lines.len() as u64) as usize].to_vec();
+                    out.splice(at..at, line.into_iter().chain([b'\n']));
+                }
+            }
+        }
+        out
+    }
+
+    /// The whole config file (schema, every setting's validation, the files it names), fed
+    /// with the `config` fuzz target's corpus and regressions (TOML that fuzzing the grammar
+    /// and `[sampling.tail]` kept) and `SPOOR_CONFIG_MUTATIONS` (2,000) deterministic mutations
+    /// of them: no input may panic, and every refusal is a lowercase message. (The libFuzzer
+    /// target cannot reach this binary-only crate; see RELIABILITY.md.)
+    #[test]
+    fn whole_config_file_takes_the_fuzz_corpus_and_mutations() {
+        let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fuzz");
+        let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
+        for sub in ["corpus/config", "regressions/config"] {
+            let Ok(entries) = std::fs::read_dir(fuzz.join(sub)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                inputs.push((
+                    format!("{sub}/{}", e.file_name().to_string_lossy()),
+                    std::fs::read(e.path()).unwrap(),
+                ));
+            }
+        }
+        inputs.sort();
+        assert!(
+            inputs.len() >= 7,
+            "the config corpus is missing: {}",
+            fuzz.display()
+        );
+        let mutations: usize = std::env::var("SPOOR_CONFIG_MUTATIONS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2_000);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spoor.toml");
+        let check = |name: &str, bytes: &[u8]| {
+            std::fs::write(&path, bytes).unwrap();
+            let opts = Options {
+                config: Some(path.clone()),
+                ..Default::default()
+            };
+            let result = std::panic::catch_unwind(|| Settings::resolve(&opts).map(|_| ()));
+            match result {
+                Err(_) => panic!(
+                    "resolving {name} panicked:\n{}",
+                    String::from_utf8_lossy(bytes)
+                ),
+                Ok(Err(e)) => {
+                    let msg = e.to_string();
+                    assert!(
+                        msg.starts_with(|c: char| !c.is_uppercase()),
+                        "{name}: {msg}"
+                    );
+                }
+                Ok(Ok(())) => {}
+            }
+        };
+        for (name, bytes) in &inputs {
+            check(name, bytes);
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for i in 0..mutations {
+            let a = &inputs[(next(&mut x) % inputs.len() as u64) as usize].1;
+            let b = &inputs[(next(&mut x) % inputs.len() as u64) as usize].1;
+            check(&format!("mutation {i}"), &mutate(a, b, &mut x));
+        }
     }
 
     fn with_file(text: &str) -> anyhow::Result<Settings> {

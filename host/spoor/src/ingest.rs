@@ -58,7 +58,9 @@ pub enum IngestError {
     /// The daemon is shutting down (503 / UNAVAILABLE).
     #[error("daemon is shutting down")]
     ShuttingDown,
-    /// Storage failed while the client waited for a durable acknowledgement (503 / UNAVAILABLE).
+    /// Storage writes are failing (a full disk): the client waited for a durable
+    /// acknowledgement, or storage was already failing when it came (503 / UNAVAILABLE, with a
+    /// retry hint). The text is safe to send to clients: no file paths.
     #[error("storage failed: {0}")]
     Storage(String),
 }

@@ -369,7 +369,7 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         admin_l,
         admin.router(),
         &servers_rx,
-        false,
+        settings.admin_tls,
     ));
 
     let span_log_js = match (&settings.span_log, role) {

@@ -9,8 +9,14 @@
 //! limiter's soft limit ([`crate::memlimit`]), whatever the queue holds.
 //! One writer task owns the [`Batcher`] and the [`DependencyLinker`]; store calls run on
 //! blocking threads. A write that fails is retried with back-off while its queue space stays
-//! taken, so a failing disk turns into back-pressure rather than loss.
+//! taken, so a failing disk turns into back-pressure rather than loss. Clients waiting for a
+//! durable acknowledgement are answered [`IngestError::Storage`] (503 / UNAVAILABLE with a retry
+//! hint) instead of waiting for the disk. While storage is *full*, new requests are refused at
+//! once the same way (other failures, such as an agent's collector being away, fill the bounded
+//! queue, the agent's buffer, and then get 429); the failing batch is retried until a write
+//! succeeds, and then ingest resumes by itself.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -97,6 +103,31 @@ enum Msg {
     Shutdown,
 }
 
+/// Whether storage writes are failing, shared by the writer (which sets and clears it) and
+/// the receiving side (which refuses at once while it is set).
+#[derive(Default)]
+struct StorageHealth {
+    failing: AtomicBool,
+    /// What clients are told while `failing` (no file paths: those go to the log only).
+    reason: parking_lot::Mutex<String>,
+}
+
+/// What a client is told when a storage write failed: the cause without file paths or other
+/// details of the machine (those are in the log), and whether storage is full (a state that
+/// lasts until an operator frees space, so new requests are refused at once rather than queued;
+/// other failures, such as an agent's collector being away, keep filling the bounded queue,
+/// which is the agent's buffer).
+fn client_reason(e: &spoor_store::StoreError) -> (String, bool) {
+    let text = e.to_string().to_ascii_lowercase();
+    if text.contains("no space left on device") || text.contains("os error 28") {
+        ("no space left on the storage device".to_string(), true)
+    } else if text.contains("os error 122") {
+        ("storage quota exceeded".to_string(), true)
+    } else {
+        ("storage write failed".to_string(), false)
+    }
+}
+
 /// The running pipeline; receivers hold it as `Arc<dyn Ingest>`.
 pub struct Pipeline {
     tx: mpsc::UnboundedSender<Msg>,
@@ -106,6 +137,7 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     cfg: PipelineConfig,
     writer: parking_lot::Mutex<Option<JoinHandle<()>>>,
+    health: Arc<StorageHealth>,
 }
 
 /// Nanoseconds since the Unix epoch, read once per use by the host (core never reads a clock).
@@ -137,8 +169,12 @@ impl Pipeline {
                 None
             }
         });
+        let health = Arc::new(StorageHealth::default());
         let writer = Writer {
             rx,
+            held: VecDeque::new(),
+            shutdown_requested: false,
+            health: health.clone(),
             store,
             metrics: metrics.clone(),
             batcher: Batcher::new(cfg.batch.clone()),
@@ -162,6 +198,7 @@ impl Pipeline {
             metrics,
             cfg,
             writer: parking_lot::Mutex::new(Some(handle)),
+            health,
         })
     }
 
@@ -212,6 +249,10 @@ impl Pipeline {
                     "the span log is unreachable, retry later".into(),
                 ));
             }
+        }
+        if self.health.failing.load(Relaxed) {
+            counters.spans_refused.fetch_add(count as u64, Relaxed);
+            return Err(IngestError::Storage(self.health.reason.lock().clone()));
         }
         if self.metrics.memory.refusing() {
             counters.spans_refused.fetch_add(count as u64, Relaxed);
@@ -390,6 +431,12 @@ fn observe_root(adaptive: &mut Adaptive, span: &Span) {
 
 struct Writer {
     rx: mpsc::UnboundedReceiver<Msg>,
+    /// Requests taken off the queue while storage was failing (their clients already told so,
+    /// their queue space still held), accepted before anything newer once writes succeed.
+    held: VecDeque<Item>,
+    /// A shutdown message was taken off the queue while storage was failing.
+    shutdown_requested: bool,
+    health: Arc<StorageHealth>,
     store: Arc<dyn TraceStore>,
     metrics: Arc<Metrics>,
     batcher: Batcher<Item>,
@@ -413,6 +460,13 @@ impl Writer {
         let mut links_tick = tokio::time::interval(LINK_FLUSH_EVERY);
         links_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if let Some(item) = self.held.pop_front() {
+                self.accept(item).await;
+                continue;
+            }
+            if self.shutdown_requested {
+                break;
+            }
             // Sleep until the batch is due, or (idle) until the next dependency flush.
             let deadline = match (
                 self.batcher.deadline_nanos(),
@@ -451,7 +505,14 @@ impl Writer {
         }
         // Drain: everything that reached the queue is written before exit.
         self.shutting_down = true;
-        while let Ok(Msg::Item(item)) = self.rx.try_recv() {
+        loop {
+            let item = match self.held.pop_front() {
+                Some(item) => item,
+                None => match self.rx.try_recv() {
+                    Ok(Msg::Item(item)) => item,
+                    _ => break,
+                },
+            };
             self.accept(item).await;
         }
         if let Some(out) = self.tail.as_mut().map(|t| t.flush_all(now_nanos())) {
@@ -609,6 +670,11 @@ impl Writer {
                     for ack in acks.drain(..) {
                         let _ = ack.send(Ok(()));
                     }
+                    if self.health.failing.swap(false, Relaxed) {
+                        tracing::info!(attempts, "storage writes succeed again: ingest resumes");
+                    } else if attempts > 1 {
+                        tracing::info!(attempts, "storage writes succeed again");
+                    }
                     self.metrics.pipeline.batches.fetch_add(1, Relaxed);
                     self.metrics
                         .pipeline
@@ -618,11 +684,21 @@ impl Writer {
                 }
                 Err(e) => {
                     self.metrics.pipeline.write_errors.fetch_add(1, Relaxed);
-                    tracing::warn!(error = %e, spans = total, attempt = attempts, "storage write failed, retrying");
+                    let (reason, full) = client_reason(&e);
+                    if full {
+                        *self.health.reason.lock() = reason.clone();
+                    }
+                    if full && !self.health.failing.swap(true, Relaxed) {
+                        tracing::error!(error = %e, spans = total, "storage write failed ({reason}): refusing ingest with 503 until a write succeeds");
+                    } else if attempts == 1 {
+                        tracing::error!(error = %e, spans = total, "storage write failed, retrying");
+                    } else {
+                        tracing::warn!(error = %e, spans = total, attempt = attempts, "storage write failed, retrying");
+                    }
                     // Clients waiting for a durable ack are told now; the write is still retried
                     // so that what they may re-send is at worst stored twice, never lost.
                     for ack in acks.drain(..) {
-                        let _ = ack.send(Err(e.to_string()));
+                        let _ = ack.send(Err(reason.clone()));
                     }
                     if self.shutting_down && attempts >= 10 {
                         self.metrics
@@ -634,6 +710,7 @@ impl Writer {
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
+                    self.hold_queued(&reason);
                 }
             }
         }
@@ -643,6 +720,23 @@ impl Writer {
             .queue_bytes
             .fetch_sub(bytes as u64, Relaxed);
         self.write_links(false).await;
+    }
+
+    /// While storage fails: takes what waits in the queue, tells clients waiting for a durable
+    /// acknowledgement that storage failed (so none hangs until the disk has room again), and
+    /// keeps the spans, with their queue space, to write once storage works.
+    fn hold_queued(&mut self, reason: &str) {
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                Msg::Item(mut item) => {
+                    if let Some(ack) = item.ack.take() {
+                        let _ = ack.send(Err(reason.to_string()));
+                    }
+                    self.held.push_back(item);
+                }
+                Msg::Shutdown => self.shutdown_requested = true,
+            }
+        }
     }
 
     /// Writes dependency counts at most once per [`LINK_FLUSH_EVERY`] (always when `force`).
@@ -940,5 +1034,163 @@ mod tests {
         let strategy = a.strategy_for("svc");
         let ops = strategy.operations().expect("per-operation strategies");
         assert!(ops.per_operation.iter().any(|o| o.operation == "op"));
+    }
+
+    /// A memory store whose writes fail while `full` is set: like a full disk, or with
+    /// another error when `error` is given.
+    struct FullDisk {
+        inner: MemoryStore,
+        full: AtomicBool,
+        error: Option<&'static str>,
+    }
+
+    impl TraceStore for FullDisk {
+        fn write_spans(&self, spans: &[Span]) -> spoor_store::StoreResult<()> {
+            if self.full.load(Relaxed) {
+                return Err(spoor_store::StoreError::Io(
+                    self.error.unwrap_or("cannot append to block file /data/blocks/p1.blk: No space left on device (os error 28)").into(),
+                ));
+            }
+            self.inner.write_spans(spans)
+        }
+        fn write_dependencies(
+            &self,
+            bucket: u64,
+            links: &[spoor_core::model::DependencyLink],
+        ) -> spoor_store::StoreResult<()> {
+            self.inner.write_dependencies(bucket, links)
+        }
+        fn flush(&self) -> spoor_store::StoreResult<()> {
+            self.inner.flush()
+        }
+        fn get_trace(&self, id: TraceId) -> spoor_store::StoreResult<Option<spoor_core::Trace>> {
+            self.inner.get_trace(id)
+        }
+        fn services(&self) -> spoor_store::StoreResult<Vec<String>> {
+            self.inner.services()
+        }
+        fn operations(
+            &self,
+            service: &str,
+            kind: Option<spoor_core::SpanKind>,
+        ) -> spoor_store::StoreResult<Vec<spoor_core::Operation>> {
+            self.inner.operations(service, kind)
+        }
+        fn find_trace_ids(
+            &self,
+            query: &spoor_core::query::TraceQuery,
+        ) -> spoor_store::StoreResult<Vec<TraceId>> {
+            self.inner.find_trace_ids(query)
+        }
+        fn dependencies(
+            &self,
+            end: u64,
+            lookback: u64,
+        ) -> spoor_store::StoreResult<Vec<spoor_core::model::DependencyLink>> {
+            self.inner.dependencies(end, lookback)
+        }
+        fn write_span_metrics(
+            &self,
+            points: &[spoor_core::red::RedPoint],
+        ) -> spoor_store::StoreResult<()> {
+            self.inner.write_span_metrics(points)
+        }
+        fn span_metrics(
+            &self,
+            services: &[String],
+            start: u64,
+            end: u64,
+        ) -> spoor_store::StoreResult<Vec<spoor_core::red::RedPoint>> {
+            self.inner.span_metrics(services, start, end)
+        }
+        fn expire_before(&self, cutoff: u64) -> spoor_store::StoreResult<u64> {
+            self.inner.expire_before(cutoff)
+        }
+        fn stats(&self) -> spoor_store::StoreStats {
+            self.inner.stats()
+        }
+    }
+
+    #[tokio::test]
+    async fn full_disk_refuses_at_once_answers_waiters_and_resumes_when_writes_succeed() {
+        let store = Arc::new(FullDisk {
+            inner: MemoryStore::new(100),
+            full: AtomicBool::new(true),
+            error: None,
+        });
+        let metrics = Arc::new(Metrics::default());
+        let p = Pipeline::start(store.clone(), metrics.clone(), config(1 << 20, true));
+        // Several clients wait for a durable ack while the disk is full: each is answered.
+        let waiting: Vec<_> = (10..14u128)
+            .map(|t| {
+                let p = p.clone();
+                tokio::spawn(async move { p.ingest(batch(vec![span(t, 1, None, "a")])).await })
+            })
+            .collect();
+        for task in waiting {
+            assert_eq!(
+                task.await.unwrap().unwrap_err(),
+                IngestError::Storage("no space left on the storage device".into())
+            );
+        }
+        // Later requests are refused at once, with no file path in what the client sees.
+        let err = p
+            .ingest(batch(vec![span(20, 1, None, "a")]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            IngestError::Storage("no space left on the storage device".into())
+        );
+        assert!(metrics.pipeline.write_errors.load(Relaxed) >= 1);
+        assert_eq!(metrics.receiver("test").spans_refused.load(Relaxed), 1);
+        // Space returns: the writer's retry succeeds and ingest resumes without a restart.
+        store.full.store(false, Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match p.ingest(batch(vec![span(30, 1, None, "a")])).await {
+                Ok(out) => {
+                    assert_eq!(out.accepted, 1);
+                    break;
+                }
+                Err(IngestError::Storage(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("ingest did not resume: {e}"),
+            }
+        }
+        // What the refused-while-waiting clients sent was kept and written after all.
+        for t in [10u128, 11, 12, 13, 30] {
+            assert!(store.get_trace(TraceId(t)).unwrap().is_some(), "trace {t}");
+        }
+        assert!(store.get_trace(TraceId(20)).unwrap().is_none());
+        p.shutdown().await;
+    }
+
+    /// An agent whose collector is away keeps buffering in its bounded queue (no fast refusal:
+    /// that is only for a full disk), and what it buffered is written once writes succeed.
+    #[tokio::test]
+    async fn other_write_failures_keep_buffering_in_the_queue() {
+        let store = Arc::new(FullDisk {
+            inner: MemoryStore::new(100),
+            full: AtomicBool::new(true),
+            error: Some("export to http://collector:4317 failed: connection refused"),
+        });
+        let metrics = Arc::new(Metrics::default());
+        let p = Pipeline::start(store.clone(), metrics.clone(), config(1 << 20, false));
+        for t in 40..44u128 {
+            p.ingest(batch(vec![span(t, 1, None, "a")])).await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while metrics.pipeline.write_errors.load(Relaxed) == 0 {
+            assert!(Instant::now() < deadline, "the write never failed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        p.ingest(batch(vec![span(44, 1, None, "a")])).await.unwrap();
+        store.full.store(false, Relaxed);
+        p.shutdown().await;
+        for t in 40..45u128 {
+            assert!(store.get_trace(TraceId(t)).unwrap().is_some(), "trace {t}");
+        }
     }
 }

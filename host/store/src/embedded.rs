@@ -113,6 +113,16 @@
 //! acknowledging a batch. Either way `flush` syncs every block and index file written since
 //! the last flush (`File::sync_data`) and then sled's log (`Db::flush`), so all earlier writes
 //! are durable and a durable sled entry never points at unsynced bytes.
+//!
+//! # Disk full
+//! sled 0.34 cannot recover from a failed write of its own log: the error becomes a global
+//! error that every later operation returns until the database is reopened. So sled must never
+//! be the one to hit a full disk. Every write checks the free space of the data directory
+//! first and refuses with a `no space left on device` [`StoreError::Io`] naming the directory
+//! while less than [`DISK_RESERVE_BYTES`] is free; after the block and index files were appended
+//! (which may fail on a full disk by themselves, leaving only unindexed bytes), sled's entries
+//! are written only while at least half the reserve is free. Nothing is written in a refused
+//! attempt but those unindexed bytes, so a retry after space returned succeeds.
 
 use std::collections::{BTreeMap, BinaryHeap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -183,6 +193,11 @@ const ZSTD_LEVEL: i32 = 1;
 /// (layout 2: 64 KiB 66.6, 128 KiB 65.2, 256 KiB 74.2, 512 KiB 91.9 B/span by tests/size.rs);
 /// kept since the index entries alone fit it well.
 const SEGMENT_BYTES: usize = 128 << 10;
+
+/// Free bytes the data directory must have for a write to start (see "Disk full" above): room
+/// for sled's log segments (128 KiB each) and index entries, so sled itself never finds the disk
+/// full.
+pub const DISK_RESERVE_BYTES: u64 = 2 << 20;
 /// Largest decompressed block accepted (guards allocations against a corrupt length).
 const MAX_BLOCK_BYTES: usize = 1 << 30;
 /// Decompressed frames kept for repeated reads (find verifies several traces of one frame).
@@ -357,6 +372,8 @@ struct BlockCache {
 /// The sled-backed store. See the module documentation for the layout.
 pub struct SledStore {
     db: sled::Db,
+    /// The data directory (free space is checked there before every write).
+    path: PathBuf,
     /// `{path}/blocks`: one block file per partition.
     blocks_dir: PathBuf,
     /// Block files appended to since their last sync.
@@ -408,7 +425,28 @@ fn be_u64(b: &[u8]) -> Option<u64> {
         .map(u64::from_be_bytes)
 }
 
+/// Refuses when `available` bytes are under `needed` (see "Disk full" in the module docs).
+fn check_room(path: &Path, available: u64, needed: u64) -> StoreResult<()> {
+    if available < needed {
+        return Err(StoreError::Io(format!(
+            "no space left on device: {} has {available} bytes free, under the {needed} kept \
+             so the index never finds the disk full",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 impl SledStore {
+    /// Refuses a write while the data directory has less than `needed` bytes free. A file system
+    /// that cannot say how much is free is not checked.
+    fn ensure_room(&self, needed: u64) -> StoreResult<()> {
+        match fs2::available_space(&self.path) {
+            Ok(available) => check_room(&self.path, available, needed),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Opens (or creates) the database at `cfg.path`.
     pub fn open(cfg: SledConfig) -> StoreResult<Self> {
         let configured = u64::try_from(cfg.partition.as_nanos()).unwrap_or(u64::MAX);
@@ -547,6 +585,7 @@ impl SledStore {
         }
         let store = SledStore {
             db,
+            path: cfg.path.clone(),
             blocks_dir,
             dirty,
             partition_nanos,
@@ -806,6 +845,7 @@ impl SledStore {
                 }
             }
         }
+        self.ensure_room(DISK_RESERVE_BYTES)?;
         let frame_parts: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
         let (frame_refs, fresh) = part.file.append_parts(&frame_parts)?;
         if fresh {
@@ -821,6 +861,7 @@ impl SledStore {
         if fresh {
             self.dirty.add(part.idx.clone());
         }
+        self.ensure_room(DISK_RESERVE_BYTES / 2)?;
         let mut svc = Batch::default();
         for (key, r) in keys.iter().zip(refs.iter().skip(1)) {
             svc.insert(&key[..], &r.encode()[..]);
@@ -1867,6 +1908,7 @@ impl TraceStore for SledStore {
         if spans.is_empty() {
             return Ok(());
         }
+        self.ensure_room(DISK_RESERVE_BYTES)?;
         let p0 = spans[0].start_unix_nanos / self.partition_nanos;
         if spans
             .iter()
@@ -1907,6 +1949,7 @@ impl TraceStore for SledStore {
         bucket_start_nanos: u64,
         links: &[DependencyLink],
     ) -> StoreResult<()> {
+        self.ensure_room(DISK_RESERVE_BYTES / 2)?;
         for l in links {
             let mut key = [0u8; 16];
             key[..8].copy_from_slice(&bucket_start_nanos.to_be_bytes());
@@ -2013,6 +2056,7 @@ impl TraceStore for SledStore {
     }
 
     fn write_span_metrics(&self, points: &[spoor_core::red::RedPoint]) -> StoreResult<()> {
+        self.ensure_room(DISK_RESERVE_BYTES / 2)?;
         self.red.write(points)
     }
 
@@ -2110,6 +2154,29 @@ mod tests {
     }
 
     const T: u64 = 1_700_000_000_000_000_000;
+
+    #[test]
+    fn writes_are_refused_while_the_disk_reserve_is_not_free() {
+        let dir = Path::new("/data/spoor");
+        // (free bytes, bytes needed, refused)
+        let cases = [
+            (0, 1, true),
+            (999, 1000, true),
+            (1000, 1000, false),
+            (5 << 20, 2 << 20, false),
+        ];
+        for (available, needed, refused) in cases {
+            let r = check_room(dir, available, needed);
+            assert_eq!(r.is_err(), refused, "{available} free, {needed} needed");
+            if let Err(e) = r {
+                let text = e.to_string();
+                assert!(
+                    text.contains("no space left on device") && text.contains("/data/spoor"),
+                    "{text}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn corrupt_block_is_skipped_and_named() {

@@ -404,7 +404,8 @@ pub fn serve_http(
 }
 
 /// [`serve_http`] with the listeners' TLS (if configured) only when `use_tls` (the admin port
-/// stays plain, for health checks and scrapers inside the deployment).
+/// stays plain, for health checks and scrapers inside the deployment, unless
+/// `--admin.http.tls.enabled`).
 pub fn serve_http_tls(
     listener: TcpListener,
     router: axum::Router,
@@ -550,6 +551,10 @@ pub fn grpc_server_builder() -> anyhow::Result<tonic::transport::Server> {
 /// for the restart instead of hammering this one.
 pub const SHUTDOWN_RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// Retry hint sent while storage writes fail (a full disk): the pipeline retries its write at
+/// least this often, so a client coming back after it finds ingest resumed if space returned.
+pub const STORAGE_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// How a refused batch is reported, for both protocols.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
@@ -582,7 +587,7 @@ pub(crate) fn refusal(err: &IngestError) -> Refusal {
         IngestError::Storage(_) => Refusal {
             http_status: 503,
             rpc_code: proto::rpc_code::UNAVAILABLE,
-            retry_after: None,
+            retry_after: Some(STORAGE_RETRY_AFTER),
             message,
         },
     }

@@ -299,7 +299,7 @@ mod tests {
             (
                 IngestError::Storage("disk full".into()),
                 Code::Unavailable,
-                None,
+                Some(5),
             ),
         ];
         for (err, code, delay) in cases {

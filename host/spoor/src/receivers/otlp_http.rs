@@ -512,7 +512,7 @@ mod tests {
                 8,
             ),
             (IngestError::ShuttingDown, 503, "5", 14),
-            (IngestError::Storage("disk full".into()), 503, "", 14),
+            (IngestError::Storage("disk full".into()), 503, "5", 14),
         ];
         for (err, status, retry_after, code) in cases {
             let rec = Recorder::replying(Err(err.clone()));

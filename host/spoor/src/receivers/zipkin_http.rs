@@ -388,7 +388,7 @@ mod tests {
             (
                 IngestError::Storage("disk full".into()),
                 StatusCode::SERVICE_UNAVAILABLE,
-                None,
+                Some("5"),
             ),
         ];
         for (err, status, retry) in cases {
