@@ -36,6 +36,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("strategies", strategies),
     ("block", block),
     ("plugin_output", plugin_output),
+    ("plugin_patches", plugin_patches),
 ];
 
 /// The OTLP/JSON fixture of the end-to-end tests: the spans the stateful targets start from.
@@ -600,6 +601,62 @@ pub fn plugin_output(data: &[u8]) {
         })
         .sum();
     assert_eq!(stored, spans.len(), "spans stored vs written");
+}
+
+/// What a strings-mode plugin (contract 0.2) answers, as the host takes it: the flat
+/// `patches` (replacement text + `index, op, offset, len` words) are unpacked, checked against
+/// the view of the fixture's spans and applied. Never a panic; a checked answer keeps every span
+/// with its ids, and what it makes still encodes and decodes as a block.
+///
+/// Input: 2 bytes of text length, the replacement text (lossy UTF-8, as the canonical ABI only
+/// passes UTF-8), then little-endian `u32` words; index words are taken modulo the view's length
+/// plus 4, so most patches are in range and some are not.
+pub fn plugin_patches(data: &[u8]) {
+    use spoor_plugin_strings::{apply, build, check, Patches};
+    static VIEW: OnceLock<spoor_plugin_strings::View> = OnceLock::new();
+    let view = VIEW.get_or_init(|| match build(fixture_spans()) {
+        Ok(v) => v,
+        Err(e) => panic!("the fixture's view cannot be built: {e}"),
+    });
+    let Some((head, rest)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let n = usize::from(u16::from_le_bytes(*head)).min(rest.len());
+    let (text, words) = rest.split_at(n);
+    let mut flat = Patches {
+        text: String::from_utf8_lossy(text).into_owned(),
+        ops: words
+            .chunks_exact(4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect(),
+    };
+    let modulus = u32::try_from(view.len()).unwrap_or(u32::MAX).saturating_add(4);
+    for (i, w) in flat.ops.iter_mut().enumerate() {
+        if i % 4 == 0 {
+            *w %= modulus;
+        }
+    }
+    let Ok(patches) = flat.to_patches() else {
+        return;
+    };
+    if check(view, &patches, 1 << 20).is_err() {
+        return;
+    }
+    let mut spans = fixture_spans().to_vec();
+    apply(&mut spans, patches);
+    assert_eq!(spans.len(), fixture_spans().len(), "strings mode never adds or drops spans");
+    for (a, b) in spans.iter().zip(fixture_spans()) {
+        assert_eq!((a.trace_id, a.span_id), (b.trace_id, b.span_id), "ids are not strings");
+    }
+    let Some(mut back) = decode_block_checked(&encode_block(&spans)) else {
+        panic!("patched spans do not decode from their own block");
+    };
+    // a block groups spans by trace: compare in one order
+    let key = |s: &Span| (s.trace_id, s.span_id);
+    back.sort_by_key(key);
+    spans.sort_by_key(key);
+    assert_same("patched spans through a block", &back, &spans);
+    build(&spans).unwrap_or_else(|e| panic!("the patched spans' view cannot be built: {e}"));
 }
 
 #[cfg(test)]
