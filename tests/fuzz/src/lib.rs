@@ -630,7 +630,9 @@ pub fn plugin_patches(data: &[u8]) {
             .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
             .collect(),
     };
-    let modulus = u32::try_from(view.len()).unwrap_or(u32::MAX).saturating_add(4);
+    let modulus = u32::try_from(view.len())
+        .unwrap_or(u32::MAX)
+        .saturating_add(4);
     for (i, w) in flat.ops.iter_mut().enumerate() {
         if i % 4 == 0 {
             *w %= modulus;
@@ -644,9 +646,17 @@ pub fn plugin_patches(data: &[u8]) {
     }
     let mut spans = fixture_spans().to_vec();
     apply(&mut spans, patches);
-    assert_eq!(spans.len(), fixture_spans().len(), "strings mode never adds or drops spans");
+    assert_eq!(
+        spans.len(),
+        fixture_spans().len(),
+        "strings mode never adds or drops spans"
+    );
     for (a, b) in spans.iter().zip(fixture_spans()) {
-        assert_eq!((a.trace_id, a.span_id), (b.trace_id, b.span_id), "ids are not strings");
+        assert_eq!(
+            (a.trace_id, a.span_id),
+            (b.trace_id, b.span_id),
+            "ids are not strings"
+        );
     }
     let Some(mut back) = decode_block_checked(&encode_block(&spans)) else {
         panic!("patched spans do not decode from their own block");
