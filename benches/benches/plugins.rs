@@ -166,10 +166,10 @@ fn plugins(c: &mut Criterion) {
     g.finish();
 }
 
-/// A pooling engine with epoch interruption, as the runtime configures it.
+/// A pooling engine with fuel, as the runtime configures it.
 fn engine() -> Engine {
     let mut config = Config::new();
-    config.epoch_interruption(true);
+    config.consume_fuel(true);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(
         PoolingAllocationConfig::new(),
     ));
@@ -198,7 +198,7 @@ fn store(engine: &Engine) -> Store<State> {
             table: ResourceTable::new(),
         },
     );
-    store.set_epoch_deadline(u64::MAX / 2);
+    store.set_fuel(u64::MAX / 2).expect("fuel enabled");
     store
 }
 

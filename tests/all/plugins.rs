@@ -1,5 +1,5 @@
 //! Pipeline plugins in the daemon: a redaction plugin from the config file rewrites spans before
-//! they are stored; a hostile plugin (infinite loop) is stopped by its deadline and its failure
+//! they are stored; a hostile plugin (infinite loop) is stopped by its fuel limit and its failure
 //! policy applies while ingest goes on (`pass`: spans stored unchanged; `drop`: dropped and
 //! counted); `spoor plugin check` and `spoor plugin run` work without a daemon.
 //!
@@ -113,7 +113,7 @@ fn a_runaway_plugin_is_stopped_and_its_policy_applies_while_ingest_goes_on() {
     let cfg = config_with(
         dir.path(),
         &format!(
-            "[[plugins]]\nname = \"spin\"\npath = \"{}\"\ntimeout-ms = 50\non-error = \"pass\"\n",
+            "[[plugins]]\nname = \"spin\"\npath = \"{}\"\nfuel = 10000000\non-error = \"pass\"\n",
             looping.display()
         ),
     );
@@ -131,7 +131,7 @@ fn a_runaway_plugin_is_stopped_and_its_policy_applies_while_ingest_goes_on() {
     );
     let metrics = d.metrics_text();
     assert!(
-        metrics.contains("spoor_plugin_failures_total{plugin=\"spin\",kind=\"timeout\"} 1"),
+        metrics.contains("spoor_plugin_failures_total{plugin=\"spin\",kind=\"out_of_fuel\"} 1"),
         "{metrics}"
     );
     d.stop().unwrap();
@@ -140,7 +140,7 @@ fn a_runaway_plugin_is_stopped_and_its_policy_applies_while_ingest_goes_on() {
     let cfg = config_with(
         dir.path(),
         &format!(
-            "[[plugins]]\nname = \"spin\"\npath = \"{}\"\ntimeout-ms = 50\non-error = \"drop\"\n",
+            "[[plugins]]\nname = \"spin\"\npath = \"{}\"\nfuel = 10000000\non-error = \"drop\"\n",
             looping.display()
         ),
     );

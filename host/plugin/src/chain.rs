@@ -15,7 +15,7 @@ use crate::spec::{Metadata, Mode, OnError, PluginSpec};
 ///
 /// **Contract:** `process` is synchronous and may be called from many threads at once (each
 /// call takes its own plugin instance); it blocks the calling thread for as long as the
-/// plugins run (bounded by each plugin's `timeout-ms`). It never panics because of a plugin: every
+/// plugins run (bounded by each plugin's fuel). It never panics because of a plugin: every
 /// failure comes back in [`ChainOutput::errors`] and is counted in [`PluginChain::stats`].
 pub struct PluginChain {
     plugins: Vec<Slot>,

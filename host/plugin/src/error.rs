@@ -110,11 +110,11 @@ pub enum PluginError {
     /// The guest trapped (panic, `unreachable`, out-of-bounds access, stack overflow, exit).
     #[error("plugin trapped: {0}")]
     Trap(String),
-    /// The call ran past its deadline (an endless or too slow loop).
-    #[error("plugin ran past its deadline of {ms} ms per call")]
-    Timeout {
-        /// The deadline it had, in milliseconds.
-        ms: u32,
+    /// The call used up its fuel (an endless or too slow loop).
+    #[error("plugin ran out of fuel ({fuel} units per call)")]
+    OutOfFuel {
+        /// The budget it had.
+        fuel: u64,
     },
     /// The guest trapped after the host refused to grow its memory past the cap.
     #[error("plugin ran out of memory (cap {cap_mib} MiB)")]
@@ -151,8 +151,8 @@ pub enum PluginError {
 pub enum PluginErrorKind {
     /// [`PluginError::Trap`].
     Trap,
-    /// [`PluginError::Timeout`].
-    Timeout,
+    /// [`PluginError::OutOfFuel`].
+    OutOfFuel,
     /// [`PluginError::OutOfMemory`].
     OutOfMemory,
     /// [`PluginError::MalformedOutput`].
@@ -171,7 +171,7 @@ impl PluginErrorKind {
     /// Every kind, in the order of [`PluginErrorKind::index`].
     pub const ALL: [PluginErrorKind; 8] = [
         PluginErrorKind::Trap,
-        PluginErrorKind::Timeout,
+        PluginErrorKind::OutOfFuel,
         PluginErrorKind::OutOfMemory,
         PluginErrorKind::MalformedOutput,
         PluginErrorKind::OutputTooLarge,
@@ -180,12 +180,12 @@ impl PluginErrorKind {
         PluginErrorKind::InputTooLarge,
     ];
 
-    /// The metrics label: `trap`, `timeout`, `out_of_memory`, `malformed_output`,
+    /// The metrics label: `trap`, `out_of_fuel`, `out_of_memory`, `malformed_output`,
     /// `output_too_large`, `refused`, `instantiate`, `input_too_large`.
     pub fn as_str(self) -> &'static str {
         match self {
             PluginErrorKind::Trap => "trap",
-            PluginErrorKind::Timeout => "timeout",
+            PluginErrorKind::OutOfFuel => "out_of_fuel",
             PluginErrorKind::OutOfMemory => "out_of_memory",
             PluginErrorKind::MalformedOutput => "malformed_output",
             PluginErrorKind::OutputTooLarge => "output_too_large",
@@ -205,7 +205,7 @@ impl PluginError {
     pub fn kind(&self) -> PluginErrorKind {
         match self {
             PluginError::Trap(_) => PluginErrorKind::Trap,
-            PluginError::Timeout { .. } => PluginErrorKind::Timeout,
+            PluginError::OutOfFuel { .. } => PluginErrorKind::OutOfFuel,
             PluginError::OutOfMemory { .. } => PluginErrorKind::OutOfMemory,
             PluginError::MalformedOutput(_) => PluginErrorKind::MalformedOutput,
             PluginError::OutputTooLarge { .. } => PluginErrorKind::OutputTooLarge,

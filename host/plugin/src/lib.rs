@@ -2,8 +2,7 @@
 //! (`plugins/wit/plugin.wit`, contract 0.2; 0.1 in `plugins/wit/v0.1`) and runs them on span
 //! batches.
 //!
-//! - **Sandbox.** Components run in wasmtime with the pooling allocator, a wall-clock deadline per call
-//!   (epoch interruption, [`PluginSpec::timeout_ms`]), a
+//! - **Sandbox.** Components run in wasmtime with the pooling allocator, fuel per call, a
 //!   memory cap per instance ([`PluginSpec::memory_mib`]) and an output size cap. WASI p2 is
 //!   linked because Rust guests import it, but nothing is granted: no files, sockets, name
 //!   lookup, environment or arguments; stdout and stderr are discarded; both clocks read 0
@@ -39,8 +38,8 @@ pub use chain::{ChainHandle, ChainOutput, PluginChain, PluginFailure, PluginStat
 pub use error::{LoadError, PluginError, PluginErrorKind, RunError};
 pub use runtime::{CONTRACT_VERSION, OLDER_CONTRACT_VERSIONS};
 pub use spec::{
-    Capability, Metadata, Mode, OnError, PluginSpec, DEFAULT_MAX_OUTPUT_RATIO, DEFAULT_MEMORY_MIB,
-    DEFAULT_TIMEOUT_MS, MAX_MEMORY_MIB, MAX_TIMEOUT_MS, MIN_OUTPUT_CAP_BYTES,
+    Capability, Metadata, Mode, OnError, PluginSpec, DEFAULT_FUEL, DEFAULT_MAX_OUTPUT_RATIO,
+    DEFAULT_MEMORY_MIB, MAX_MEMORY_MIB, MIN_OUTPUT_CAP_BYTES,
 };
 
 /// What the component at `path` says about itself (`spoor plugin check FILE`): compiles it,

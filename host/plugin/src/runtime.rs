@@ -1,4 +1,4 @@
-//! The wasmtime side: one process-wide engine (pooling allocator, epoch deadlines), the linker with the
+//! The wasmtime side: one process-wide engine (pooling allocator, fuel), the linker with the
 //! denied-by-default WASI p2 context and `host.log`, and [`Loaded`]: a compiled plugin with its
 //! pool of configured instances.
 
@@ -70,43 +70,8 @@ fn max_idle() -> usize {
     std::thread::available_parallelism().map_or(4, |n| n.get() * 2)
 }
 
-/// How often the epoch ticker advances the engine's epoch: the granularity of call deadlines.
-const EPOCH_TICK: Duration = Duration::from_millis(5);
-
-/// Epoch deadline, in ticks from now, for a call of at most `timeout_ms`: rounded up, plus one
-/// for the tick already under way. The ticker's sleeps only ever run long, so a call is never
-/// cut off before `timeout_ms`.
-fn deadline_ticks(timeout_ms: u32) -> u64 {
-    let tick = EPOCH_TICK.as_millis() as u64;
-    u64::from(timeout_ms).div_ceil(tick) + 1
-}
-
 /// The process-wide engine: compiled code and pooled slots are shared by every chain.
-///
-/// Guests are bounded by epoch interruption, not fuel: fuel counts in every basic block of
-/// guest code (it cost strings-mode redaction about a third of its time), an epoch check is one
-/// load and compare at loop heads and function entries. A thread started with the engine
-/// advances the epoch every [`EPOCH_TICK`]; each call sets its deadline in ticks.
 pub(crate) fn engine() -> Result<&'static Engine, LoadError> {
-    static TICKER: OnceLock<Result<(), String>> = OnceLock::new();
-    let engine = pooled_engine()?;
-    TICKER
-        .get_or_init(|| {
-            std::thread::Builder::new()
-                .name("spoor-plugin-epoch".into())
-                .spawn(move || loop {
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                })
-                .map(drop)
-                .map_err(|e| format!("cannot start the epoch ticker thread: {e}"))
-        })
-        .as_ref()
-        .map_err(|e| LoadError::Engine(e.clone()))?;
-    Ok(engine)
-}
-
-fn pooled_engine() -> Result<&'static Engine, LoadError> {
     static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
@@ -121,7 +86,7 @@ fn pooled_engine() -> Result<&'static Engine, LoadError> {
                 .max_memories_per_component(4)
                 .max_tables_per_component(8);
             let mut config = Config::new();
-            config.epoch_interruption(true);
+            config.consume_fuel(true);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool.clone()));
             match Engine::new(&config) {
                 Ok(engine) => Ok(engine),
@@ -159,8 +124,8 @@ fn linker(engine: &'static Engine) -> Result<&'static Linker<State>, LoadError> 
 const WASI_CLOCKS: &str = "wasi:clocks/monotonic-clock@0.2.12";
 
 /// Replaces the timers of `wasi:clocks/monotonic-clock` with pollables that are ready at once:
-/// the epoch deadline is only checked in guest code, not while the host waits, so a plugin that
-/// sleeps would otherwise hold a pipeline thread for as long as it likes.
+/// fuel does not run while the host waits, so a plugin that sleeps would otherwise hold a
+/// pipeline thread for as long as it likes.
 fn no_sleeping(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut clock = linker.instance(WASI_CLOCKS)?;
@@ -355,7 +320,7 @@ struct Recipe {
     name: Arc<str>,
     grants: Vec<Capability>,
     memory_bytes: usize,
-    timeout_ms: u32,
+    fuel: u64,
     memory_mib: u32,
 }
 
@@ -380,27 +345,24 @@ impl Recipe {
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(deadline_ticks(self.timeout_ms));
+        store
+            .set_fuel(self.fuel)
+            .map_err(|e| PluginError::Instantiate(e.to_string()))?;
         let plugin = match pre {
             Pre::V02(pre) => pre.instantiate(&mut store).map(Exports::V02),
             Pre::V01(pre) => pre.instantiate(&mut store).map(Exports::V01),
         };
         match plugin {
             Ok(plugin) => Ok(Instance { store, plugin }),
-            Err(e) => Err(classify(e, &store, self.timeout_ms, self.memory_mib)),
+            Err(e) => Err(classify(e, &store, self.fuel, self.memory_mib)),
         }
     }
 }
 
 /// Turns a wasmtime error from instantiation into a [`PluginError`].
-fn classify(
-    e: wasmtime::Error,
-    store: &Store<State>,
-    timeout_ms: u32,
-    memory_mib: u32,
-) -> PluginError {
-    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-        PluginError::Timeout { ms: timeout_ms }
+fn classify(e: wasmtime::Error, store: &Store<State>, fuel: u64, memory_mib: u32) -> PluginError {
+    if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
+        PluginError::OutOfFuel { fuel }
     } else if store.data().limits.refused {
         PluginError::OutOfMemory {
             cap_mib: memory_mib,
@@ -417,20 +379,20 @@ fn classify(
 fn classify_call(
     e: wasmtime::Error,
     store: &Store<State>,
-    timeout_ms: u32,
+    fuel: u64,
     memory_mib: u32,
 ) -> PluginError {
     let lifted =
         e.downcast_ref::<Trap>().is_none() && e.downcast_ref::<wasmtime_wasi::I32Exit>().is_none();
-    match classify(e, store, timeout_ms, memory_mib) {
+    match classify(e, store, fuel, memory_mib) {
         PluginError::Trap(message) if lifted => PluginError::MalformedOutput(message),
         other => other,
     }
 }
 
 impl Instance {
-    /// Runs `f` with a fresh deadline; a wasmtime error (trap) is classified, and the caller
-    /// must then discard the instance.
+    /// Runs `f` with fresh fuel; a wasmtime error (trap) is classified, and the caller must
+    /// then discard the instance.
     fn call<R>(
         &mut self,
         recipe: &Recipe,
@@ -438,9 +400,10 @@ impl Instance {
     ) -> Result<R, PluginError> {
         self.store.data_mut().limits.refused = false;
         self.store
-            .set_epoch_deadline(deadline_ticks(recipe.timeout_ms));
+            .set_fuel(recipe.fuel)
+            .map_err(|e| PluginError::Trap(e.to_string()))?;
         f(&self.plugin, &mut self.store)
-            .map_err(|e| classify_call(e, &self.store, recipe.timeout_ms, recipe.memory_mib))
+            .map_err(|e| classify_call(e, &self.store, recipe.fuel, recipe.memory_mib))
     }
 }
 
@@ -679,7 +642,7 @@ impl Recipe {
             name: spec.name.as_str().into(),
             grants: spec.grant.clone(),
             memory_bytes: spec.memory_mib as usize * (1 << 20),
-            timeout_ms: spec.timeout_ms,
+            fuel: spec.fuel,
             memory_mib: spec.memory_mib,
         }
     }
@@ -880,23 +843,7 @@ fn configure(
 
 #[cfg(test)]
 mod tests {
-    use super::{compatibility_key, deadline_ticks};
-
-    #[test]
-    fn deadlines_round_up_and_add_the_tick_under_way() {
-        // (timeout-ms, ticks of 5 ms)
-        let cases = [
-            (1, 2),
-            (5, 2),
-            (6, 3),
-            (20, 5),
-            (500, 101),
-            (600_000, 120_001),
-        ];
-        for (ms, ticks) in cases {
-            assert_eq!(deadline_ticks(ms), ticks, "timeout-ms {ms}");
-        }
-    }
+    use super::compatibility_key;
 
     #[test]
     fn contract_versions_are_compatible_by_semver() {

@@ -5,13 +5,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// Wall-clock deadline per call when a spec gives none, in milliseconds: about 100 times what a
-/// 10,000-span batch through a decode–transform–encode plugin takes, small enough that an
+/// Fuel per call when a spec gives none: about half a second of guest code on a current core,
+/// enough for a 10,000-span batch through a decode–transform–encode plugin, small enough that an
 /// endless loop is cut off quickly.
-pub const DEFAULT_TIMEOUT_MS: u32 = 500;
-
-/// Largest `timeout-ms` accepted (ten minutes).
-pub const MAX_TIMEOUT_MS: u32 = 600_000;
+pub const DEFAULT_FUEL: u64 = 500_000_000;
 
 /// Linear memory cap per plugin instance when a spec gives none, in MiB.
 pub const DEFAULT_MEMORY_MIB: u32 = 64;
@@ -34,7 +31,7 @@ pub const MIN_OUTPUT_CAP_BYTES: u64 = 1 << 20;
 /// path = "plugins/redact.wasm"
 /// on-error = "pass"
 /// grant = ["log"]
-/// timeout-ms = 500
+/// fuel = 500000000
 /// memory-mib = 64
 /// max-output-ratio = 4.0
 /// config = { keys = ["http.url"] }
@@ -53,12 +50,10 @@ pub struct PluginSpec {
     /// Capabilities the operator grants; anything else is denied (default none).
     #[serde(default)]
     pub grant: Vec<Capability>,
-    /// Wall-clock deadline per call in milliseconds (guest code is interrupted at the next
-    /// loop head or function entry after it, with a granularity of a few milliseconds); going
-    /// past it fails the call with `timeout` (default [`DEFAULT_TIMEOUT_MS`], at most
-    /// [`MAX_TIMEOUT_MS`]).
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u32,
+    /// Fuel (roughly: wasm instructions) per call; running out fails the call with
+    /// `out_of_fuel` (default [`DEFAULT_FUEL`]).
+    #[serde(default = "default_fuel")]
+    pub fuel: u64,
     /// Linear memory cap per instance in MiB (default [`DEFAULT_MEMORY_MIB`], at most
     /// [`MAX_MEMORY_MIB`]).
     #[serde(default = "default_memory_mib")]
@@ -76,8 +71,8 @@ pub struct PluginSpec {
     pub config: serde_json::Map<String, serde_json::Value>,
 }
 
-fn default_timeout_ms() -> u32 {
-    DEFAULT_TIMEOUT_MS
+fn default_fuel() -> u64 {
+    DEFAULT_FUEL
 }
 
 fn default_memory_mib() -> u32 {
@@ -92,7 +87,7 @@ impl PluginSpec {
             path: path.into(),
             on_error: OnError::default(),
             grant: Vec::new(),
-            timeout_ms: DEFAULT_TIMEOUT_MS,
+            fuel: DEFAULT_FUEL,
             memory_mib: DEFAULT_MEMORY_MIB,
             max_output_ratio: None,
             max_output_bytes: None,
@@ -114,16 +109,13 @@ impl PluginSpec {
         }
     }
 
-    /// Checks values serde cannot: a name, deadline and memory in range, finite positive ratio.
+    /// Checks values serde cannot: a name, fuel and memory in range, finite positive ratio.
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.name.is_empty() {
             return Err("name is empty".into());
         }
-        if self.timeout_ms == 0 || self.timeout_ms > MAX_TIMEOUT_MS {
-            return Err(format!(
-                "timeout-ms {} is out of range 1..={MAX_TIMEOUT_MS}",
-                self.timeout_ms
-            ));
+        if self.fuel == 0 {
+            return Err("fuel must be at least 1".into());
         }
         if self.memory_mib == 0 || self.memory_mib > MAX_MEMORY_MIB {
             return Err(format!(

@@ -573,7 +573,7 @@ impl Metrics {
         let name = "spoor_plugin_failures_total";
         let _ = writeln!(
             out,
-            "# HELP {name} Plugin calls that failed, by kind (trap, timeout, ...).\n# TYPE {name} counter"
+            "# HELP {name} Plugin calls that failed, by kind (trap, out_of_fuel, ...).\n# TYPE {name} counter"
         );
         for s in &stats {
             for (kind, n) in &s.failures {

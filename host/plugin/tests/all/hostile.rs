@@ -35,23 +35,23 @@ fn fails_twice_with(spec: PluginSpec, kind: PluginErrorKind) -> PluginStats {
 }
 
 #[test]
-fn endless_loop_runs_past_its_deadline() {
+fn endless_loop_runs_out_of_fuel() {
     let mut s = spec("loop");
-    s.timeout_ms = 20;
-    fails_twice_with(s, PluginErrorKind::Timeout);
+    s.fuel = 20_000_000;
+    fails_twice_with(s, PluginErrorKind::OutOfFuel);
 }
 
 #[test]
 fn endless_loop_with_drop_drops_the_batch() {
     let mut s = spec("loop");
-    s.timeout_ms = 10;
+    s.fuel = 5_000_000;
     s.on_error = OnError::Drop;
     let chain = PluginChain::load(&[s, spec("snoop")]).unwrap();
     let out = chain.process(spans(10));
     assert!(out.spans.is_empty());
     assert_eq!(out.errors.len(), 1);
     assert_eq!(out.errors[0].action, OnError::Drop);
-    assert_eq!(out.errors[0].error.kind(), PluginErrorKind::Timeout);
+    assert_eq!(out.errors[0].error.kind(), PluginErrorKind::OutOfFuel);
     let stats = chain.stats();
     assert_eq!(stats[1].calls, 0, "a dropped batch reaches no later plugin");
 }
@@ -165,7 +165,7 @@ fn granted_clock_is_real() {
 
 #[test]
 fn sleeping_returns_at_once() {
-    // The deadline is not checked while the host waits, so timers must not really wait. The call runs
+    // Fuel does not run while the host waits, so timers must not really wait. The call runs
     // on its own thread so that a regression fails here instead of hanging for an hour.
     let chain = PluginChain::load(&[spec("sleepy")]).unwrap();
     let input = spans(4);

@@ -1,4 +1,4 @@
-//! Hostile test plugin for spoor-plugin-host's sandbox tests: spins forever in `process` (must be stopped by its deadline).
+//! Hostile test plugin for spoor-plugin-host's sandbox tests: spins forever in `process` (must run out of fuel).
 //! Never deployed; built for wasm32-wasip2 by `make plugins-hostile`.
 
 // wit-bindgen's export glue is `unsafe` FFI by nature.

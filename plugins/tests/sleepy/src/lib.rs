@@ -1,6 +1,6 @@
-//! Hostile test plugin for spoor-plugin-host's sandbox tests: sleeps an hour per batch (the
-//! deadline is not checked while the host waits, so the host must not really wait), then passes
-//! the batch on. Never deployed; built for wasm32-wasip2 by `make plugins-hostile`.
+//! Hostile test plugin for spoor-plugin-host's sandbox tests: sleeps an hour per batch (fuel
+//! does not run while the host waits, so the host must not really wait), then passes the batch
+//! on. Never deployed; built for wasm32-wasip2 by `make plugins-hostile`.
 
 // wit-bindgen's export glue is `unsafe` FFI by nature.
 #![allow(unsafe_code)]
