@@ -692,29 +692,31 @@ impl Applier {
     }
 
     fn attributes(&mut self, attributes: &mut Vec<KeyValue>) {
-        let mut removed = false;
-        let mut keep = Vec::new();
-        for kv in attributes.iter_mut() {
-            let mut remove = false;
+        // Positions to remove, ascending; allocated only when there is one (most lists are
+        // walked without a removal, and this runs for every list of every patched span).
+        let mut removed: Vec<usize> = Vec::new();
+        for (at, kv) in attributes.iter_mut().enumerate() {
             match self.take() {
                 Some(Op::Replace(new)) => kv.key = new,
                 Some(Op::SetValue(new)) => {
                     // The old value's strings are skipped; the new one is not in the view.
                     self.next = self.next.wrapping_add(count_value(&kv.value));
                     kv.value = AnyValue::Str(new);
-                    keep.push(true);
                     continue;
                 }
-                Some(Op::Remove) => remove = true,
+                Some(Op::Remove) => removed.push(at),
                 None => {}
             }
             self.value(&mut kv.value);
-            removed |= remove;
-            keep.push(!remove);
         }
-        if removed {
-            let mut keep = keep.into_iter();
-            attributes.retain(|_| keep.next().unwrap_or(true));
+        if !removed.is_empty() {
+            let mut at = 0;
+            let mut removed = removed.into_iter().peekable();
+            attributes.retain(|_| {
+                let keep = removed.next_if_eq(&at).is_none();
+                at += 1;
+                keep
+            });
         }
     }
 
@@ -1111,6 +1113,28 @@ mod tests {
         assert_eq!(spans[1].attributes, vec![kv("user", s("BOB"))]);
         assert!(spans[1].resource.attributes.is_empty());
         assert_eq!(spans[0].events[0].attributes, vec![kv("ek", s("ev-v"))]);
+    }
+
+    #[test]
+    fn several_removals_in_one_list_keep_the_others_in_order() {
+        let mut spans = spans();
+        let view = build(&spans).unwrap();
+        let mut sv = StringsView::new(view).unwrap();
+        sv.remove(6); // user
+        sv.replace(10, "X"); // list's first item, kept
+        sv.remove(12); // map
+        let (_, flat) = sv.into_patches().unwrap();
+        apply(&mut spans, flat.to_patches().unwrap());
+        let keys: Vec<&str> = spans[0]
+            .attributes
+            .iter()
+            .map(|kv| kv.key.as_str())
+            .collect();
+        assert_eq!(keys, ["n", "list"]);
+        assert_eq!(
+            spans[0].attributes[1].value,
+            AnyValue::Array(vec![s("X"), AnyValue::Bool(true), s("y")])
+        );
     }
 
     #[test]
