@@ -1739,20 +1739,16 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains('\n'), "{text}");
-        // Perl classes and case folding compile; other Unicode classes are not built in.
+        // Perl classes and case folding compile.
         let ok = cfg(
             r#"{"decision_wait_ms":1000,"policies":[{"name":"a","type":"string_attribute","string_attribute":{"key":"k","values":["(?i)^get /v\\d+\\w*$"],"enabled_regex_matching":true}}]}"#,
         );
         let mut s = TailSampler::new(&ok).unwrap();
         let hit = with_attr(span(1, 0, 1), KeyValue::string("k", "GET /v2users"));
         assert_eq!(sampled_ids(&mut s, vec![vec![hit]]), vec![1]);
-        let greek = cfg(
-            r#"{"policies":[{"name":"a","type":"string_attribute","string_attribute":{"key":"k","values":["\\p{Greek}"],"enabled_regex_matching":true}}]}"#,
-        );
-        assert!(matches!(
-            greek.validate(),
-            Err(TailConfigError::BadRegex { .. })
-        ));
+        // (Unicode script classes such as `\p{Greek}` depend on the build: core asks regex for
+        // Perl classes and case folding only, but the daemon links async-nats, whose default
+        // regex features add the rest, so no test asserts either way.)
         // Unknown keys and types are refused by the parser, naming them.
         let e = serde_json::from_str::<TailConfig>(r#"{"policies":[],"decision_wait":1}"#)
             .unwrap_err()
