@@ -595,6 +595,12 @@ test('the daemon serves the UI and the API under a base path', async (t) => {
   assert.equal(await p.locator('nav a:has-text("Dependencies")').getAttribute('href'), '/jaeger/dependencies');
   await p.click('nav a:has-text("Dependencies")');
   await p.waitForURL(`${q}/dependencies`);
+  // dependency links are written about a second after the spans: wait for them in the API, so
+  // the reload below tests the page under the prefix, not the pipeline's timing
+  await waitFor(async () => {
+    const r = await fetch(`${q}/api/dependencies?endTs=${Date.now()}&lookback=3600000`);
+    return r.ok && (await r.json()).data.length > 0;
+  }, 'the dependency links');
   await p.reload();
   await p.getByTestId('graph-node').first().waitFor();
   assert.deepEqual(bad, []);
