@@ -583,3 +583,10 @@ where
             .map(|r| r.into_inner())
     })
 }
+
+/// Nanoseconds since the Unix epoch: "now" for the traces tests send.
+pub fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

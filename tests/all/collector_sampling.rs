@@ -3,17 +3,10 @@
 //! Jaeger's monitor API and exported on `/metrics`; adaptive sampling turns the root spans it
 //! receives into per-operation strategies served to clients.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use spoor_tests::{http, Daemon};
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
 
 /// One OTLP/JSON span; `status` 2 = ERROR, 0 = UNSET.
 fn span(
@@ -24,7 +17,7 @@ fn span(
     status: u8,
     attrs: Value,
 ) -> Value {
-    let start = now_nanos() - 5_000_000;
+    let start = spoor_tests::now_nanos() - 5_000_000;
     json!({
         "traceId": trace,
         "spanId": id,
@@ -164,7 +157,7 @@ fn span_metrics_answer_the_monitor_api_and_prometheus() {
         ));
     }
     post(&d, "red-svc", spans);
-    let end_ms = now_nanos() / 1_000_000 + 5_000;
+    let end_ms = spoor_tests::now_nanos() / 1_000_000 + 5_000;
     let calls = format!(
         "/api/metrics/calls?service=red-svc&endTs={end_ms}&lookback=120000&step=1000&ratePer=60000"
     );

@@ -111,10 +111,7 @@ fn acknowledged_spans_survive_twenty_kill_9_under_load() {
         "--retention",
         "100000d",
     ];
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = spoor_tests::now_nanos();
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut d = Daemon::start(&args).unwrap();
     let ports = d.ports;
@@ -214,10 +211,7 @@ fn periodic_durability_loses_only_the_last_moments() {
         "--retention",
         "100000d",
     ];
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = spoor_tests::now_nanos();
     let mut d = Daemon::start(&args).unwrap();
     let ports = d.ports;
     let mut worst = Duration::ZERO;

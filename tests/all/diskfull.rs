@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use spoor_tests::{http, metric_value, Daemon, Response};
 
@@ -170,10 +170,7 @@ fn full_disk_refuses_retryably_keeps_data_and_resumes_when_space_returns() {
         "--retention",
         "100000d",
     ];
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = spoor_tests::now_nanos();
     let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
     let d = Daemon::start(&args).unwrap();
     let port = d.ports.http;

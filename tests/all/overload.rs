@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use spoor_core::{Resource, Span, SpanId, TraceId};
 use spoor_tests::{http, metric_value, Daemon};
@@ -79,13 +79,6 @@ fn replace_all(bytes: &mut [u8], from: &[u8], to: &[u8]) {
     }
 }
 
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
 fn soak_secs() -> u64 {
     std::env::var("SPOOR_SOAK_SECS")
         .ok()
@@ -108,7 +101,7 @@ struct Tally {
 impl Tally {
     fn send(&self, port: u16, template: &[u8], trace: String) {
         self.offered.fetch_add(1, Relaxed);
-        let body = request_for(template, &trace, now_nanos());
+        let body = request_for(template, &trace, spoor_tests::now_nanos());
         match http(
             port,
             "POST",

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use spoor_tests::{free_port, http, Daemon, Ports};
 
@@ -187,10 +187,7 @@ fn sender(
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
+        let now = spoor_tests::now_nanos();
         let mut i = 0u64;
         while !stop.load(Relaxed) {
             i += 1;
@@ -539,10 +536,7 @@ fn raw_publish(port: u16, subject: &str, payload: &[u8]) {
 }
 
 fn post_trace(collector: &Daemon, trace: &str) -> u16 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = spoor_tests::now_nanos();
     let body = crate::crash::chain_trace_json("single", trace, SPANS, now, None);
     collector
         .post_otlp(&[("Content-Type", "application/json")], body.as_bytes())
