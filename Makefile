@@ -26,6 +26,8 @@ build: ui
 ## test: formatting, lints, no_std and cross-target builds, unit, conformance and end-to-end tests
 test: tools test-clients lint nostd cross plugins plugins-hostile unit fuzz-regress wasm-test bench-smoke e2e ui-test edge-test
 
+GARAGE_VERSION = 2.5.0
+
 # Rust targets used to prove no_std and the Windows build.
 tools:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
@@ -38,6 +40,11 @@ tools:
 	@command -v openssl >/dev/null && command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl curl >/dev/null; }
 	@# the span-log end-to-end tests start a 3-node JetStream cluster of Debian's nats-server
 	@command -v nats-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null; }
+	@# the object-storage end-to-end tests start a 3-node Garage cluster (S3-compatible; AGPL, run
+	@# as a separate server, never linked): built once from crates.io (~7 min on 2 cores), reused
+	@garage --version 2>/dev/null | grep -q 'cargo:$(GARAGE_VERSION) ' || \
+		$(CARGO) install garage --locked --version $(GARAGE_VERSION) --no-default-features \
+			--features bundled-libs,lmdb --target-dir target/tools/garage
 
 # Real OpenTelemetry clients (Python SDK, JS SDK) for the end-to-end tests, in ignored folders.
 test-clients: $(VENV)/.installed $(CLIENTS)/node_modules/.installed

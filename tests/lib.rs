@@ -590,3 +590,197 @@ pub fn now_nanos() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
 }
+
+/// A 3-node Garage cluster (S3-compatible object storage, the `garage` binary from crates.io;
+/// `make tools` installs it) on free 127.0.0.1 ports, replication factor 3, with bucket
+/// [`Garage::BUCKET`] and one key allowed on it. Nodes can be killed and restarted on the same
+/// ports and data.
+pub struct Garage {
+    /// The S3 API port of each node.
+    pub s3: Vec<u16>,
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    children: Vec<Option<std::process::Child>>,
+}
+
+impl Garage {
+    /// The bucket created at start.
+    pub const BUCKET: &'static str = "spoor";
+    /// The access key id allowed on it.
+    pub const KEY_ID: &'static str = "GK5b00c0ffee5b00c0ffee5b00";
+    /// Its secret.
+    pub const SECRET: &'static str =
+        "5b00c0ffee5b00c0ffee5b00c0ffee5b00c0ffee5b00c0ffee5b00c0ffee5b00";
+    /// The region Garage answers for (its `s3_region`).
+    pub const REGION: &'static str = "garage";
+
+    /// The `garage` binary on PATH or in `~/.cargo/bin`, if installed.
+    pub fn binary() -> Option<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect())
+            .unwrap_or_default();
+        if let Some(home) = std::env::var_os("HOME") {
+            dirs.push(PathBuf::from(home).join(".cargo/bin"));
+        }
+        dirs.into_iter()
+            .map(|d| d.join("garage"))
+            .find(|p| p.is_file())
+    }
+
+    fn config(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("n{i}.toml"))
+    }
+
+    fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = Command::new(&self.bin)
+            .arg("-c")
+            .arg(self.config(0))
+            .args(args)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "garage {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Starts node `i` (again).
+    pub fn start_node(&mut self, i: usize) -> anyhow::Result<()> {
+        let log = std::fs::File::create(self.dir.path().join(format!("n{i}.log")))?;
+        let child = Command::new(&self.bin)
+            .arg("-c")
+            .arg(self.config(i))
+            .arg("server")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        self.children[i] = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.s3[i])).is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "garage node {i} did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs node `i`.
+    pub fn kill_node(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the cluster and waits until the bucket answers.
+    pub fn start() -> anyhow::Result<Garage> {
+        let bin = Self::binary().ok_or_else(|| anyhow::anyhow!("garage is not installed"))?;
+        let dir = tempfile::tempdir()?;
+        let secret: String = (0..32)
+            .map(|i| format!("{:02x}", (i * 37 + 11) as u8))
+            .collect();
+        let mut g = Garage {
+            s3: Vec::new(),
+            bin,
+            dir,
+            children: vec![None, None, None],
+        };
+        let mut rpc = Vec::new();
+        for i in 0..3 {
+            let (s3, r, admin) = (free_port(), free_port(), free_port());
+            g.s3.push(s3);
+            rpc.push(r);
+            let d = g.dir.path().join(format!("n{i}"));
+            std::fs::write(
+                g.config(i),
+                format!(
+                    "metadata_dir = \"{m}\"\ndata_dir = \"{d}\"\ndb_engine = \"lmdb\"\nreplication_factor = 3\n\
+                     rpc_bind_addr = \"127.0.0.1:{r}\"\nrpc_public_addr = \"127.0.0.1:{r}\"\nrpc_secret = \"{secret}\"\n\
+                     [s3_api]\ns3_region = \"{region}\"\napi_bind_addr = \"127.0.0.1:{s3}\"\n\
+                     [admin]\napi_bind_addr = \"127.0.0.1:{admin}\"\n",
+                    m = d.join("meta").display(),
+                    d = d.join("data").display(),
+                    region = Self::REGION,
+                ),
+            )?;
+        }
+        for i in 0..3 {
+            g.start_node(i)?;
+        }
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let out = Command::new(&g.bin)
+                .arg("-c")
+                .arg(g.config(i))
+                .args(["node", "id", "-q"])
+                .output()?;
+            ids.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        }
+        for id in &ids[1..] {
+            g.cli(&["node", "connect", id])?;
+        }
+        for id in &ids {
+            let short = id.split('@').next().unwrap_or_default().to_string();
+            g.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &short])?;
+        }
+        g.cli(&["layout", "apply", "--version", "1"])?;
+        g.cli(&["bucket", "create", Self::BUCKET])?;
+        g.cli(&[
+            "key",
+            "import",
+            "--yes",
+            "-n",
+            "spoor",
+            Self::KEY_ID,
+            Self::SECRET,
+        ])?;
+        g.cli(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            Self::BUCKET,
+            "--key",
+            "spoor",
+        ])?;
+        Ok(g)
+    }
+
+    /// The daemon flags that point at this cluster (node `node`'s S3 port), under `prefix`.
+    pub fn flags(&self, node: usize, prefix: &str) -> Vec<String> {
+        vec![
+            "--object-store.url".into(),
+            format!("s3://{}/{prefix}", Self::BUCKET),
+            "--object-store.endpoint".into(),
+            format!("http://127.0.0.1:{}", self.s3[node]),
+            "--object-store.region".into(),
+            Self::REGION.into(),
+            "--object-store.access-key-id".into(),
+            Self::KEY_ID.into(),
+            "--object-store.secret-access-key".into(),
+            Self::SECRET.into(),
+        ]
+    }
+
+    /// The nodes' logs.
+    pub fn logs(&self) -> String {
+        (0..3)
+            .map(|i| {
+                std::fs::read_to_string(self.dir.path().join(format!("n{i}.log")))
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        for i in 0..3 {
+            self.kill_node(i);
+        }
+    }
+}

@@ -9,6 +9,7 @@ mod diskfull;
 mod garbage;
 mod golden;
 mod jaeger;
+mod objstore;
 mod overload;
 mod plugins;
 mod restart;

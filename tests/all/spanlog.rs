@@ -17,7 +17,7 @@ const PARTITIONS: u32 = 8;
 /// Spans per sent trace.
 const SPANS: u64 = 3;
 
-fn nats_server() -> Option<PathBuf> {
+pub(crate) fn nats_server() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join("nats-server"))
@@ -25,9 +25,9 @@ fn nats_server() -> Option<PathBuf> {
 }
 
 /// One node of the NATS cluster: its ports and store directory outlive restarts.
-struct Node {
+pub(crate) struct Node {
     name: String,
-    client: u16,
+    pub(crate) client: u16,
     cluster: u16,
     monitor: u16,
     dir: PathBuf,
@@ -99,7 +99,7 @@ impl Drop for Node {
     }
 }
 
-fn start_cluster(bin: &Path, dir: &Path) -> Vec<Node> {
+pub(crate) fn start_cluster(bin: &Path, dir: &Path) -> Vec<Node> {
     let clusters: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let mut nodes: Vec<Node> = (0..3)
         .map(|i| {

@@ -351,6 +351,61 @@ pub struct Options {
         value_delimiter = ','
     )]
     pub query_ingesters: Option<Vec<String>>,
+    /// History in S3-compatible object storage: `s3://bucket[/prefix]`. Ingesters (and an
+    /// all-in-one on sled) seal old time partitions into blocks there; query nodes read them
+    /// [default: none].
+    #[arg(long = "object-store.url", env = "SPOOR_OBJECT_STORE_URL")]
+    pub object_store_url: Option<String>,
+    /// Object storage: endpoint of an S3-compatible server, e.g. `http://127.0.0.1:3900`
+    /// [default: AWS S3].
+    #[arg(long = "object-store.endpoint", env = "SPOOR_OBJECT_STORE_ENDPOINT")]
+    pub object_store_endpoint: Option<String>,
+    /// Object storage: region [default: us-east-1].
+    #[arg(long = "object-store.region", env = "SPOOR_OBJECT_STORE_REGION")]
+    pub object_store_region: Option<String>,
+    /// Object storage: access key id [default: AWS_ACCESS_KEY_ID].
+    #[arg(
+        long = "object-store.access-key-id",
+        env = "SPOOR_OBJECT_STORE_ACCESS_KEY_ID"
+    )]
+    pub object_store_access_key_id: Option<String>,
+    /// Object storage: secret access key [default: AWS_SECRET_ACCESS_KEY]; prefer the
+    /// environment variable SPOOR_OBJECT_STORE_SECRET_ACCESS_KEY to a flag.
+    #[arg(
+        long = "object-store.secret-access-key",
+        env = "SPOOR_OBJECT_STORE_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub object_store_secret_access_key: Option<String>,
+    /// Object storage: seal a time partition this long after it ended [default: 10m].
+    #[arg(
+        long = "object-store.seal-after",
+        env = "SPOOR_OBJECT_STORE_SEAL_AFTER"
+    )]
+    pub object_store_seal_after: Option<String>,
+    /// Object storage: keep a sealed partition locally this long after its upload was
+    /// confirmed, so query nodes list the block before the head forgets it; at least twice
+    /// object-store.poll [default: 1m].
+    #[arg(
+        long = "object-store.keep-after-upload",
+        env = "SPOOR_OBJECT_STORE_KEEP_AFTER_UPLOAD"
+    )]
+    pub object_store_keep_after_upload: Option<String>,
+    /// Object storage: how often readers list the blocks and the sealer looks for partitions
+    /// to seal [default: 15s].
+    #[arg(long = "object-store.poll", env = "SPOOR_OBJECT_STORE_POLL")]
+    pub object_store_poll: Option<String>,
+    /// Object storage: this node's name in block ids, unique per ingester [default: the
+    /// ingester's partitions, e.g. `p0-3`; `local` for an all-in-one].
+    #[arg(long = "object-store.node", env = "SPOOR_OBJECT_STORE_NODE")]
+    pub object_store_node: Option<String>,
+    /// Object storage: run the compactor (merges small blocks, deletes blocks past
+    /// retention) on this node; run it on exactly one node [default: false].
+    #[arg(
+        long = "object-store.compaction",
+        env = "SPOOR_OBJECT_STORE_COMPACTION"
+    )]
+    pub object_store_compaction: Option<bool>,
     /// Log format [default: text].
     #[arg(long = "log.format", env = "SPOOR_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -428,6 +483,7 @@ struct FileConfig {
     /// Pipeline plugins, run in order on every accepted batch (`[[plugins]]`).
     plugins: Option<Vec<spoor_plugin_host::PluginSpec>>,
     span_log: Option<FileSpanLog>,
+    object_store: Option<FileObjectStore>,
     ingester: Option<FileIngester>,
     log: Option<FileLog>,
     auth: Option<FileAuth>,
@@ -461,6 +517,22 @@ struct FileSpanLog {
     replicas: Option<usize>,
     max_age: Option<String>,
     max_bytes: Option<i64>,
+}
+
+/// `[object-store]`: history in S3-compatible object storage.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileObjectStore {
+    url: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    seal_after: Option<String>,
+    keep_after_upload: Option<String>,
+    poll: Option<String>,
+    node: Option<String>,
+    compaction: Option<bool>,
 }
 
 /// `[ingester]`: what the ingester role consumes.
@@ -717,6 +789,8 @@ pub struct Settings {
     pub ingester_partitions: Option<Vec<u32>>,
     /// Query role: the ingesters to fan out to (empty: a local store).
     pub query_ingesters: Vec<String>,
+    /// History in object storage (`None`: not configured).
+    pub object_store: Option<crate::objstore::ObjectStoreSettings>,
     /// Whether `storage` or `data-dir` was set (flag, variable or file), not defaulted.
     pub storage_given: bool,
     /// Log format.
@@ -911,6 +985,19 @@ impl Settings {
                     })?)
                 }
             };
+        let object_store = match opts
+            .object_store_url
+            .clone()
+            .or(file.object_store.as_ref().and_then(|o| o.url.clone()))
+        {
+            None => None,
+            Some(url) => Some(object_store_settings(
+                opts,
+                url,
+                file.object_store.take().unwrap_or_default(),
+                ingester_partitions.as_deref(),
+            )?),
+        };
         let storage_given = opts.storage.is_some()
             || file.storage.is_some()
             || opts.data_dir.is_some()
@@ -1243,6 +1330,7 @@ impl Settings {
             span_log,
             ingester_partitions,
             query_ingesters,
+            object_store,
             storage_given,
             log_format: opts.log_format.or(log.format).unwrap_or(LogFormat::Text),
             log_level: opts
@@ -1403,6 +1491,99 @@ fn span_log_settings(
         replicas,
         max_age,
         max_bytes,
+    })
+}
+
+/// Validates the `object-store.*` settings (flags over the `[object-store]` table).
+fn object_store_settings(
+    opts: &Options,
+    url: String,
+    file: FileObjectStore,
+    partitions: Option<&[u32]>,
+) -> anyhow::Result<crate::objstore::ObjectStoreSettings> {
+    spoor_objstore::parse_url(&url).map_err(|e| anyhow::anyhow!(e))?;
+    let endpoint = opts.object_store_endpoint.clone().or(file.endpoint);
+    if let Some(e) = &endpoint {
+        if !(e.starts_with("http://") || e.starts_with("https://")) || e.len() <= "http://".len() {
+            bail!("invalid object-store.endpoint {e:?}: expected http(s)://host:port");
+        }
+    }
+    let poll = parse_duration_setting(
+        "object-store.poll",
+        opts.object_store_poll.clone().or(file.poll),
+        "15s",
+    )?;
+    if poll.is_zero() {
+        bail!("object-store.poll must be more than 0");
+    }
+    let keep = parse_duration_setting(
+        "object-store.keep-after-upload",
+        opts.object_store_keep_after_upload
+            .clone()
+            .or(file.keep_after_upload),
+        "1m",
+    )?;
+    let node = match opts.object_store_node.clone().or(file.node) {
+        Some(n) => n,
+        None => match partitions {
+            Some(p) if !p.is_empty() => {
+                let lo = p.iter().min().copied().unwrap_or(0);
+                let hi = p.iter().max().copied().unwrap_or(0);
+                if p.len() as u32 == hi - lo + 1 {
+                    format!("p{lo}-{hi}")
+                } else {
+                    format!(
+                        "p{}",
+                        p.iter()
+                            .map(|x| x.to_string())
+                            .collect::<Vec<_>>()
+                            .join("_")
+                    )
+                }
+            }
+            _ => "local".to_string(),
+        },
+    };
+    if node.is_empty()
+        || node.len() > 64
+        || node == "compacted"
+        || !node
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("invalid object-store.node {node:?}: 1-64 letters, digits, '-' and '_' (not \"compacted\")");
+    }
+    Ok(crate::objstore::ObjectStoreSettings {
+        s3: spoor_objstore::S3Settings {
+            url,
+            endpoint,
+            region: opts
+                .object_store_region
+                .clone()
+                .or(file.region)
+                .unwrap_or_else(|| "us-east-1".to_string()),
+            access_key_id: opts
+                .object_store_access_key_id
+                .clone()
+                .or(file.access_key_id),
+            secret_access_key: opts
+                .object_store_secret_access_key
+                .clone()
+                .or(file.secret_access_key),
+            timeout: Duration::from_secs(30),
+        },
+        seal_after: parse_duration_setting(
+            "object-store.seal-after",
+            opts.object_store_seal_after.clone().or(file.seal_after),
+            "10m",
+        )?,
+        keep_after_upload: keep,
+        poll,
+        node,
+        compaction: opts
+            .object_store_compaction
+            .or(file.compaction)
+            .unwrap_or(false),
     })
 }
 

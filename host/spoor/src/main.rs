@@ -27,6 +27,7 @@ mod ingest;
 mod logging;
 mod memlimit;
 mod metrics;
+mod objstore;
 mod pipeline;
 mod plugin_cli;
 mod receivers;
@@ -122,11 +123,17 @@ fn main() -> ExitCode {
 
 fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn TraceStore>> {
     Ok(match settings.storage {
+        StorageKind::Sled => open_sled(settings)?,
         StorageKind::Memory => Arc::new(spoor_store::memory::MemoryStore::new(
             settings.memory_max_traces,
         )),
         StorageKind::Blackhole => Arc::new(spoor_store::blackhole::BlackholeStore::default()),
-        StorageKind::Sled => {
+    })
+}
+
+fn open_sled(settings: &Settings) -> anyhow::Result<Arc<SledStore>> {
+    {
+        {
             let cfg = SledConfig {
                 path: settings.data_dir.clone(),
                 retention: settings.retention,
@@ -152,9 +159,9 @@ fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn TraceStore>> {
                     settings.data_dir.display()
                 )
             })?;
-            Arc::new(store)
+            Ok(Arc::new(store))
         }
-    })
+    }
 }
 
 async fn shutdown_signal() {
@@ -239,6 +246,30 @@ fn check_role(role: Role, settings: &mut Settings) -> anyhow::Result<()> {
         anyhow::bail!(
             "bearer tokens and multi-tenancy do not work with --span-log or --query.ingesters yet (the span log has no tenant partitions): run the span-log roles without them"
         );
+    }
+    if settings.object_store.is_some() {
+        if settings.auth.is_some() {
+            anyhow::bail!(
+                "object storage does not work with bearer tokens or multi-tenancy yet (blocks have no tenant prefix): run it without them"
+            );
+        }
+        match role {
+            Role::Collector | Role::Agent => anyhow::bail!(
+                "--object-store.url is for the ingester, query and all-in-one roles: the {} stores nothing itself",
+                role.name()
+            ),
+            Role::AllInOne | Role::Ingester if settings.storage != StorageKind::Sled => {
+                anyhow::bail!(
+                    "sealing to object storage needs the sled head: use --storage sled, not {}",
+                    format!("{:?}", settings.storage).to_lowercase()
+                )
+            }
+            Role::Query if settings.storage_given => anyhow::bail!(
+                "a query node with object storage reads the blocks and --query.ingesters, no local store: drop --storage/--data-dir"
+            ),
+            Role::Query => return Ok(()),
+            _ => {}
+        }
     }
     match role {
         Role::Ingester if settings.span_log.is_none() => anyhow::bail!(
@@ -382,6 +413,10 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         metrics.span_log.enabled.store(true, Relaxed);
     }
     let mut span_log_store = None;
+    let mut sealed_sled: Option<(Arc<SledStore>, spoor_objstore::Bucket)> = None;
+    if settings.object_store.is_some() {
+        metrics.object_store.enabled.store(true, Relaxed);
+    }
     let backing = if let Some(auth) = settings.auth.clone() {
         let auth = auth::Auth::new(auth).map_err(|e| anyhow::anyhow!(e))?;
         let factory = stack_factory(
@@ -405,6 +440,39 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         let s = Arc::new(spanlog::SpanLogStore::new(js.clone(), cfg, metrics.clone()));
         span_log_store = Some(s.clone());
         Backing::Single(s)
+    } else if let (Some(os), Role::Query) = (&settings.object_store, role) {
+        // a query node: blocks in object storage over the live ingesters' heads (if any)
+        let head: Option<Arc<dyn TraceStore>> = if settings.query_ingesters.is_empty() {
+            None
+        } else {
+            Some(Arc::new(remote::IngestersStore::new(
+                settings.query_ingesters.clone(),
+                Duration::from_secs(10),
+                metrics.span_log.query_ingester_errors.clone(),
+            )?))
+        };
+        let blocks = objstore::block_store(objstore::bucket(os)?, os);
+        Backing::Single(Arc::new(spoor_objstore::TieredStore::new(
+            head, blocks, false,
+        )))
+    } else if let (Some(os), Role::AllInOne | Role::Ingester) = (&settings.object_store, role) {
+        let s = settings.clone();
+        let sled = tokio::task::spawn_blocking(move || open_sled(&s))
+            .await
+            .context("storage open panicked")??;
+        let bucket = objstore::bucket(os)?;
+        sealed_sled = Some((sled.clone(), bucket.clone()));
+        if role == Role::Ingester {
+            // the ingester serves its head; query nodes read the blocks themselves
+            Backing::Single(sled)
+        } else {
+            let blocks = objstore::block_store(bucket, os);
+            Backing::Single(Arc::new(spoor_objstore::TieredStore::new(
+                Some(sled),
+                blocks,
+                true,
+            )))
+        }
     } else if !settings.query_ingesters.is_empty() {
         Backing::Single(Arc::new(remote::IngestersStore::new(
             settings.query_ingesters.clone(),
@@ -438,7 +506,10 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
             tracing::info!(span_log = ?settings.span_log, "publishing to the span log")
         }
         (_, Backing::Single(_)) if !settings.query_ingesters.is_empty() => {
-            tracing::info!(ingesters = ?settings.query_ingesters, "querying ingesters")
+            tracing::info!(ingesters = ?settings.query_ingesters, object_store = ?settings.object_store.as_ref().map(|o| &o.s3.url), "querying ingesters")
+        }
+        (Role::Query, Backing::Single(_)) if settings.object_store.is_some() => {
+            tracing::info!(object_store = ?settings.object_store.as_ref().map(|o| &o.s3.url), "querying object storage")
         }
         (_, Backing::Single(_)) => {
             tracing::info!(storage = ?settings.storage, data_dir = %settings.data_dir.display(), "storage open")
@@ -621,6 +692,31 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         ))
     });
 
+    let (stop_objstore, objstore_rx) = watch::channel(false);
+    let mut objstore_tasks = Vec::new();
+    if let Some(os) = &settings.object_store {
+        if let Some((sled, bucket)) = &sealed_sled {
+            objstore_tasks.push(objstore::spawn_sealer(
+                sled.clone(),
+                bucket.clone(),
+                os,
+                metrics.clone(),
+                objstore_rx.clone(),
+            ));
+            tracing::info!(url = %os.s3.url, node = %os.node, seal_after = ?os.seal_after, "sealing old partitions to object storage");
+        }
+        if os.compaction {
+            objstore_tasks.push(objstore::spawn_compactor(
+                objstore::bucket(os)?,
+                os,
+                settings.retention,
+                metrics.clone(),
+                objstore_rx.clone(),
+            ));
+            tracing::info!(url = %os.s3.url, retention = ?settings.retention, "compacting object storage");
+        }
+    }
+
     ready.store(true, Relaxed);
     tracing::info!(
         role = role.name(),
@@ -668,6 +764,15 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
             if let Some(p) = &stack.pipeline {
                 p.shutdown().await;
             }
+        }
+    }
+    let _ = stop_objstore.send(true);
+    for t in objstore_tasks {
+        if tokio::time::timeout(Duration::from_secs(30), t)
+            .await
+            .is_err()
+        {
+            tracing::warn!("an object-storage upload did not finish within 30s; it is redone at the next start");
         }
     }
     if let Some(t) = tokens_reload {

@@ -107,6 +107,8 @@ pub struct Metrics {
     pub plugin_spans_dropped: AtomicU64,
     /// The span log's counters (rendered only in the roles that use it).
     pub span_log: crate::spanlog::SpanLogMetrics,
+    /// Object storage's counters (rendered only where it is configured).
+    pub object_store: crate::objstore::ObjectStoreMetrics,
 }
 
 /// The tail sampler's counters and gauges, copied from [`TailStats`] after each step.
@@ -511,6 +513,7 @@ impl Metrics {
         self.spans.render(&mut out);
         self.render_plugins(&mut out);
         self.span_log.render(&mut out);
+        self.object_store.render(&mut out);
         out
     }
 

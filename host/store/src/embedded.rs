@@ -143,7 +143,7 @@ use crate::{match_key, merge_links, StoreError, StoreResult, StoreStats, TraceSt
 
 mod blockfile;
 mod red;
-mod tracefilter;
+pub mod tracefilter;
 
 use blockfile::{BlockFile, BlockRef, DirtyFiles, FileKind};
 use tracefilter::TraceFilter;
@@ -733,6 +733,129 @@ impl SledStore {
             }
         }
         Ok(RwLockWriteGuard::downgrade(write))
+    }
+
+    /// Drops partition `p`: its trees, its block and index files and its trace filters. The
+    /// caller holds the partitions write lock, so no write is in flight into it.
+    fn drop_partition(&self, parts: &mut BTreeMap<u64, Partition>, p: u64) -> StoreResult<()> {
+        for suffix in ["blk", "dir", "svc", "hed"] {
+            self.db.drop_tree(format!("p{p}.{suffix}")).map_err(io)?;
+        }
+        if let Some(part) = parts.remove(&p) {
+            let freed = part.index.read().bytes();
+            self.filter_bytes.fetch_sub(freed, Ordering::Relaxed);
+        }
+        for (ext, what) in [("blk", "block"), ("idx", "index")] {
+            let path = self.blocks_dir.join(format!("p{p}.{ext}"));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StoreError::Io(format!(
+                        "cannot delete {what} file {}: {e}",
+                        path.display()
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Length of one time partition in nanoseconds (partition `p` covers
+    /// `[p * len, (p + 1) * len)`).
+    pub fn partition_nanos(&self) -> u64 {
+        self.partition_nanos
+    }
+
+    /// The live partitions, oldest first.
+    pub fn partition_numbers(&self) -> Vec<u64> {
+        self.partitions.read().keys().copied().collect()
+    }
+
+    /// Sealing (object storage, `spoor-objstore`): the highest block sequence number of
+    /// partition `p` already uploaded and when that upload was confirmed (nanoseconds since the
+    /// epoch), or `None` if nothing of `p` was uploaded. Kept in the `sealed` tree across
+    /// restarts and after the partition is dropped, so late spans that recreate `p` get higher
+    /// numbers and are uploaded as a block of their own.
+    pub fn sealed_through(&self, p: u64) -> StoreResult<Option<(u64, u64)>> {
+        let tree = self.db.open_tree("sealed").map_err(io)?;
+        Ok(tree
+            .get(p.to_be_bytes())
+            .map_err(io)?
+            .and_then(|v| Some((be_u64(&v)?, be_u64(v.get(8..)?)?))))
+    }
+
+    /// Records that the blocks of partition `p` up to sequence `seq` are uploaded and the upload
+    /// was confirmed at `at_nanos`; durable when this returns.
+    pub fn mark_sealed(&self, p: u64, seq: u64, at_nanos: u64) -> StoreResult<()> {
+        let tree = self.db.open_tree("sealed").map_err(io)?;
+        let mut v = seq.to_be_bytes().to_vec();
+        v.extend_from_slice(&at_nanos.to_be_bytes());
+        tree.insert(p.to_be_bytes(), v).map_err(io)?;
+        self.db.flush().map_err(io)?;
+        Ok(())
+    }
+
+    /// The blocks of partition `p` with a sequence number above `after` (all blocks for
+    /// `None`), each with every span it holds, in sequence order. A block that cannot be read
+    /// fails the call with its location: sealing must never upload a partial partition and then
+    /// drop the rest.
+    pub fn partition_blocks(
+        &self,
+        p: u64,
+        after: Option<u64>,
+    ) -> StoreResult<Vec<(u64, Vec<Span>)>> {
+        let Some(part) = self.partitions.read().get(&p).cloned() else {
+            return Ok(Vec::new());
+        };
+        let from = after.map_or(0, |a| a.saturating_add(1));
+        if after == Some(u64::MAX) {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for item in part.blk.range(from.to_be_bytes()..) {
+            let (k, _) = item.map_err(io)?;
+            let Some(seq) = be_u64(&k) else { continue };
+            let frames = self.frames(p, &part, seq)?.unwrap_or_default();
+            let mut spans = Vec::new();
+            for (i, f) in frames.iter().enumerate() {
+                let raw = self.frame(p, seq, &part, i, f.at)?;
+                let reader = BlockReader::open(&raw).map_err(|e| StoreError::Corrupt {
+                    location: format!("partition {p}, block {seq}, frame {i}"),
+                    detail: e.to_string(),
+                })?;
+                spans.extend(reader.decode_all().map_err(|e| StoreError::Corrupt {
+                    location: format!("partition {p}, block {seq}, frame {i}"),
+                    detail: e.to_string(),
+                })?);
+            }
+            out.push((seq, spans));
+        }
+        Ok(out)
+    }
+
+    /// Drops partition `p` if it holds no block above `sealed_seq` (everything in it was
+    /// uploaded); returns whether it was dropped. Checked and dropped under the partitions write
+    /// lock, which every write holds for reading, so a span written concurrently is either in a
+    /// block this check sees (and the partition stays) or creates the partition afresh after.
+    pub fn drop_if_sealed(&self, p: u64, sealed_seq: u64) -> StoreResult<bool> {
+        let mut parts = self.partitions.write();
+        let Some(part) = parts.get(&p) else {
+            return Ok(false);
+        };
+        let newer = sealed_seq
+            .checked_add(1)
+            .map(|from| part.blk.range(from.to_be_bytes()..).next().is_some())
+            .unwrap_or(false);
+        if newer {
+            return Ok(false);
+        }
+        self.drop_partition(&mut parts, p)?;
+        drop(parts);
+        let mut cache = self.cache.lock();
+        cache.entries.retain(|((q, _, _), _)| *q != p);
+        cache.bytes = cache.entries.iter().map(|(_, b)| b.len()).sum();
+        Ok(true)
     }
 
     fn live_partitions(&self) -> Vec<(u64, Partition)> {
@@ -2082,26 +2205,7 @@ impl TraceStore for SledStore {
             })
             .collect();
         for p in &old {
-            for suffix in ["blk", "dir", "svc", "hed"] {
-                self.db.drop_tree(format!("p{p}.{suffix}")).map_err(io)?;
-            }
-            if let Some(part) = parts.remove(p) {
-                let freed = part.index.read().bytes();
-                self.filter_bytes.fetch_sub(freed, Ordering::Relaxed);
-            }
-            for (ext, what) in [("blk", "block"), ("idx", "index")] {
-                let path = self.blocks_dir.join(format!("p{p}.{ext}"));
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(StoreError::Io(format!(
-                            "cannot delete {what} file {}: {e}",
-                            path.display()
-                        )))
-                    }
-                }
-            }
+            self.drop_partition(&mut parts, *p)?;
         }
         drop(parts);
         let n = old.len() as u64;

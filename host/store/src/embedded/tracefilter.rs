@@ -20,7 +20,7 @@ const SALT: [u32; 8] = [
 ];
 
 /// A filter of the trace ids of one block. Never says "no" for an id it was built with.
-pub(super) struct TraceFilter {
+pub struct TraceFilter {
     buckets: Box<[[u32; 8]]>,
 }
 
@@ -41,7 +41,7 @@ fn mask(h: u64) -> [u32; 8] {
 
 impl TraceFilter {
     /// A filter holding `ids` (duplicates are harmless).
-    pub(super) fn new(ids: &[TraceId]) -> Self {
+    pub fn new(ids: &[TraceId]) -> Self {
         let n = (ids.len() * BITS_PER_TRACE).div_ceil(256).max(1);
         let mut buckets = vec![[0u32; 8]; n].into_boxed_slice();
         for id in ids {
@@ -59,7 +59,7 @@ impl TraceFilter {
     }
 
     /// Whether `id` may be in the block (false positives about 0.1 %, no false negatives).
-    pub(super) fn may_contain(&self, id: TraceId) -> bool {
+    pub fn may_contain(&self, id: TraceId) -> bool {
         let h = hash(id);
         let bucket = &self.buckets[Self::bucket(h, self.buckets.len())];
         bucket
@@ -68,8 +68,26 @@ impl TraceFilter {
             .all(|(word, bit)| word & bit != 0)
     }
 
+    /// The filter's words, bucket by bucket, to store it (`from_words` reads them back).
+    pub fn words(&self) -> Vec<u32> {
+        self.buckets.iter().flatten().copied().collect()
+    }
+
+    /// A filter from [`TraceFilter::words`]; `None` unless the length is a whole, non-zero
+    /// number of buckets.
+    pub fn from_words(words: &[u32]) -> Option<Self> {
+        if words.is_empty() || words.len() % 8 != 0 {
+            return None;
+        }
+        let buckets = words
+            .chunks_exact(8)
+            .map(|c| <[u32; 8]>::try_from(c).unwrap_or_default())
+            .collect();
+        Some(TraceFilter { buckets })
+    }
+
     /// Heap bytes held.
-    pub(super) fn bytes(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         self.buckets.len() * 32
     }
 }

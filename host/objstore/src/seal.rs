@@ -1,0 +1,223 @@
+//! The sealer (runs in every ingester, and in an all-in-one with object storage) and the
+//! compactor (runs on one node).
+//!
+//! # Sealing
+//! A time partition of the sled head is sealed once it ended `seal_after` ago: the blocks of
+//! the partition not yet uploaded (sequence numbers above the recorded one) are read, built into
+//! one object block named `<partition start, s>-<node>-<last sequence, hex>`, uploaded (data,
+//! then index) and confirmed by reading the sizes back; only then is the last sequence recorded
+//! durably in sled (`SledStore::mark_sealed`). The partition is dropped locally at a later round
+//! at least `keep_after_upload` after the confirmation (so query nodes have listed the new block
+//! before the head stops answering for it) and only if no span arrived in it since
+//! (`SledStore::drop_if_sealed`, checked under the store's partitions lock). Late spans for a
+//! sealed partition land in new sled blocks with higher sequence numbers and are sealed as a
+//! block of their own. A crash between upload and record re-uploads the same blocks under the
+//! same name (an overwrite), so nothing is lost or doubled.
+//!
+//! # Compaction and retention
+//! Blocks of the same partition start (from any node) are merged into one when there are at
+//! least two and together they hold at most `max_spans`; the merged block lists the inputs in
+//! `replaces`, so readers ignore the inputs as soon as it exists, and the inputs are deleted
+//! after it was confirmed. Retention deletes whole blocks whose latest span started before the
+//! cutoff (index first).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use spoor_store::embedded::SledStore;
+use spoor_store::{StoreError, StoreResult};
+
+use crate::block;
+use crate::store::Bucket;
+
+/// Settings of the sealer.
+#[derive(Clone, Debug)]
+pub struct SealConfig {
+    /// This node's name in block ids (letters, digits, '-', '_'; unique per ingester).
+    pub node: String,
+    /// Seal a partition this long after its end.
+    pub seal_after: Duration,
+    /// Keep a sealed partition locally this long after its upload was confirmed.
+    pub keep_after_upload: Duration,
+}
+
+/// What one sealing round did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SealReport {
+    /// Blocks uploaded.
+    pub uploaded: u64,
+    /// Spans in them.
+    pub spans: u64,
+    /// Bytes uploaded (data and index).
+    pub bytes: u64,
+    /// Local partitions dropped after their upload.
+    pub dropped: u64,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// One sealing round at `now_nanos`. Sled work runs on blocking threads.
+pub async fn seal_once(
+    sled: &Arc<SledStore>,
+    bucket: &Bucket,
+    cfg: &SealConfig,
+    now_nanos: u64,
+) -> StoreResult<SealReport> {
+    let mut report = SealReport::default();
+    let len = sled.partition_nanos();
+    let parts = sled.partition_numbers();
+    for p in parts {
+        let end = p.saturating_add(1).saturating_mul(len);
+        if end.saturating_add(nanos(cfg.seal_after)) > now_nanos {
+            continue;
+        }
+        let s = sled.clone();
+        let sealed = blocking(move || s.sealed_through(p)).await?;
+        let s = sled.clone();
+        let after = sealed.map(|(seq, _)| seq);
+        let blocks = blocking(move || s.partition_blocks(p, after)).await?;
+        if blocks.is_empty() {
+            if let Some((seq, at)) = sealed {
+                if at.saturating_add(nanos(cfg.keep_after_upload)) <= now_nanos {
+                    let s = sled.clone();
+                    if blocking(move || s.drop_if_sealed(p, seq)).await? {
+                        report.dropped += 1;
+                        tracing::info!(partition = p, "sealed partition dropped locally");
+                    }
+                }
+            }
+            continue;
+        }
+        let last = blocks.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
+        let spans: Vec<_> = blocks.into_iter().flat_map(|(_, s)| s).collect();
+        let n = spans.len() as u64;
+        let id = format!(
+            "{:012}-{}-{last:016x}",
+            (p.saturating_mul(len)) / 1_000_000_000,
+            cfg.node
+        );
+        let built = tokio::task::spawn_blocking(move || block::build(&id, spans, Vec::new(), end))
+            .await
+            .map_err(|e| StoreError::Io(format!("block build failed: {e}")))??;
+        bucket.upload(&built).await?;
+        let s = sled.clone();
+        blocking(move || s.mark_sealed(p, last, now_nanos)).await?;
+        report.uploaded += 1;
+        report.spans += n;
+        report.bytes += (built.data.len() + built.index.len()) as u64;
+        tracing::info!(partition = p, block = %built.head.id, spans = n, bytes = built.data.len() + built.index.len(), "partition sealed to object storage");
+    }
+    Ok(report)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> StoreResult<T> + Send + 'static,
+) -> StoreResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Io(format!("storage task failed: {e}")))?
+}
+
+/// Settings of the compactor.
+#[derive(Clone, Debug)]
+pub struct CompactConfig {
+    /// Merge blocks of one partition start while together they hold at most this many spans.
+    pub max_spans: u64,
+    /// Delete blocks whose time partition ended longer ago than this.
+    pub retention: Duration,
+}
+
+/// What one compaction round did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Merged blocks written.
+    pub merged: u64,
+    /// Input blocks deleted after a merge.
+    pub inputs_deleted: u64,
+    /// Blocks deleted by retention.
+    pub expired: u64,
+}
+
+/// One compaction and retention round at `now_nanos`.
+pub async fn compact_once(
+    bucket: &Bucket,
+    cfg: &CompactConfig,
+    now_nanos: u64,
+) -> StoreResult<CompactReport> {
+    let mut report = CompactReport::default();
+    let cutoff = now_nanos.saturating_sub(nanos(cfg.retention));
+    let mut heads = Vec::new();
+    for (id, _) in bucket.list_blocks().await? {
+        match bucket.read_head(&id).await {
+            Ok((h, _)) => heads.push(h),
+            Err(e) => {
+                tracing::warn!(block = %id, error = %e, "compactor skips an unreadable block")
+            }
+        }
+    }
+    let replaced: std::collections::HashSet<String> = heads
+        .iter()
+        .flat_map(|h| h.replaces.iter().cloned())
+        .collect();
+    // inputs of a merge that were not deleted yet (a crash between merge and delete)
+    for id in &replaced {
+        if heads.iter().any(|h| &h.id == id) {
+            bucket.delete(id).await?;
+            report.inputs_deleted += 1;
+        }
+    }
+    heads.retain(|h| !replaced.contains(&h.id));
+    for h in heads.iter().filter(|h| h.window_end <= cutoff) {
+        bucket.delete(&h.id).await?;
+        report.expired += 1;
+    }
+    heads.retain(|h| h.window_end > cutoff);
+    let mut groups: std::collections::BTreeMap<String, Vec<block::BlockHead>> = Default::default();
+    for h in heads {
+        let start = h.id.split('-').next().unwrap_or("").to_owned();
+        groups.entry(start).or_default().push(h);
+    }
+    for (start, mut group) in groups {
+        group.sort_by_key(|h| h.spans);
+        let mut take = Vec::new();
+        let mut total = 0u64;
+        for h in group {
+            if total + h.spans > cfg.max_spans && !take.is_empty() {
+                break;
+            }
+            total += h.spans;
+            take.push(h);
+        }
+        if take.len() < 2 {
+            continue;
+        }
+        let mut spans = Vec::with_capacity(total as usize);
+        for h in &take {
+            let (_, s) = bucket.read_all(&h.id).await?;
+            spans.extend(s);
+        }
+        let mut ids: Vec<String> = take.iter().map(|h| h.id.clone()).collect();
+        ids.sort();
+        let mut fnv: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in ids.iter().flat_map(|i| i.bytes().chain([0])) {
+            fnv = (fnv ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let id = format!("{start}-compacted-{fnv:016x}");
+        let inputs = ids.clone();
+        let window_end = take.iter().map(|h| h.window_end).max().unwrap_or(0);
+        let built =
+            tokio::task::spawn_blocking(move || block::build(&id, spans, inputs, window_end))
+                .await
+                .map_err(|e| StoreError::Io(format!("block build failed: {e}")))??;
+        bucket.upload(&built).await?;
+        report.merged += 1;
+        for id in &ids {
+            bucket.delete(id).await?;
+            report.inputs_deleted += 1;
+        }
+        tracing::info!(block = %built.head.id, inputs = ids.len(), spans = total, "blocks compacted");
+    }
+    Ok(report)
+}

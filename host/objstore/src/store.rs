@@ -1,0 +1,806 @@
+//! [`BlockStore`]: the read side of object storage, a read-only [`TraceStore`] over the blocks
+//! under a prefix; and [`TieredStore`]: a head store (sled, or live ingesters) merged with it.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parking_lot::{Mutex, RwLock};
+use spoor_core::red::RedPoint;
+use spoor_core::{DependencyLink, Operation, Span, SpanKind, Trace, TraceId, TraceQuery};
+use spoor_store::embedded::tracefilter::TraceFilter;
+use spoor_store::{match_key, rank, StoreError, StoreResult, StoreStats, TraceStore};
+use tokio::runtime::Handle;
+
+use crate::block::{self, BlockBody, BlockHead, FrameRef};
+
+/// Decoded block bodies kept per query node (most recently used).
+const BODY_CACHE: usize = 64;
+/// Decompressed frames kept, in bytes.
+const FRAME_CACHE_BYTES: usize = 64 << 20;
+
+/// Where the blocks live: a store and a prefix (`<prefix>/blocks/<id>.{data,index}`).
+#[derive(Clone, Debug)]
+pub struct Bucket {
+    /// The object store.
+    pub store: Arc<dyn ObjectStore>,
+    /// Prefix of every object name (may be empty).
+    pub prefix: String,
+}
+
+impl Bucket {
+    fn path(&self, name: &str) -> Path {
+        if self.prefix.is_empty() {
+            Path::from(name)
+        } else {
+            Path::from(format!("{}/{name}", self.prefix))
+        }
+    }
+
+    /// The data object of block `id`.
+    pub fn data_path(&self, id: &str) -> Path {
+        self.path(&format!("blocks/{id}.data"))
+    }
+
+    /// The index object of block `id`.
+    pub fn index_path(&self, id: &str) -> Path {
+        self.path(&format!("blocks/{id}.index"))
+    }
+
+    /// The ids of every block whose index exists, with the index size.
+    pub async fn list_blocks(&self) -> StoreResult<Vec<(String, u64)>> {
+        let dir = self.path("blocks");
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|e| os_err("list", &dir, e))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let name = m.location.filename()?.strip_suffix(".index")?.to_owned();
+                Some((name, m.size))
+            })
+            .collect())
+    }
+
+    /// Uploads a built block (data, then index) and confirms both by reading their sizes back.
+    pub async fn upload(&self, b: &block::BuiltBlock) -> StoreResult<()> {
+        let data = self.data_path(&b.head.id);
+        let index = self.index_path(&b.head.id);
+        self.store
+            .put(&data, b.data.clone().into())
+            .await
+            .map_err(|e| os_err("upload", &data, e))?;
+        self.store
+            .put(&index, b.index.clone().into())
+            .await
+            .map_err(|e| os_err("upload", &index, e))?;
+        for (p, len) in [(&data, b.data.len()), (&index, b.index.len())] {
+            let meta = self
+                .store
+                .head(p)
+                .await
+                .map_err(|e| os_err("confirm", p, e))?;
+            if meta.size != len as u64 {
+                return Err(StoreError::Io(format!(
+                    "object storage holds {} bytes at {p}, {len} were uploaded",
+                    meta.size
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes block `id`: the index first, so readers stop seeing it before its data goes.
+    pub async fn delete(&self, id: &str) -> StoreResult<()> {
+        for p in [self.index_path(id), self.data_path(id)] {
+            match self.store.delete(&p).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(os_err("delete", &p, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole object at `p`.
+    async fn get(&self, p: &Path) -> StoreResult<bytes::Bytes> {
+        let got = self.store.get(p).await.map_err(|e| os_err("read", p, e))?;
+        got.bytes().await.map_err(|e| os_err("read", p, e))
+    }
+
+    /// Reads the head and body of block `id` (the whole index object).
+    pub async fn read_head(&self, id: &str) -> StoreResult<(BlockHead, BlockBody)> {
+        let p = self.index_path(id);
+        let bytes = self.get(&p).await?;
+        let (head, at) = block::decode_head(&bytes, p.as_ref())?;
+        let body = block::decode_body(&bytes[at..], &head, p.as_ref())?;
+        Ok((head, body))
+    }
+
+    /// Every span of block `id` (compaction).
+    pub async fn read_all(&self, id: &str) -> StoreResult<(BlockHead, Vec<Span>)> {
+        let (head, body) = self.read_head(id).await?;
+        let p = self.data_path(id);
+        let data = self.get(&p).await?;
+        let mut spans = Vec::with_capacity(head.spans as usize);
+        for (i, f) in body.frames.iter().enumerate() {
+            let bytes = frame_slice(&data, *f)
+                .ok_or_else(|| corrupt(&p, format!("frame {i} runs past the object")))?;
+            spans.extend(block::decode_frame(
+                bytes,
+                *f,
+                None,
+                &format!("{p}, frame {i}"),
+            )?);
+        }
+        Ok((head, spans))
+    }
+}
+
+fn frame_slice(data: &[u8], f: FrameRef) -> Option<&[u8]> {
+    let from = usize::try_from(f.offset).ok()?;
+    data.get(from..from.checked_add(f.len as usize)?)
+}
+
+fn corrupt(p: &Path, detail: String) -> StoreError {
+    StoreError::Corrupt {
+        location: p.to_string(),
+        detail,
+    }
+}
+
+/// An object-store error as a store error naming the operation and the object.
+pub fn os_err(what: &str, p: &Path, e: object_store::Error) -> StoreError {
+    StoreError::Io(format!("object storage: cannot {what} {p}: {e}"))
+}
+
+/// Decoded frames by (block, frame), with their raw sizes; the total in front.
+type FrameCache = (usize, VecDeque<((String, u32), usize, Arc<Vec<Span>>)>);
+
+struct Known {
+    head: Arc<BlockHead>,
+    filter: TraceFilter,
+    index_bytes: u64,
+}
+
+#[derive(Default)]
+struct State {
+    blocks: BTreeMap<String, Arc<Known>>,
+    /// Ids replaced by another known block (compaction): never read.
+    replaced: HashSet<String>,
+    refreshed: Option<Instant>,
+}
+
+impl State {
+    fn visible(&self) -> Vec<Arc<Known>> {
+        self.blocks
+            .iter()
+            .filter(|(id, _)| !self.replaced.contains(*id))
+            .map(|(_, k)| k.clone())
+            .collect()
+    }
+}
+
+/// Settings of a [`BlockStore`].
+#[derive(Clone, Debug)]
+pub struct BlockStoreConfig {
+    /// How old the list of blocks may be before a read lists the bucket again.
+    pub poll: Duration,
+}
+
+/// A read-only [`TraceStore`] over the blocks in a bucket. Blocks are listed at most every
+/// `poll`; heads stay in memory, bodies and frames are cached (bounded). Methods block on
+/// object-storage requests through the tokio runtime `rt`, so call them off the runtime (as
+/// the [`TraceStore`] contract says, `spawn_blocking`).
+pub struct BlockStore {
+    bucket: Bucket,
+    rt: Handle,
+    cfg: BlockStoreConfig,
+    state: RwLock<State>,
+    refresh_lock: Mutex<()>,
+    bodies: Mutex<VecDeque<(String, Arc<BlockBody>)>>,
+    frames: Mutex<FrameCache>,
+    errors: std::sync::atomic::AtomicU64,
+    expired: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for BlockStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockStore")
+            .field("prefix", &self.bucket.prefix)
+            .finish()
+    }
+}
+
+impl BlockStore {
+    /// A store over `bucket`, doing its requests on `rt`.
+    pub fn new(bucket: Bucket, rt: Handle, cfg: BlockStoreConfig) -> Self {
+        BlockStore {
+            bucket,
+            rt,
+            cfg,
+            state: RwLock::new(State::default()),
+            refresh_lock: Mutex::new(()),
+            bodies: Mutex::new(VecDeque::new()),
+            frames: Mutex::new((0, VecDeque::new())),
+            errors: Default::default(),
+            expired: Default::default(),
+        }
+    }
+
+    /// Object-storage requests that failed since start (a failed refresh keeps the last list).
+    pub fn errors(&self) -> u64 {
+        self.errors.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Number of blocks readers see now (after a refresh if the list is stale).
+    pub fn visible_blocks(&self) -> StoreResult<usize> {
+        self.refresh(false)?;
+        Ok(self.state.read().visible().len())
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// Lists the bucket again if the list is older than `poll` (or `force`): new blocks' heads
+    /// are read, deleted ones forgotten. An unreadable index is logged and skipped.
+    pub fn refresh(&self, force: bool) -> StoreResult<()> {
+        let stale = |s: &State| force || s.refreshed.is_none_or(|t| t.elapsed() >= self.cfg.poll);
+        if !stale(&self.state.read()) {
+            return Ok(());
+        }
+        let _one = self.refresh_lock.lock();
+        if !force && !stale(&self.state.read()) {
+            return Ok(());
+        }
+        let listed = match self.block_on(self.bucket.list_blocks()) {
+            Ok(l) => l,
+            Err(e) => {
+                self.errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if self.state.read().refreshed.is_some() {
+                    tracing::warn!(error = %e, "object storage list failed; using the last list");
+                    return Ok(());
+                }
+                return Err(e);
+            }
+        };
+        let known: HashSet<String> = self.state.read().blocks.keys().cloned().collect();
+        let mut added = Vec::new();
+        for (id, size) in &listed {
+            if known.contains(id) {
+                continue;
+            }
+            match self.block_on(self.bucket.read_head(id)) {
+                Ok((head, body)) => {
+                    let Some(filter) = TraceFilter::from_words(&head.bloom) else {
+                        continue;
+                    };
+                    self.remember_body(id, Arc::new(body));
+                    added.push(Arc::new(Known {
+                        head: Arc::new(head),
+                        filter,
+                        index_bytes: *size,
+                    }));
+                }
+                Err(e) => {
+                    self.errors
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(block = %id, error = %e, "skipping unreadable block index");
+                }
+            }
+        }
+        let listed: HashSet<&String> = listed.iter().map(|(id, _)| id).collect();
+        let mut st = self.state.write();
+        st.blocks.retain(|id, _| listed.contains(id));
+        for k in added {
+            st.blocks.insert(k.head.id.clone(), k);
+        }
+        st.replaced = st
+            .blocks
+            .values()
+            .flat_map(|k| k.head.replaces.iter().cloned())
+            .collect();
+        st.refreshed = Some(Instant::now());
+        Ok(())
+    }
+
+    fn remember_body(&self, id: &str, body: Arc<BlockBody>) {
+        let mut b = self.bodies.lock();
+        b.retain(|(k, _)| k != id);
+        b.push_back((id.to_owned(), body));
+        while b.len() > BODY_CACHE {
+            b.pop_front();
+        }
+    }
+
+    fn body(&self, id: &str) -> StoreResult<Arc<BlockBody>> {
+        if let Some((_, b)) = self.bodies.lock().iter().find(|(k, _)| k == id) {
+            return Ok(b.clone());
+        }
+        let (_, body) = self.block_on(self.bucket.read_head(id))?;
+        let body = Arc::new(body);
+        self.remember_body(id, body.clone());
+        Ok(body)
+    }
+
+    /// The spans of frame `i` of block `id` (cached).
+    fn frame(&self, id: &str, body: &BlockBody, i: u32) -> StoreResult<Arc<Vec<Span>>> {
+        let key = (id.to_owned(), i);
+        if let Some((_, _, s)) = self.frames.lock().1.iter().find(|(k, _, _)| *k == key) {
+            return Ok(s.clone());
+        }
+        let f = *body
+            .frames
+            .get(i as usize)
+            .ok_or_else(|| StoreError::Corrupt {
+                location: format!("block {id}"),
+                detail: format!("no frame {i}"),
+            })?;
+        let p = self.bucket.data_path(id);
+        let bytes = self
+            .block_on(
+                self.bucket
+                    .store
+                    .get_range(&p, f.offset..f.offset + u64::from(f.len)),
+            )
+            .map_err(|e| os_err("read", &p, e))?;
+        let spans = Arc::new(block::decode_frame(
+            &bytes,
+            f,
+            None,
+            &format!("{p}, frame {i}"),
+        )?);
+        let mut c = self.frames.lock();
+        c.0 += f.raw_len as usize;
+        c.1.push_back((key, f.raw_len as usize, spans.clone()));
+        while c.0 > FRAME_CACHE_BYTES && c.1.len() > 1 {
+            if let Some((_, n, _)) = c.1.pop_front() {
+                c.0 = c.0.saturating_sub(n);
+            }
+        }
+        Ok(spans)
+    }
+
+    fn read_trace(&self, id: TraceId, blocks: &[Arc<Known>]) -> StoreResult<Option<Trace>> {
+        let mut spans = Vec::new();
+        let mut first_error = None;
+        for k in blocks.iter().filter(|k| k.filter.may_contain(id)) {
+            let got = self.body(&k.head.id).and_then(|body| match body.find(id) {
+                Some(i) => self
+                    .frame(&k.head.id, &body, body.trace_frame[i])
+                    .map(|f| f.iter().filter(|s| s.trace_id == id).cloned().collect()),
+                None => Ok(Vec::new()),
+            });
+            match got {
+                Ok(mut s) => spans.append(&mut s),
+                Err(e) => {
+                    tracing::warn!(block = %k.head.id, trace_id = %id, error = %e, "skipping unreadable block");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match (spans.is_empty(), first_error) {
+            (true, Some(e)) => Err(e),
+            (true, None) => Ok(None),
+            (false, _) => Ok(Some(Trace {
+                trace_id: id,
+                spans,
+            })),
+        }
+    }
+
+    /// Candidates of `q` in block `k`: (upper bound of the trace's match key, trace id).
+    fn candidates(
+        &self,
+        q: &TraceQuery,
+        k: &Known,
+        out: &mut Vec<(u64, TraceId)>,
+    ) -> StoreResult<()> {
+        let h = &k.head;
+        if h.max_start < q.start_min_nanos || h.min_start > q.start_max_nanos {
+            return Ok(());
+        }
+        if q.duration_min_nanos.is_some_and(|d| h.max_duration < d)
+            || q.duration_max_nanos.is_some_and(|d| h.min_duration > d)
+        {
+            return Ok(());
+        }
+        let ops: Vec<bool> = h
+            .operations
+            .iter()
+            .map(|(svc, name, kind)| {
+                q.service
+                    .as_ref()
+                    .is_none_or(|s| h.services.get(*svc as usize) == Some(s))
+                    && q.operation.as_ref().is_none_or(|o| o == name)
+                    && q.span_kind.is_none_or(|sk| sk as u8 == *kind)
+            })
+            .collect();
+        if !ops.iter().any(|b| *b) {
+            return Ok(());
+        }
+        let body = self.body(&h.id)?;
+        for (t, rows) in body.row_ranges().into_iter().enumerate() {
+            let mut best = None;
+            for r in rows {
+                let start = h.min_start.saturating_add(body.row_start[r]);
+                let d = body.row_duration[r];
+                if ops[body.row_op[r] as usize]
+                    && start >= q.start_min_nanos
+                    && start <= q.start_max_nanos
+                    && q.duration_min_nanos.is_none_or(|m| d >= m)
+                    && q.duration_max_nanos.is_none_or(|m| d <= m)
+                {
+                    best = best.max(Some(start));
+                }
+            }
+            if let Some(b) = best {
+                out.push((b, TraceId(u128::from_be_bytes(body.trace_ids[t]))));
+            }
+        }
+        Ok(())
+    }
+
+    fn find(&self, q: &TraceQuery) -> StoreResult<Vec<(u64, TraceId)>> {
+        self.refresh(false)?;
+        let blocks = self.state.read().visible();
+        let mut cands = Vec::new();
+        for k in &blocks {
+            if let Err(e) = self.candidates(q, k, &mut cands) {
+                tracing::warn!(block = %k.head.id, error = %e, "skipping unreadable block in a search");
+            }
+        }
+        // one bound per trace (the best over its blocks), newest first
+        cands.sort_unstable_by_key(|c| std::cmp::Reverse((c.1, c.0)));
+        cands.dedup_by_key(|c| c.1);
+        cands.sort_unstable_by(|a, b| b.cmp(a));
+        let limit = q.effective_limit();
+        let mut found: Vec<(u64, TraceId)> = Vec::new();
+        for (bound, id) in cands {
+            if found.len() >= limit {
+                // found is sorted newest first; stop once no candidate can beat the last kept
+                if found.last().is_some_and(|l| bound < l.0) {
+                    break;
+                }
+            }
+            let Some(t) = self.read_trace(id, &blocks).unwrap_or(None) else {
+                continue;
+            };
+            if let Some(key) = match_key(q, &t.spans) {
+                let at = found.partition_point(|f| *f > (key, id));
+                found.insert(at, (key, id));
+                found.truncate(limit);
+            }
+        }
+        Ok(found)
+    }
+
+    fn read_only() -> StoreError {
+        StoreError::Io(
+            "object storage is read-only here: spans reach it as blocks sealed by an ingester"
+                .into(),
+        )
+    }
+}
+
+impl TraceStore for BlockStore {
+    fn write_spans(&self, _spans: &[Span]) -> StoreResult<()> {
+        Err(Self::read_only())
+    }
+
+    fn write_dependencies(&self, _b: u64, _links: &[DependencyLink]) -> StoreResult<()> {
+        Err(Self::read_only())
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn get_trace(&self, id: TraceId) -> StoreResult<Option<Trace>> {
+        self.refresh(false)?;
+        let blocks = self.state.read().visible();
+        match self.read_trace(id, &blocks) {
+            // a block compacted away since the last list: list again, read once more
+            Err(_) => {
+                self.refresh(true)?;
+                let blocks = self.state.read().visible();
+                self.read_trace(id, &blocks)
+            }
+            ok => ok,
+        }
+    }
+
+    fn services(&self) -> StoreResult<Vec<String>> {
+        self.refresh(false)?;
+        let set: BTreeSet<String> = self
+            .state
+            .read()
+            .visible()
+            .iter()
+            .flat_map(|k| k.head.services.iter().cloned())
+            .collect();
+        Ok(set.into_iter().collect())
+    }
+
+    fn operations(&self, service: &str, kind: Option<SpanKind>) -> StoreResult<Vec<Operation>> {
+        self.refresh(false)?;
+        let mut set = BTreeSet::new();
+        for k in self.state.read().visible() {
+            let Ok(svc) = k
+                .head
+                .services
+                .binary_search_by(|s| s.as_str().cmp(service))
+            else {
+                continue;
+            };
+            for (s, name, kd) in &k.head.operations {
+                let kd = block::kind_of(*kd);
+                if *s as usize == svc && kind.is_none_or(|want| want == kd) {
+                    set.insert((name.clone(), kd as u8));
+                }
+            }
+        }
+        Ok(set
+            .into_iter()
+            .map(|(name, k)| Operation {
+                name,
+                span_kind: block::kind_of(k),
+            })
+            .collect())
+    }
+
+    fn find_trace_ids(&self, query: &TraceQuery) -> StoreResult<Vec<TraceId>> {
+        Ok(self.find(query)?.into_iter().map(|(_, id)| id).collect())
+    }
+
+    fn dependencies(&self, _end: u64, _lookback: u64) -> StoreResult<Vec<DependencyLink>> {
+        // links and RED points are aggregates kept by the head (ingesters' sled)
+        Ok(Vec::new())
+    }
+
+    fn write_span_metrics(&self, _points: &[RedPoint]) -> StoreResult<()> {
+        Err(Self::read_only())
+    }
+
+    fn span_metrics(&self, _s: &[String], _a: u64, _b: u64) -> StoreResult<Vec<RedPoint>> {
+        Ok(Vec::new())
+    }
+
+    fn expire_before(&self, cutoff_nanos: u64) -> StoreResult<u64> {
+        self.refresh(true)?;
+        let old: Vec<String> = self
+            .state
+            .read()
+            .blocks
+            .values()
+            .filter(|k| k.head.window_end <= cutoff_nanos)
+            .map(|k| k.head.id.clone())
+            .collect();
+        for id in &old {
+            self.block_on(self.bucket.delete(id))?;
+        }
+        if !old.is_empty() {
+            self.refresh(true)?;
+        }
+        self.expired
+            .fetch_add(old.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(old.len() as u64)
+    }
+
+    fn stats(&self) -> StoreStats {
+        let st = self.state.read();
+        StoreStats {
+            spans_written: 0,
+            traces: 0,
+            traces_evicted: 0,
+            bytes_on_disk: st
+                .blocks
+                .values()
+                .map(|k| k.head.data_bytes + k.index_bytes)
+                .sum(),
+            partitions: st.blocks.len() as u64,
+            partitions_expired: self.expired.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}
+
+/// A span's identity for merging tiers: the same span read from the head and from a block
+/// counts once (multiset maximum), while a span written twice stays twice.
+fn span_key(s: &Span) -> (u64, u64, i64, u64) {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.name.bytes().chain(s.service().bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (s.span_id.0, s.start_unix_nanos, s.duration_nanos, h)
+}
+
+/// Merges the spans of one trace read from several tiers: each distinct span appears as often
+/// as in the tier that holds it most often (a sealed block is a copy of head blocks until the
+/// head drops them).
+pub fn merge_tiers(parts: Vec<Vec<Span>>) -> Vec<Span> {
+    let mut most: hashbrown::HashMap<(u64, u64, i64, u64), usize> = hashbrown::HashMap::new();
+    let mut out = Vec::new();
+    for spans in parts {
+        let mut here: hashbrown::HashMap<(u64, u64, i64, u64), usize> = hashbrown::HashMap::new();
+        for s in spans {
+            let k = span_key(&s);
+            let n = here.entry(k).or_default();
+            *n += 1;
+            let m = most.entry(k).or_default();
+            if *n > *m {
+                *m = *n;
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
+/// The head (sled, or live ingesters; `None` for object storage alone) merged with the blocks
+/// in object storage. Writes go to the head; reads merge both tiers (see [`merge_tiers`]);
+/// dependency links and span metrics are the head's (aggregates, kept for the head's
+/// retention).
+pub struct TieredStore {
+    head: Option<Arc<dyn TraceStore>>,
+    blocks: Arc<BlockStore>,
+    expire_blocks: bool,
+}
+
+impl std::fmt::Debug for TieredStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TieredStore")
+            .field("blocks", &self.blocks)
+            .finish()
+    }
+}
+
+impl TieredStore {
+    /// `head` over `blocks`. `expire_blocks`: whether `expire_before` also deletes blocks
+    /// (true where this node owns the bucket, as an all-in-one; in a cluster the compactor
+    /// applies retention to blocks, and query nodes never delete).
+    pub fn new(
+        head: Option<Arc<dyn TraceStore>>,
+        blocks: Arc<BlockStore>,
+        expire_blocks: bool,
+    ) -> Self {
+        TieredStore {
+            head,
+            blocks,
+            expire_blocks,
+        }
+    }
+
+    /// The block store.
+    pub fn blocks(&self) -> &Arc<BlockStore> {
+        &self.blocks
+    }
+
+    fn head(&self) -> StoreResult<&Arc<dyn TraceStore>> {
+        self.head.as_ref().ok_or_else(BlockStore::read_only)
+    }
+}
+
+impl TraceStore for TieredStore {
+    fn write_spans(&self, spans: &[Span]) -> StoreResult<()> {
+        self.head()?.write_spans(spans)
+    }
+
+    fn write_dependencies(&self, b: u64, links: &[DependencyLink]) -> StoreResult<()> {
+        self.head()?.write_dependencies(b, links)
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        match &self.head {
+            Some(h) => h.flush(),
+            None => Ok(()),
+        }
+    }
+
+    fn get_trace(&self, id: TraceId) -> StoreResult<Option<Trace>> {
+        Ok(self.get_traces(&[id])?.pop())
+    }
+
+    fn get_traces(&self, ids: &[TraceId]) -> StoreResult<Vec<Trace>> {
+        let mut by_id: BTreeMap<TraceId, Vec<Vec<Span>>> = BTreeMap::new();
+        if let Some(h) = &self.head {
+            for t in h.get_traces(ids)? {
+                by_id.entry(t.trace_id).or_default().push(t.spans);
+            }
+        }
+        for id in ids {
+            if let Some(t) = self.blocks.get_trace(*id)? {
+                by_id.entry(*id).or_default().push(t.spans);
+            }
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let parts = by_id.remove(id)?;
+                Some(Trace {
+                    trace_id: *id,
+                    spans: merge_tiers(parts),
+                })
+            })
+            .collect())
+    }
+
+    fn services(&self) -> StoreResult<Vec<String>> {
+        let mut set: BTreeSet<String> = self.blocks.services()?.into_iter().collect();
+        if let Some(h) = &self.head {
+            set.extend(h.services()?);
+        }
+        Ok(set.into_iter().collect())
+    }
+
+    fn operations(&self, service: &str, kind: Option<SpanKind>) -> StoreResult<Vec<Operation>> {
+        let mut ops = self.blocks.operations(service, kind)?;
+        if let Some(h) = &self.head {
+            ops.extend(h.operations(service, kind)?);
+        }
+        ops.sort_by(|a, b| (&a.name, a.span_kind as u8).cmp(&(&b.name, b.span_kind as u8)));
+        ops.dedup();
+        Ok(ops)
+    }
+
+    fn find_trace_ids(&self, query: &TraceQuery) -> StoreResult<Vec<TraceId>> {
+        // each tier's newest `limit`, re-ranked on the merged traces: a trace in the true top
+        // `limit` has its key in some tier and is within that tier's top `limit`
+        let mut ids: Vec<TraceId> = self.blocks.find_trace_ids(query)?;
+        if let Some(h) = &self.head {
+            ids.extend(h.find_trace_ids(query)?);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let found = self
+            .get_traces(&ids)?
+            .into_iter()
+            .filter_map(|t| Some((match_key(query, &t.spans)?, t.trace_id)))
+            .collect();
+        Ok(rank(found, query))
+    }
+
+    fn dependencies(&self, end: u64, lookback: u64) -> StoreResult<Vec<DependencyLink>> {
+        match &self.head {
+            Some(h) => h.dependencies(end, lookback),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn write_span_metrics(&self, points: &[RedPoint]) -> StoreResult<()> {
+        self.head()?.write_span_metrics(points)
+    }
+
+    fn span_metrics(&self, s: &[String], a: u64, b: u64) -> StoreResult<Vec<RedPoint>> {
+        match &self.head {
+            Some(h) => h.span_metrics(s, a, b),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn expire_before(&self, cutoff_nanos: u64) -> StoreResult<u64> {
+        let mut n = if self.expire_blocks {
+            self.blocks.expire_before(cutoff_nanos)?
+        } else {
+            0
+        };
+        if let Some(h) = &self.head {
+            n += h.expire_before(cutoff_nanos)?;
+        }
+        Ok(n)
+    }
+
+    fn stats(&self) -> StoreStats {
+        let mut s = self.head.as_ref().map(|h| h.stats()).unwrap_or_default();
+        let b = self.blocks.stats();
+        s.bytes_on_disk += b.bytes_on_disk;
+        s.partitions_expired += b.partitions_expired;
+        s
+    }
+}

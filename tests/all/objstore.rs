@@ -1,0 +1,403 @@
+//! History in object storage (#10) end to end, on a real 3-node Garage cluster (S3-compatible,
+//! replication factor 3) started here:
+//! - the whole cluster: 3 NATS nodes, two collectors, two ingesters sealing 2-second partitions
+//!   to Garage, one query node over both ingesters and the bucket. Every acknowledged trace is
+//!   found through the query node while partitions move from the ingesters to Garage, while
+//!   one Garage node and one ingester are SIGKILLed mid-stream, and after they restart; then a
+//!   query node over the bucket alone finds all of them (the data lives only in object storage),
+//!   and the compactor merges the two ingesters' blocks without losing a span;
+//! - the storage conformance suite over sealed blocks in Garage.
+//!
+//! Skipped (the reason printed) only when `garage` or `nats-server` is not installed; `make
+//! tools` installs both.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use spoor_tests::{http, metric_value, Daemon, Garage, Ports};
+
+const SPANS: u64 = 3;
+
+fn found_spans(query: &Daemon, trace: &str) -> usize {
+    match query.get_json(&format!("/api/traces/{trace}")) {
+        Ok((200, v)) => v["data"][0]["spans"].as_array().map_or(0, Vec::len),
+        _ => 0,
+    }
+}
+
+fn converge(query: &Daemon, traces: &[String], timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    let mut missing: Vec<String> = traces.to_vec();
+    loop {
+        missing.retain(|t| found_spans(query, t) != SPANS as usize);
+        if missing.is_empty() || Instant::now() > deadline {
+            return missing;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn metric(d: &Daemon, name: &str) -> f64 {
+    metric_value(&d.metrics_text(), name).unwrap_or(0.0)
+}
+
+/// Sends one trace per request, each starting at the current time (so traces fall into many
+/// 2-second partitions), to the collectors in turn; records what was acknowledged.
+fn sender(
+    collectors: Vec<u16>,
+    acked: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut i = 0u64;
+        while !stop.load(Relaxed) {
+            i += 1;
+            let trace = format!("{:032x}", 0x0b1e_c700_0000u64 * 0x1_0000 + i * 7919);
+            let body = crate::crash::chain_trace_json(
+                "archived",
+                &trace,
+                SPANS,
+                spoor_tests::now_nanos(),
+                None,
+            );
+            for attempt in 0..5 {
+                let port = collectors[(i as usize + attempt) % collectors.len()];
+                match http(
+                    port,
+                    "POST",
+                    "/v1/traces",
+                    &[("Content-Type", "application/json")],
+                    body.as_bytes(),
+                ) {
+                    Ok(r) if r.status == 200 => {
+                        acked.lock().unwrap().push(trace.clone());
+                        break;
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(200)),
+                }
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    })
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn strings(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn traces_move_to_object_storage_and_stay_found_through_failures() {
+    let Some(nats) = crate::spanlog::nats_server() else {
+        eprintln!("SKIPPED: nats-server is not installed (make tools installs it)");
+        return;
+    };
+    if Garage::binary().is_none() {
+        eprintln!("SKIPPED: garage is not installed (make tools installs it)");
+        return;
+    }
+    let mut garage = Garage::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = crate::spanlog::start_cluster(&nats, dir.path());
+    let urls = nodes
+        .iter()
+        .map(|n| format!("nats://127.0.0.1:{}", n.client))
+        .collect::<Vec<_>>()
+        .join(",");
+    let log_args = [
+        "--span-log",
+        &urls,
+        "--span-log.replicas",
+        "3",
+        "--span-log.partitions",
+        "4",
+    ];
+    let collectors: Vec<Daemon> = (0..2)
+        .map(|_| Daemon::start_role("collector", Ports::free(), &log_args).unwrap())
+        .collect();
+    // ingester a talks to Garage node 0, b to node 1; the query node to node 2
+    let ingester = |ports: Ports, parts: &str, name: &str, garage_node: usize, g: &Garage| {
+        let data = dir.path().join(name).to_str().unwrap().to_string();
+        let mut args: Vec<String> = log_args.iter().map(|s| s.to_string()).collect();
+        args.extend(
+            [
+                "--ingester.partitions",
+                parts,
+                "--storage",
+                "sled",
+                "--data-dir",
+                &data,
+                "--sled.partition",
+                "2s",
+                "--object-store.seal-after",
+                "1s",
+                "--object-store.keep-after-upload",
+                "3s",
+                "--object-store.poll",
+                "1s",
+                "--retention",
+                "100000d",
+            ]
+            .map(String::from),
+        );
+        args.extend(g.flags(garage_node, "cluster"));
+        Daemon::start_role("ingester", ports, &strings(&args)).unwrap()
+    };
+    let a = ingester(Ports::free(), "0-1", "a", 0, &garage);
+    let b_ports = Ports::free();
+    let b = ingester(b_ports, "2-3", "b", 1, &garage);
+    let ingesters = format!(
+        "http://127.0.0.1:{},http://127.0.0.1:{}",
+        a.ports.query, b_ports.query
+    );
+    let mut q_args = vec![
+        "--query.ingesters".to_string(),
+        ingesters,
+        "--object-store.poll".into(),
+        "1s".into(),
+    ];
+    q_args.extend(garage.flags(2, "cluster"));
+    let query = Daemon::start_role("query", Ports::free(), &strings(&q_args)).unwrap();
+
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let send = sender(
+        collectors.iter().map(|c| c.ports.http).collect(),
+        acked.clone(),
+        stop.clone(),
+    );
+
+    // 1. partitions are sealed to Garage and dropped by both ingesters; everything is found
+    wait_until(
+        "both ingesters sealed and dropped partitions",
+        Duration::from_secs(60),
+        || {
+            metric(&a, "spoor_objstore_partitions_dropped_total") >= 1.0
+                && metric(&b, "spoor_objstore_partitions_dropped_total") >= 1.0
+        },
+    );
+    let first: Vec<String> = acked.lock().unwrap().clone();
+    assert!(first.len() >= 20, "{} traces acknowledged", first.len());
+    let missing = converge(&query, &first, Duration::from_secs(30));
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not found: {missing:?}\n{}",
+        a.log_text()
+    );
+
+    // everything acknowledged so far started before `mark`: wait until both ingesters sealed
+    // the partitions after it (2 s partitions, sealed 1 s after their end)
+    let mark = Instant::now();
+    let (ua, ub) = (
+        metric(&a, "spoor_objstore_blocks_uploaded_total"),
+        metric(&b, "spoor_objstore_blocks_uploaded_total"),
+    );
+    wait_until(
+        "both ingesters sealed what was acknowledged",
+        Duration::from_secs(60),
+        || {
+            mark.elapsed() > Duration::from_secs(5)
+                && metric(&a, "spoor_objstore_blocks_uploaded_total") >= ua + 2.0
+                && metric(&b, "spoor_objstore_blocks_uploaded_total") >= ub + 2.0
+        },
+    );
+
+    // 2. SIGKILL one Garage node and ingester b while the sender keeps going
+    garage.kill_node(1);
+    b.kill();
+    let before = acked.lock().unwrap().len();
+    wait_until(
+        "traces acknowledged while a garage node and ingester b are down",
+        Duration::from_secs(60),
+        || acked.lock().unwrap().len() >= before + 30,
+    );
+    // what ingester a seals reaches Garage through two of three nodes; the traces acknowledged
+    // before the mark are in Garage (b's too), so the query node keeps answering for them
+    let sealed_before_kill: Vec<String> = first.clone();
+    let missing = converge(&query, &sealed_before_kill, Duration::from_secs(30));
+    assert!(
+        missing.is_empty(),
+        "traces lost while b and a garage node are down: {missing:?}\n{}",
+        query.log_text()
+    );
+    let uploads_a = metric(&a, "spoor_objstore_blocks_uploaded_total");
+    wait_until(
+        "ingester a keeps sealing with a garage node down",
+        Duration::from_secs(30),
+        || metric(&a, "spoor_objstore_blocks_uploaded_total") > uploads_a,
+    );
+
+    // 3. restart both; every acknowledged trace converges
+    garage.start_node(1).unwrap();
+    let b = ingester(b_ports, "2-3", "b", 1, &garage);
+    let before = acked.lock().unwrap().len();
+    wait_until(
+        "traces acknowledged after restart",
+        Duration::from_secs(60),
+        || acked.lock().unwrap().len() >= before + 20,
+    );
+    stop.store(true, Relaxed);
+    send.join().unwrap();
+    let all: Vec<String> = acked.lock().unwrap().clone();
+    let missing = converge(&query, &all, Duration::from_secs(120));
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged traces lost: {missing:?}\nb:\n{}",
+        missing.len(),
+        all.len(),
+        b.log_text()
+    );
+
+    // 4. everything sealed and dropped: a query node over the bucket alone finds every trace
+    wait_until(
+        "every partition sealed and dropped",
+        Duration::from_secs(60),
+        || {
+            [&a, &b]
+                .iter()
+                .all(|d| metric_value(&d.metrics_text(), "spoor_store_partitions") == Some(0.0))
+        },
+    );
+    let mut o_args = vec![
+        "--object-store.poll".to_string(),
+        "1s".into(),
+        "--object-store.compaction".into(),
+        "true".into(),
+    ];
+    o_args.extend(garage.flags(0, "cluster"));
+    let only = Daemon::start_role("query", Ports::free(), &strings(&o_args)).unwrap();
+    let missing = converge(&only, &all, Duration::from_secs(30));
+    assert!(
+        missing.is_empty(),
+        "not found in object storage alone: {missing:?}\n{}",
+        only.log_text()
+    );
+    let (status, found) = only
+        .get_json("/api/traces?service=archived&limit=20&lookback=1h")
+        .unwrap();
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["data"].as_array().map(Vec::len), Some(20), "{found}");
+    let (_, services) = only.get_json("/api/services").unwrap();
+    assert_eq!(services["data"], serde_json::json!(["archived"]));
+    // 5. the compactor (on that node) merges blocks of the same partition from a and b
+    wait_until(
+        "the compactor merged blocks",
+        Duration::from_secs(60),
+        || metric(&only, "spoor_objstore_blocks_compacted_total") >= 1.0,
+    );
+    let missing = converge(&only, &all, Duration::from_secs(30));
+    assert!(
+        missing.is_empty(),
+        "lost by compaction: {missing:?}\n{}",
+        only.log_text()
+    );
+    eprintln!(
+        "object storage: {} traces acknowledged, {} blocks uploaded, {} merged by the compactor",
+        all.len(),
+        metric(&a, "spoor_objstore_blocks_uploaded_total")
+            + metric(&b, "spoor_objstore_blocks_uploaded_total"),
+        metric(&only, "spoor_objstore_blocks_compacted_total"),
+    );
+    drop(collectors);
+}
+
+#[test]
+fn storage_conformance_over_blocks_in_garage() {
+    if Garage::binary().is_none() {
+        eprintln!("SKIPPED: garage is not installed (make tools installs it)");
+        return;
+    }
+    let garage = Garage::start().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut n = 0;
+    spoor_store::conformance::run_all(
+        || {
+            n += 1;
+            let bucket = spoor_objstore::connect(&spoor_objstore::S3Settings {
+                url: format!("s3://{}/conformance-{n}", Garage::BUCKET),
+                endpoint: Some(format!("http://127.0.0.1:{}", garage.s3[n % 3])),
+                region: Garage::REGION.into(),
+                access_key_id: Some(Garage::KEY_ID.into()),
+                secret_access_key: Some(Garage::SECRET.into()),
+                timeout: Duration::from_secs(30),
+            })
+            .unwrap();
+            spoor_objstore::testing::SealingStore::new(bucket, rt.handle().clone())
+        },
+        spoor_store::conformance::Capabilities { expires: true },
+    );
+}
+
+#[test]
+fn roles_refuse_object_storage_where_it_cannot_work() {
+    for (args, want) in [
+        (
+            vec!["collector", "--object-store.url", "s3://spoor"],
+            "is for the ingester, query and all-in-one roles",
+        ),
+        (
+            vec![
+                "all-in-one",
+                "--object-store.url",
+                "s3://spoor",
+                "--storage",
+                "memory",
+            ],
+            "needs the sled head",
+        ),
+        (
+            vec!["all-in-one", "--object-store.url", "s3://x"],
+            "invalid bucket name \"x\"",
+        ),
+        (
+            vec!["all-in-one", "--object-store.url", "http://spoor"],
+            "expected s3://bucket[/prefix]",
+        ),
+        (
+            vec![
+                "all-in-one",
+                "--object-store.url",
+                "s3://spoor",
+                "--object-store.node",
+                "a b",
+            ],
+            "invalid object-store.node",
+        ),
+        (
+            vec![
+                "all-in-one",
+                "--object-store.url",
+                "s3://spoor",
+                "--object-store.endpoint",
+                "127.0.0.1:3900",
+            ],
+            "invalid object-store.endpoint",
+        ),
+        (
+            vec![
+                "query",
+                "--object-store.url",
+                "s3://spoor",
+                "--storage",
+                "sled",
+            ],
+            "no local store",
+        ),
+    ] {
+        let (code, out) = spoor_tests::run_spoor(&args).unwrap();
+        assert_ne!(code, 0, "{args:?} must be refused");
+        assert!(out.contains(want), "{args:?}: {out}");
+    }
+}
