@@ -77,6 +77,10 @@ struct Args {
     /// Traces start up to this long before now.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     time_spread: Duration,
+    /// Traces end this long before now (e.g. `2h`: preloaded time partitions have ended, so
+    /// they can be sealed to object storage at once).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    time_offset: Duration,
     /// Per-request timeout.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
@@ -103,7 +107,8 @@ struct Args {
 fn gen_config(a: &Args) -> anyhow::Result<GenConfig> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .context("system clock is before 1970")?;
+        .context("system clock is before 1970")?
+        .saturating_sub(a.time_offset);
     Ok(GenConfig {
         services: a.services,
         depth: a.depth,

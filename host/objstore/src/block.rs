@@ -23,6 +23,7 @@
 use serde::{Deserialize, Serialize};
 use spoor_core::block::{encode_block_refs, BlockReader};
 use spoor_core::{Span, SpanKind, TraceId};
+use spoor_store::embedded::span_tag_hashes;
 use spoor_store::embedded::tracefilter::TraceFilter;
 use spoor_store::{StoreError, StoreResult};
 
@@ -95,6 +96,12 @@ pub struct BlockBody {
     pub row_start: Vec<u64>,
     /// Per row: span duration.
     pub row_duration: Vec<u64>,
+    /// Per trace: end offset of its tag filter in `trace_bloom` (the filter of trace `t` is
+    /// `trace_bloom[end[t-1]..end[t]]`).
+    pub trace_bloom_end: Vec<u32>,
+    /// Per trace a bloom filter (8 bits per distinct tag, 3 probes) of
+    /// `spoor_store::embedded::span_tag_hashes` over its spans in the block.
+    pub trace_bloom: Vec<u8>,
 }
 
 impl BlockBody {
@@ -116,6 +123,20 @@ impl BlockBody {
             .collect()
     }
 
+    /// Whether trace `t`'s tag filter may hold every probe of `probes` (see
+    /// `spoor_store::embedded::query_tag_probes`: the exact text or the key with any text).
+    pub fn may_have_tags(&self, t: usize, probes: &[(u64, u64)]) -> bool {
+        let from = if t == 0 {
+            0
+        } else {
+            self.trace_bloom_end[t - 1] as usize
+        };
+        let bits = &self.trace_bloom[from..self.trace_bloom_end[t] as usize];
+        probes
+            .iter()
+            .all(|(kv, any)| bloom_has(bits, *kv) || bloom_has(bits, *any))
+    }
+
     /// Whether the columns agree with each other and with `head` (checked on decode, so
     /// readers can index without bounds surprises).
     fn consistent(&self, head: &BlockHead) -> bool {
@@ -135,6 +156,10 @@ impl BlockBody {
                 .iter()
                 .all(|o| (*o as usize) < head.operations.len())
             && self.trace_ids.windows(2).all(|w| w[0] < w[1])
+            && self.trace_bloom_end.len() == traces
+            && self.trace_bloom_end.windows(2).all(|w| w[0] < w[1])
+            && self.trace_bloom_end.first().is_none_or(|f| *f > 0)
+            && self.trace_bloom_end.last().map_or(0, |l| *l as usize) == self.trace_bloom.len()
     }
 }
 
@@ -147,6 +172,33 @@ pub struct BuiltBlock {
     pub index: Vec<u8>,
     /// Its head (also inside `index`).
     pub head: BlockHead,
+}
+
+const BLOOM_PROBES: u64 = 3;
+
+fn bloom_positions(h: u64, m_bits: u64) -> impl Iterator<Item = u64> {
+    let (h1, h2) = (h & 0xffff_ffff, (h >> 32) | 1);
+    (0..BLOOM_PROBES).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) % m_bits)
+}
+
+fn bloom_has(bits: &[u8], h: u64) -> bool {
+    let m = bits.len() as u64 * 8;
+    m > 0 && bloom_positions(h, m).all(|b| bits[(b / 8) as usize] & (1 << (b % 8)) != 0)
+}
+
+/// A filter of `hashes` (deduplicated here): 8 bits each, at least 8 bytes.
+fn bloom_of(hashes: &mut Vec<u64>, out: &mut Vec<u8>) {
+    hashes.sort_unstable();
+    hashes.dedup();
+    let bytes = hashes.len().max(8);
+    let from = out.len();
+    out.resize(from + bytes, 0);
+    let bits = &mut out[from..];
+    for h in hashes.iter() {
+        for b in bloom_positions(*h, bytes as u64 * 8) {
+            bits[(b / 8) as usize] |= 1 << (b % 8);
+        }
+    }
 }
 
 fn compress(raw: &[u8]) -> StoreResult<Vec<u8>> {
@@ -201,6 +253,7 @@ pub fn build(
     let dur = |s: &Span| u64::try_from(s.duration_nanos).unwrap_or(0);
     let mut body = BlockBody::default();
     let mut data = Vec::new();
+    let mut hashes: Vec<u64> = Vec::new();
     let mut i = 0;
     while i < spans.len() {
         // a frame: whole traces until FRAME_SPANS spans
@@ -223,10 +276,16 @@ pub fn build(
         data.extend_from_slice(&packed);
         for s in &spans[i..j] {
             if body.trace_ids.last() != Some(&s.trace_id.0.to_be_bytes()) {
+                if !body.trace_ids.is_empty() {
+                    bloom_of(&mut hashes, &mut body.trace_bloom);
+                    body.trace_bloom_end.push(body.trace_bloom.len() as u32);
+                    hashes.clear();
+                }
                 body.trace_ids.push(s.trace_id.0.to_be_bytes());
                 body.trace_frame.push(frame_no);
                 body.trace_rows.push(0);
             }
+            span_tag_hashes(s, &mut hashes);
             if let Some(n) = body.trace_rows.last_mut() {
                 *n += 1;
             }
@@ -237,6 +296,10 @@ pub fn build(
             body.row_duration.push(dur(s));
         }
         i = j;
+    }
+    if !body.trace_ids.is_empty() {
+        bloom_of(&mut hashes, &mut body.trace_bloom);
+        body.trace_bloom_end.push(body.trace_bloom.len() as u32);
     }
     let ids: Vec<TraceId> = body
         .trace_ids
@@ -406,6 +469,46 @@ mod tests {
         assert_eq!(
             body.row_ranges().iter().map(|r| r.len()).sum::<usize>(),
             3000
+        );
+    }
+
+    #[test]
+    fn trace_tag_filters_hold_every_tag_and_skip_most_others() {
+        let mut spans = Vec::new();
+        for t in 0..200u128 {
+            let mut s = span(t + 1, 1, "a", "op", 10);
+            s.attributes = vec![
+                spoor_core::KeyValue::string("user", format!("u{t}")),
+                spoor_core::KeyValue::new("ratio", spoor_core::AnyValue::Double(0.5)),
+            ];
+            spans.push(s);
+        }
+        let built = build("b3", spans, vec![], 0).unwrap();
+        let (head, at) = decode_head(&built.index, "b3").unwrap();
+        let body = decode_body(&built.index[at..], &head, "b3").unwrap();
+        let probes = |k: &str, v: &str| {
+            spoor_store::embedded::query_tag_probes(&spoor_core::TraceQuery {
+                tags: vec![(k.into(), v.into())],
+                ..Default::default()
+            })
+        };
+        let mut false_hits = 0;
+        for t in 0..200usize {
+            let id = body.find(TraceId(t as u128 + 1)).unwrap();
+            assert!(body.may_have_tags(id, &probes("user", &format!("u{t}"))));
+            assert!(
+                body.may_have_tags(id, &probes("ratio", "0.5")),
+                "doubles never skip"
+            );
+            assert!(
+                body.may_have_tags(id, &probes("span.kind", "client")),
+                "synthetic tags never skip"
+            );
+            false_hits += usize::from(body.may_have_tags(id, &probes("user", "nobody")));
+        }
+        assert!(
+            false_hits < 20,
+            "{false_hits} of 200 traces kept for an absent tag"
         );
     }
 

@@ -39,6 +39,8 @@ pub struct SealConfig {
     pub seal_after: Duration,
     /// Keep a sealed partition locally this long after its upload was confirmed.
     pub keep_after_upload: Duration,
+    /// Most spans per object block ([`SEAL_SPANS`]): a partition is sealed as several blocks.
+    pub block_spans: usize,
 }
 
 /// What one sealing round did.
@@ -53,6 +55,9 @@ pub struct SealReport {
     /// Local partitions dropped after their upload.
     pub dropped: u64,
 }
+
+/// Most spans in one sealed object block (about 50-100 MB of decoded spans while it is built).
+pub const SEAL_SPANS: usize = 100_000;
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -73,23 +78,47 @@ pub async fn seal_once(
         if end.saturating_add(nanos(cfg.seal_after)) > now_nanos {
             continue;
         }
-        let s = sled.clone();
-        let sealed = blocking(move || s.sealed_through(p)).await?;
-        let s = sled.clone();
-        let after = sealed.map(|(seq, _)| seq);
-        let blocks = blocking(move || s.partition_blocks(p, after)).await?;
-        if blocks.is_empty() {
-            if let Some((seq, at)) = sealed {
-                if at.saturating_add(nanos(cfg.keep_after_upload)) <= now_nanos {
-                    let s = sled.clone();
-                    if blocking(move || s.drop_if_sealed(p, seq)).await? {
-                        report.dropped += 1;
-                        tracing::info!(partition = p, "sealed partition dropped locally");
+        // one object block per at most `block_spans` spans, so memory stays bounded
+        let block_spans = cfg.block_spans.max(1);
+        loop {
+            let s = sled.clone();
+            let sealed = blocking(move || s.sealed_through(p)).await?;
+            let s = sled.clone();
+            let after = sealed.map(|(seq, _)| seq);
+            let blocks = blocking(move || s.partition_blocks(p, after, block_spans)).await?;
+            if blocks.is_empty() {
+                if let Some((seq, at)) = sealed {
+                    if at.saturating_add(nanos(cfg.keep_after_upload)) <= now_nanos {
+                        let s = sled.clone();
+                        if blocking(move || s.drop_if_sealed(p, seq)).await? {
+                            report.dropped += 1;
+                            tracing::info!(partition = p, "sealed partition dropped locally");
+                        }
                     }
                 }
+                break;
             }
-            continue;
+            seal_blocks(sled, bucket, cfg, p, end, blocks, now_nanos, &mut report).await?;
         }
+    }
+    Ok(report)
+}
+
+/// Builds `blocks` (of partition `p`, ending at `end`) into one object block, uploads it and
+/// records it.
+#[allow(clippy::too_many_arguments)]
+async fn seal_blocks(
+    sled: &Arc<SledStore>,
+    bucket: &Bucket,
+    cfg: &SealConfig,
+    p: u64,
+    end: u64,
+    blocks: Vec<(u64, Vec<spoor_core::Span>)>,
+    now_nanos: u64,
+    report: &mut SealReport,
+) -> StoreResult<()> {
+    let len = sled.partition_nanos();
+    {
         let last = blocks.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
         let spans: Vec<_> = blocks.into_iter().flat_map(|(_, s)| s).collect();
         let n = spans.len() as u64;
@@ -109,7 +138,7 @@ pub async fn seal_once(
         report.bytes += (built.data.len() + built.index.len()) as u64;
         tracing::info!(partition = p, block = %built.head.id, spans = n, bytes = built.data.len() + built.index.len(), "partition sealed to object storage");
     }
-    Ok(report)
+    Ok(())
 }
 
 async fn blocking<T: Send + 'static>(

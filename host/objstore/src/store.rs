@@ -18,7 +18,7 @@ use tokio::runtime::Handle;
 use crate::block::{self, BlockBody, BlockHead, FrameRef};
 
 /// Decoded block bodies kept per query node (most recently used).
-const BODY_CACHE: usize = 64;
+const BODY_CACHE: usize = 32;
 /// Decompressed frames kept, in bytes.
 const FRAME_CACHE_BYTES: usize = 64 << 20;
 
@@ -159,8 +159,8 @@ pub fn os_err(what: &str, p: &Path, e: object_store::Error) -> StoreError {
     StoreError::Io(format!("object storage: cannot {what} {p}: {e}"))
 }
 
-/// Decoded frames by (block, frame), with their raw sizes; the total in front.
-type FrameCache = (usize, VecDeque<((String, u32), usize, Arc<Vec<Span>>)>);
+/// Decompressed frames by (block, frame); their total size in front.
+type FrameCache = (usize, VecDeque<((String, u32), Arc<Vec<u8>>)>);
 
 struct Known {
     head: Arc<BlockHead>,
@@ -330,11 +330,12 @@ impl BlockStore {
         Ok(body)
     }
 
-    /// The spans of frame `i` of block `id` (cached).
-    fn frame(&self, id: &str, body: &BlockBody, i: u32) -> StoreResult<Arc<Vec<Span>>> {
+    /// The decompressed bytes of frame `i` of block `id` (cached; decoded per trace by the
+    /// caller, so a read decodes only that trace's segment).
+    fn frame(&self, id: &str, body: &BlockBody, i: u32) -> StoreResult<Arc<Vec<u8>>> {
         let key = (id.to_owned(), i);
-        if let Some((_, _, s)) = self.frames.lock().1.iter().find(|(k, _, _)| *k == key) {
-            return Ok(s.clone());
+        if let Some((_, raw)) = self.frames.lock().1.iter().find(|(k, _)| *k == key) {
+            return Ok(raw.clone());
         }
         let f = *body
             .frames
@@ -351,21 +352,21 @@ impl BlockStore {
                     .get_range(&p, f.offset..f.offset + u64::from(f.len)),
             )
             .map_err(|e| os_err("read", &p, e))?;
-        let spans = Arc::new(block::decode_frame(
-            &bytes,
-            f,
-            None,
-            &format!("{p}, frame {i}"),
-        )?);
+        let raw = Arc::new(block::decompress(&bytes, f.raw_len as usize).map_err(|e| {
+            StoreError::Corrupt {
+                location: format!("{p}, frame {i}"),
+                detail: format!("zstd: {e}"),
+            }
+        })?);
         let mut c = self.frames.lock();
-        c.0 += f.raw_len as usize;
-        c.1.push_back((key, f.raw_len as usize, spans.clone()));
+        c.0 += raw.len();
+        c.1.push_back((key, raw.clone()));
         while c.0 > FRAME_CACHE_BYTES && c.1.len() > 1 {
-            if let Some((_, n, _)) = c.1.pop_front() {
-                c.0 = c.0.saturating_sub(n);
+            if let Some((_, old)) = c.1.pop_front() {
+                c.0 = c.0.saturating_sub(old.len());
             }
         }
-        Ok(spans)
+        Ok(raw)
     }
 
     fn read_trace(&self, id: TraceId, blocks: &[Arc<Known>]) -> StoreResult<Option<Trace>> {
@@ -373,9 +374,17 @@ impl BlockStore {
         let mut first_error = None;
         for k in blocks.iter().filter(|k| k.filter.may_contain(id)) {
             let got = self.body(&k.head.id).and_then(|body| match body.find(id) {
-                Some(i) => self
-                    .frame(&k.head.id, &body, body.trace_frame[i])
-                    .map(|f| f.iter().filter(|s| s.trace_id == id).cloned().collect()),
+                Some(i) => {
+                    let frame = body.trace_frame[i];
+                    self.frame(&k.head.id, &body, frame).and_then(|raw| {
+                        spoor_core::block::BlockReader::open(&raw)
+                            .and_then(|r| r.decode_trace(id))
+                            .map_err(|e| StoreError::Corrupt {
+                                location: format!("block {}, frame {frame}", k.head.id),
+                                detail: e.to_string(),
+                            })
+                    })
+                }
                 None => Ok(Vec::new()),
             });
             match got {
@@ -427,7 +436,11 @@ impl BlockStore {
             return Ok(());
         }
         let body = self.body(&h.id)?;
+        let probes = spoor_store::embedded::query_tag_probes(q);
         for (t, rows) in body.row_ranges().into_iter().enumerate() {
+            if !probes.is_empty() && !body.may_have_tags(t, &probes) {
+                continue;
+            }
             let mut best = None;
             for r in rows {
                 let start = h.min_start.saturating_add(body.row_start[r]);

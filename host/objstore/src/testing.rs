@@ -57,6 +57,7 @@ impl SealingStore {
             node: "conformance".into(),
             seal_after: Duration::ZERO,
             keep_after_upload: Duration::ZERO,
+            block_spans: crate::seal::SEAL_SPANS,
         };
         for _ in 0..2 {
             self.rt

@@ -96,7 +96,9 @@ fn partitions_are_sealed_kept_then_dropped_and_late_spans_make_a_new_block() {
             ));
         }
     }
-    head.write_spans(&all).unwrap();
+    for batch in all.chunks(10) {
+        head.write_spans(batch).unwrap();
+    }
     head.flush().unwrap();
     let blocks = Arc::new(BlockStore::new(
         b.clone(),
@@ -111,6 +113,8 @@ fn partitions_are_sealed_kept_then_dropped_and_late_spans_make_a_new_block() {
         node: "i1".into(),
         seal_after: Duration::from_secs(10),
         keep_after_upload: Duration::from_secs(30),
+        // small blocks: partitions are sealed in several uploads
+        block_spans: 5,
     };
     let parts = head.partition_numbers();
     assert!(parts.len() >= 3, "{parts:?}");
@@ -118,7 +122,10 @@ fn partitions_are_sealed_kept_then_dropped_and_late_spans_make_a_new_block() {
     let first_end = (parts[0] + 1) * 60 * SEC;
     let now = first_end + 10 * SEC;
     let r = rt.block_on(seal_once(&head, &b, &cfg, now)).unwrap();
-    assert_eq!((r.uploaded, r.dropped), (1, 0), "{r:?}");
+    assert!(
+        r.uploaded >= 2 && r.dropped == 0,
+        "several blocks of <= 5 spans: {r:?}"
+    );
     // both tiers hold the first partition now: every trace still reads back exactly once
     for t in 0..50u128 {
         let got = tiered.get_trace(TraceId(t + 1)).unwrap().unwrap();

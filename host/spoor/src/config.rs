@@ -2117,6 +2117,43 @@ mod tests {
     }
 
     #[test]
+    fn object_store_settings_from_file_and_flags() {
+        let s = with_file(
+            "[span-log]\nurl = \"nats://a:4222\"\n[ingester]\npartitions = \"2-3\"\n[object-store]\nurl = \"s3://traces/prod\"\nendpoint = \"http://s3:3900\"\nregion = \"garage\"\nseal-after = \"5m\"\ncompaction = true\n",
+        )
+        .unwrap();
+        let o = s.object_store.unwrap();
+        assert_eq!(o.s3.url, "s3://traces/prod");
+        assert_eq!(o.s3.endpoint.as_deref(), Some("http://s3:3900"));
+        assert_eq!(o.s3.region, "garage");
+        assert_eq!(o.seal_after, Duration::from_secs(300));
+        assert_eq!(o.keep_after_upload, Duration::from_secs(60));
+        assert_eq!(o.poll, Duration::from_secs(15));
+        assert_eq!(o.node, "p2-3", "named after the ingester's partitions");
+        assert!(o.compaction);
+        assert!(!format!("{o:?}").contains("secret-value"));
+        let flags = Settings::resolve(&Options {
+            object_store_url: Some("s3://other".into()),
+            object_store_secret_access_key: Some("secret-value".into()),
+            object_store_node: Some("east-1".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .object_store
+        .unwrap();
+        assert_eq!((flags.s3.url.as_str(), flags.node.as_str()), ("s3://other", "east-1"));
+        assert!(!format!("{flags:?}").contains("secret-value"), "Debug hides the secret");
+        let err = Settings::resolve(&Options {
+            object_store_url: Some("s3://traces".into()),
+            object_store_poll: Some("0s".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("object-store.poll"), "{err}");
+    }
+
+    #[test]
     fn span_log_settings_from_file_and_flags() {
         let s = with_file(
             "[span-log]\nurl = \"nats://a:4222, nats://b:4222\"\npartitions = 4\nreplicas = 3\nmax-age = \"2h\"\nmax-bytes = 1000000\n[ingester]\npartitions = \"2-3\"\n[query]\ningesters = [\"http://i1:16686\"]\n",

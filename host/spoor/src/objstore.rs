@@ -57,6 +57,7 @@ pub fn spawn_sealer(
         node: s.node.clone(),
         seal_after: s.seal_after,
         keep_after_upload: s.keep_after_upload,
+        block_spans: spoor_objstore::seal::SEAL_SPANS,
     };
     let every = s.poll;
     tokio::spawn(async move {
@@ -93,7 +94,8 @@ pub fn spawn_compactor(
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let cfg = CompactConfig {
-        max_spans: 2_000_000,
+        // compaction decodes its inputs: ~400k spans is a few hundred MB at most
+        max_spans: 400_000,
         retention,
     };
     let every = s.poll.max(Duration::from_secs(10));

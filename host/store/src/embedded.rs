@@ -797,13 +797,15 @@ impl SledStore {
     }
 
     /// The blocks of partition `p` with a sequence number above `after` (all blocks for
-    /// `None`), each with every span it holds, in sequence order. A block that cannot be read
-    /// fails the call with its location: sealing must never upload a partial partition and then
-    /// drop the rest.
+    /// `None`), each with every span it holds, in sequence order, stopping after the block that
+    /// reaches `max_spans` (so a caller holds a bounded number of spans; it asks again after
+    /// the last sequence returned). A block that cannot be read fails the call with its
+    /// location: sealing must never upload a partial partition and then drop the rest.
     pub fn partition_blocks(
         &self,
         p: u64,
         after: Option<u64>,
+        max_spans: usize,
     ) -> StoreResult<Vec<(u64, Vec<Span>)>> {
         let Some(part) = self.partitions.read().get(&p).cloned() else {
             return Ok(Vec::new());
@@ -813,6 +815,7 @@ impl SledStore {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
+        let mut total = 0usize;
         for item in part.blk.range(from.to_be_bytes()..) {
             let (k, _) = item.map_err(io)?;
             let Some(seq) = be_u64(&k) else { continue };
@@ -829,7 +832,11 @@ impl SledStore {
                     detail: e.to_string(),
                 })?);
             }
+            total += spans.len();
             out.push((seq, spans));
+            if total >= max_spans {
+                break;
+            }
         }
         Ok(out)
     }
@@ -1667,6 +1674,49 @@ fn tag_hash(key: &str, text: &str) -> u64 {
     h
 }
 
+/// The tag hashes of span `s`, appended to `out`: `key=value` of its span, resource and event
+/// attributes (doubles and bytes as `key=<any text>`, arrays and maps never), and its status
+/// as `error=true` / `otel.status_code=ERROR|OK`. The one definition of what a tag filter over
+/// spans holds, shared by the sled summaries and object-storage blocks (`spoor-objstore`).
+pub fn span_tag_hashes(s: &Span, out: &mut Vec<u64>) {
+    match s.status.code {
+        StatusCode::Error => {
+            out.push(tag_hash("error", "true"));
+            out.push(tag_hash("otel.status_code", "ERROR"));
+        }
+        StatusCode::Ok => out.push(tag_hash("otel.status_code", "OK")),
+        StatusCode::Unset => {}
+    }
+    let mut add = |attrs: &[KeyValue]| {
+        for kv in attrs {
+            let h = match &kv.value {
+                AnyValue::Str(v) => tag_hash(&kv.key, v),
+                AnyValue::Bool(b) => tag_hash(&kv.key, if *b { "true" } else { "false" }),
+                AnyValue::Int(i) => tag_hash(&kv.key, &i.to_string()),
+                AnyValue::Double(_) | AnyValue::Bytes(_) => tag_hash(&kv.key, ANY_TEXT),
+                AnyValue::Array(_) | AnyValue::Map(_) => continue, // never match a tag
+            };
+            out.push(h);
+        }
+    };
+    add(&s.attributes);
+    add(&s.resource.attributes);
+    for e in &s.events {
+        add(&e.attributes);
+    }
+}
+
+/// For each tag of `q` a filter over [`span_tag_hashes`] can decide: (hash of `key=value`,
+/// hash of `key=<any text>`); a span set holding neither cannot match the query. Tags Jaeger
+/// synthesises from span fields are left out (never used to skip).
+pub fn query_tag_probes(q: &TraceQuery) -> Vec<(u64, u64)> {
+    q.tags
+        .iter()
+        .filter(|(k, _)| !SYNTHETIC_TAGS.contains(&k.as_str()))
+        .map(|(k, v)| (tag_hash(k, v), tag_hash(k, ANY_TEXT)))
+        .collect()
+}
+
 fn bloom_bits(h: u64, m_bits: u64) -> impl Iterator<Item = u64> {
     let h1 = h & 0xffff_ffff;
     let h2 = (h >> 32) | 1;
@@ -1711,32 +1761,7 @@ impl Summary {
             }
             None => self.ops.push((op, kind, d, d)),
         }
-        match s.status.code {
-            StatusCode::Error => {
-                self.hashes.push(tag_hash("error", "true"));
-                self.hashes.push(tag_hash("otel.status_code", "ERROR"));
-            }
-            StatusCode::Ok => self.hashes.push(tag_hash("otel.status_code", "OK")),
-            StatusCode::Unset => {}
-        }
-        self.add_attrs(&s.attributes);
-        self.add_attrs(&s.resource.attributes);
-        for e in &s.events {
-            self.add_attrs(&e.attributes);
-        }
-    }
-
-    fn add_attrs(&mut self, attrs: &[KeyValue]) {
-        for kv in attrs {
-            let h = match &kv.value {
-                AnyValue::Str(v) => tag_hash(&kv.key, v),
-                AnyValue::Bool(b) => tag_hash(&kv.key, if *b { "true" } else { "false" }),
-                AnyValue::Int(i) => tag_hash(&kv.key, &i.to_string()),
-                AnyValue::Double(_) | AnyValue::Bytes(_) => tag_hash(&kv.key, ANY_TEXT),
-                AnyValue::Array(_) | AnyValue::Map(_) => continue, // never match a tag
-            };
-            self.hashes.push(h);
-        }
+        span_tag_hashes(s, &mut self.hashes);
     }
 
     fn encode(mut self) -> Vec<u8> {
@@ -1899,12 +1924,7 @@ impl Filter {
             kind: q.span_kind.map(|k| k as u8),
             duration_min: q.duration_min_nanos.unwrap_or(0),
             duration_max: q.duration_max_nanos.unwrap_or(u64::MAX),
-            tags: q
-                .tags
-                .iter()
-                .filter(|(k, _)| !SYNTHETIC_TAGS.contains(&k.as_str()))
-                .map(|(k, v)| (tag_hash(k, v), tag_hash(k, ANY_TEXT)))
-                .collect(),
+            tags: query_tag_probes(q),
             tag_heads: q
                 .tags
                 .iter()
