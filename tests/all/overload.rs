@@ -28,10 +28,18 @@ const START_SLOT: u64 = 0x1a2b_3c4d_5e6f_7a8b;
 /// Span duration in the template.
 const DURATION: u64 = 1_000;
 
-/// One OTLP/protobuf request of a [`SPANS_PER_TRACE`]-span trace with the placeholder id:
-/// encoded once, so the senders spend their time sending, not encoding (protobuf, so that the
-/// daemon's refusals are cheap and three times its capacity can be offered from this machine).
-fn template() -> Vec<u8> {
+/// One OTLP/protobuf request of a [`SPANS_PER_TRACE`]-span trace with the placeholder id,
+/// encoded once with the places of its placeholders, so the senders spend their time sending,
+/// not encoding or searching (protobuf, so that the daemon's refusals are cheap and three times
+/// its capacity can be offered from this machine).
+struct Template {
+    body: Vec<u8>,
+    ids: Vec<usize>,
+    starts: Vec<usize>,
+    ends: Vec<usize>,
+}
+
+fn template() -> Template {
     let resource = std::sync::Arc::new(Resource {
         service_name: "overload".into(),
         ..Default::default()
@@ -48,35 +56,52 @@ fn template() -> Vec<u8> {
             ..Default::default()
         })
         .collect();
-    spoor_otlp::encode_proto(&spans)
+    let body = spoor_otlp::encode_proto(&spans);
+    let t = Template {
+        ids: positions(&body, &TRACE_SLOT.to_be_bytes()),
+        starts: positions(&body, &START_SLOT.to_le_bytes()),
+        ends: positions(&body, &(START_SLOT + DURATION).to_le_bytes()),
+        body,
+    };
+    let n = SPANS_PER_TRACE as usize;
+    assert_eq!(
+        (t.ids.len(), t.starts.len(), t.ends.len()),
+        (n, n, n),
+        "every placeholder found"
+    );
+    t
 }
 
-/// `template` with every placeholder trace id replaced by `trace` (32 hex digits) and the
+/// The template with every placeholder trace id replaced by `trace` (32 hex digits) and the
 /// placeholder start and end times (fixed64 in OTLP) by `now` and `now + DURATION`.
-fn request_for(template: &[u8], trace: &str, now: u64) -> Vec<u8> {
+fn request_for(t: &Template, trace: &str, now: u64) -> Vec<u8> {
     let id = u128::from_str_radix(trace, 16).expect("hex trace id");
-    let mut body = template.to_vec();
-    replace_all(&mut body, &TRACE_SLOT.to_be_bytes(), &id.to_be_bytes());
-    replace_all(&mut body, &START_SLOT.to_le_bytes(), &now.to_le_bytes());
-    replace_all(
-        &mut body,
-        &(START_SLOT + DURATION).to_le_bytes(),
-        &(now + DURATION).to_le_bytes(),
-    );
+    let mut body = t.body.clone();
+    for (at, with) in [
+        (&t.ids, &id.to_be_bytes()[..]),
+        (&t.starts, &now.to_le_bytes()[..]),
+        (&t.ends, &(now + DURATION).to_le_bytes()[..]),
+    ] {
+        for &i in at {
+            body[i..i + with.len()].copy_from_slice(with);
+        }
+    }
     body
 }
 
-/// Replaces every occurrence of `from` in `bytes` by `to` (same length).
-fn replace_all(bytes: &mut [u8], from: &[u8], to: &[u8]) {
+/// Where `pattern` occurs in `bytes` (not overlapping).
+fn positions(bytes: &[u8], pattern: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
     let mut i = 0;
-    while i + from.len() <= bytes.len() {
-        if &bytes[i..i + from.len()] == from {
-            bytes[i..i + from.len()].copy_from_slice(to);
-            i += from.len();
+    while i + pattern.len() <= bytes.len() {
+        if &bytes[i..i + pattern.len()] == pattern {
+            out.push(i);
+            i += pattern.len();
         } else {
             i += 1;
         }
     }
+    out
 }
 
 fn soak_secs() -> u64 {
@@ -99,7 +124,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn send(&self, port: u16, template: &[u8], trace: String) {
+    fn send(&self, port: u16, template: &Template, trace: String) {
         self.offered.fetch_add(1, Relaxed);
         let body = request_for(template, &trace, spoor_tests::now_nanos());
         match http(

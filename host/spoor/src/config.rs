@@ -2141,8 +2141,14 @@ mod tests {
         .unwrap()
         .object_store
         .unwrap();
-        assert_eq!((flags.s3.url.as_str(), flags.node.as_str()), ("s3://other", "east-1"));
-        assert!(!format!("{flags:?}").contains("secret-value"), "Debug hides the secret");
+        assert_eq!(
+            (flags.s3.url.as_str(), flags.node.as_str()),
+            ("s3://other", "east-1")
+        );
+        assert!(
+            !format!("{flags:?}").contains("secret-value"),
+            "Debug hides the secret"
+        );
         let err = Settings::resolve(&Options {
             object_store_url: Some("s3://traces".into()),
             object_store_poll: Some("0s".into()),

@@ -82,6 +82,14 @@ pub trait Ingest: Send + Sync + 'static {
     /// Validates and enqueues a decoded batch.
     fn ingest(&self, batch: IngestBatch) -> IngestFuture<'_>;
 
+    /// Asked before a request's body is read and decoded: `Err` when `ingest` would refuse any
+    /// batch now (queue full, memory over the soft limit, storage failing, shutting down), so
+    /// an overloaded daemon refuses for the cost of the headers. A refusal here is counted per
+    /// request (its spans were never decoded). `Ok` promises nothing: `ingest` decides.
+    fn admit(&self, _receiver: &'static str) -> Result<(), IngestError> {
+        Ok(())
+    }
+
     /// Records a request that was refused before it produced spans (`reason` is the error
     /// message sent to the client).
     fn bad_request(&self, receiver: &'static str, reason: &str);

@@ -34,6 +34,9 @@ pub struct ReceiverCounters {
     pub spans_rejected: AtomicU64,
     /// Spans refused because the pipeline was full (client told to retry).
     pub spans_refused: AtomicU64,
+    /// Requests refused before their body was read (pipeline full, memory, storage; client
+    /// told to retry): their spans were never decoded, so they are not in `spans_refused`.
+    pub requests_refused: AtomicU64,
 }
 
 /// Counters of the pipeline.
@@ -291,7 +294,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         let receivers = self.receivers.read();
-        let per_receiver: [(&str, &str, CounterOf); 5] = [
+        let per_receiver: [(&str, &str, CounterOf); 6] = [
             ("spoor_receiver_requests_total", "Requests received.", |c| {
                 &c.requests
             }),
@@ -299,6 +302,11 @@ impl Metrics {
                 "spoor_receiver_bad_requests_total",
                 "Requests refused as malformed, too large or of the wrong type.",
                 |c| &c.bad_requests,
+            ),
+            (
+                "spoor_receiver_requests_refused_total",
+                "Requests refused before their body was read (pipeline full, memory over the soft limit, storage failing); their spans were never decoded.",
+                |c| &c.requests_refused,
             ),
             (
                 "spoor_receiver_spans_accepted_total",

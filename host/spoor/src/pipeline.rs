@@ -357,6 +357,38 @@ impl Ingest for Pipeline {
         Box::pin(self.ingest_inner(batch))
     }
 
+    fn admit(&self, receiver: &'static str) -> Result<(), IngestError> {
+        let refused = if self.closed.load(Relaxed) {
+            Some(IngestError::ShuttingDown)
+        } else if self
+            .cfg
+            .available
+            .as_ref()
+            .is_some_and(|available| !(available.0)())
+        {
+            Some(IngestError::Storage(
+                "the span log is unreachable, retry later".into(),
+            ))
+        } else if self.health.failing.load(Relaxed) {
+            Some(IngestError::Storage(self.health.reason.lock().clone()))
+        } else if self.metrics.memory.refusing() || self.permits.available_permits() == 0 {
+            Some(IngestError::Overloaded {
+                retry_after: self.cfg.retry_after,
+            })
+        } else {
+            None
+        };
+        match refused {
+            None => Ok(()),
+            Some(e) => {
+                let counters = self.metrics.receiver(receiver);
+                counters.requests.fetch_add(1, Relaxed);
+                counters.requests_refused.fetch_add(1, Relaxed);
+                Err(e)
+            }
+        }
+    }
+
     fn bad_request(&self, receiver: &'static str, reason: &str) {
         self.metrics
             .receiver(receiver)
@@ -879,7 +911,14 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, IngestError::Overloaded { .. }));
         assert_eq!(metrics.receiver("test").spans_refused.load(Relaxed), 1);
+        // admission says so before any body is read, and counts the request
+        assert!(matches!(
+            p.admit("test"),
+            Err(IngestError::Overloaded { .. })
+        ));
+        assert_eq!(metrics.receiver("test").requests_refused.load(Relaxed), 1);
         drop(hog);
+        assert_eq!(p.admit("test"), Ok(()));
         p.ingest(batch(vec![span(2, 1, None, "a")])).await.unwrap();
         p.shutdown().await;
         assert!(
@@ -891,6 +930,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err, IngestError::ShuttingDown);
+        assert_eq!(p.admit("test"), Err(IngestError::ShuttingDown));
     }
 
     #[tokio::test]
@@ -910,7 +950,12 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, IngestError::Overloaded { .. }));
         assert_eq!(metrics.receiver("test").spans_refused.load(Relaxed), 1);
+        assert!(
+            p.admit("test").is_err(),
+            "admission follows the memory limiter"
+        );
         metrics.memory.observe(50 << 20, &limit);
+        assert_eq!(p.admit("test"), Ok(()));
         p.ingest(batch(vec![span(4, 1, None, "a")])).await.unwrap();
         p.shutdown().await;
         assert!(store.get_trace(TraceId(4)).unwrap().is_some());

@@ -12,10 +12,9 @@ use spoor_jaeger::sampling::{
     SamplingStrategyParameters, SamplingStrategyResponse, GET_SAMPLING_STRATEGY_PATH,
     SAMPLING_MANAGER_SERVICE,
 };
-use spoor_otlp::proto::RpcStatus;
-use tonic::{Code, Status};
+use tonic::Status;
 
-use super::refusal;
+use super::grpc_refusal;
 use crate::ingest::{Ingest, IngestBatch};
 use crate::receivers::grpc_codec::UnaryMethod;
 use crate::receivers::Target;
@@ -70,6 +69,10 @@ impl UnaryMethod for PostSpans {
     type Response = PostSpansResponse;
 
     async fn handle(&self, request: Bytes) -> Result<PostSpansResponse, Status> {
+        // refused before decoding while the pipeline would refuse any batch
+        if let Err(err) = self.ingest.admit(RECEIVER) {
+            return Err(grpc_refusal(&err));
+        }
         let decoded = match spoor_jaeger::decode_post_spans(&request) {
             Ok(d) => d,
             Err(e) => {
@@ -83,15 +86,7 @@ impl UnaryMethod for PostSpans {
             // api_v2 has no partial success: rejected spans are reported by the pipeline's
             // metrics and logs, the call itself succeeds as Jaeger's collector does
             Ok(_) => Ok(PostSpansResponse {}),
-            Err(err) => {
-                let r = refusal(&err);
-                let details = RpcStatus::new(r.rpc_code, r.message.clone(), r.retry_after);
-                Err(Status::with_details(
-                    Code::from(r.rpc_code),
-                    r.message,
-                    Bytes::from(details.encode_to_vec()),
-                ))
-            }
+            Err(err) => Err(grpc_refusal(&err)),
         }
     }
 }
@@ -120,6 +115,9 @@ impl UnaryMethod for GetSamplingStrategy {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use prost::Message;
+    use tonic::Code;
 
     use http::uri::PathAndQuery;
     use spoor_jaeger::proto;

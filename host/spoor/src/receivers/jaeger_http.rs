@@ -12,9 +12,9 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http::{header, HeaderMap, StatusCode};
 
-use super::refusal;
+use super::text_refusal;
 use crate::ingest::{Ingest, IngestBatch};
 use crate::receivers::read_body;
 
@@ -69,6 +69,10 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), String> {
 }
 
 async fn post_traces(State(st): State<Arc<HttpState>>, req: Request) -> Response {
+    // refused before the body is read while the pipeline would refuse any batch
+    if let Err(err) = st.ingest.admit(RECEIVER) {
+        return text_refusal(&err);
+    }
     let batch = match read_request(&st, req).await {
         Ok(b) => b,
         Err((status, message)) => {
@@ -85,18 +89,7 @@ async fn post_traces(State(st): State<Arc<HttpState>>, req: Request) -> Response
             ),
         ),
         Ok(_) => StatusCode::ACCEPTED.into_response(),
-        Err(err) => {
-            let r = refusal(&err);
-            let status =
-                StatusCode::from_u16(r.http_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let mut resp = text(status, r.message);
-            if let Some(d) = r.retry_after {
-                let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-            }
-            resp
-        }
+        Err(err) => text_refusal(&err),
     }
 }
 

@@ -593,6 +593,35 @@ pub(crate) fn refusal(err: &IngestError) -> Refusal {
     }
 }
 
+/// A refusal as a plain-text HTTP reply with `Retry-After` (Jaeger Thrift HTTP, Zipkin).
+pub(crate) fn text_refusal(err: &IngestError) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let r = refusal(err);
+    let status =
+        http::StatusCode::from_u16(r.http_status).unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE);
+    let mut resp = (status, r.message + "\n").into_response();
+    if let Some(d) = r.retry_after {
+        let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        resp.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from(secs.max(1)),
+        );
+    }
+    resp
+}
+
+/// A refusal as a gRPC status with `google.rpc.Status` details (code and `RetryInfo`).
+pub(crate) fn grpc_refusal(err: &IngestError) -> tonic::Status {
+    use prost::Message;
+    let r = refusal(err);
+    let details = proto::RpcStatus::new(r.rpc_code, r.message.clone(), r.retry_after);
+    tonic::Status::with_details(
+        tonic::Code::from(r.rpc_code),
+        r.message,
+        bytes::Bytes::from(details.encode_to_vec()),
+    )
+}
+
 /// The export reply for an accepted batch: partial success when anything was rejected (or the
 /// pipeline has a message for the client), empty otherwise.
 pub(crate) fn export_response(outcome: &IngestOutcome) -> proto::ExportTraceServiceResponse {
@@ -621,6 +650,8 @@ pub(crate) mod testing {
         pub batches: Mutex<Vec<IngestBatch>>,
         pub bad: Mutex<Vec<(&'static str, String)>>,
         pub reply: Mutex<Option<Result<IngestOutcome, IngestError>>>,
+        /// What `admit` answers (`None`: admitted).
+        pub admit: Mutex<Option<IngestError>>,
     }
 
     impl Recorder {
@@ -646,6 +677,13 @@ pub(crate) mod testing {
             });
             self.batches.lock().push(batch);
             Box::pin(async move { reply })
+        }
+
+        fn admit(&self, _receiver: &'static str) -> Result<(), IngestError> {
+            match self.admit.lock().clone() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
         }
 
         fn bad_request(&self, receiver: &'static str, reason: &str) {

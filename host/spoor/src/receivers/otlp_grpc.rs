@@ -6,11 +6,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use prost::Message;
 use spoor_otlp::proto;
-use tonic::{Code, Status};
+use tonic::Status;
 
-use super::{export_response, refusal};
+use super::{export_response, grpc_refusal};
 use crate::ingest::{Ingest, IngestBatch};
 use crate::receivers::grpc_codec::UnaryMethod;
 use crate::receivers::Target;
@@ -64,6 +63,10 @@ impl UnaryMethod for Export {
     type Response = proto::ExportTraceServiceResponse;
 
     async fn handle(&self, request: Bytes) -> Result<Self::Response, Status> {
+        // refused before decoding while the pipeline would refuse any batch
+        if let Err(err) = self.ingest.admit(RECEIVER) {
+            return Err(grpc_refusal(&err));
+        }
         let decoded = match spoor_otlp::decode_proto(&request) {
             Ok(d) => d,
             Err(e) => {
@@ -75,15 +78,7 @@ impl UnaryMethod for Export {
         let batch = IngestBatch::from_decoded(RECEIVER, decoded);
         match self.ingest.ingest(batch).await {
             Ok(outcome) => Ok(export_response(&outcome)),
-            Err(err) => {
-                let r = refusal(&err);
-                let details = proto::RpcStatus::new(r.rpc_code, r.message.clone(), r.retry_after);
-                Err(Status::with_details(
-                    Code::from(r.rpc_code),
-                    r.message,
-                    Bytes::from(details.encode_to_vec()),
-                ))
-            }
+            Err(err) => Err(grpc_refusal(&err)),
         }
     }
 }
@@ -91,6 +86,9 @@ impl UnaryMethod for Export {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use prost::Message;
+    use tonic::Code;
 
     use http::uri::PathAndQuery;
     use spoor_core::{Span, SpanId, TraceId};

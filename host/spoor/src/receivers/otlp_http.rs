@@ -160,7 +160,17 @@ impl Refused {
     }
 }
 
+fn refused_reply(format: Option<Format>, err: &crate::ingest::IngestError) -> Response {
+    let r = refusal(err);
+    let status = StatusCode::from_u16(r.http_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    status_reply(format, status, r.rpc_code, &r.message, r.retry_after)
+}
+
 async fn export(State(st): State<Arc<HttpState>>, req: Request) -> Response {
+    // refused before the body is read while the pipeline would refuse any batch
+    if let Err(err) = st.ingest.admit(RECEIVER) {
+        return refused_reply(request_format(req.headers()).ok(), &err);
+    }
     match read_request(&st, req).await {
         Ok((format, batch)) => match st.ingest.ingest(batch).await {
             Ok(outcome) => {
@@ -169,12 +179,7 @@ async fn export(State(st): State<Arc<HttpState>>, req: Request) -> Response {
                     json::encode_export_response(&resp)
                 })
             }
-            Err(err) => {
-                let r = refusal(&err);
-                let status =
-                    StatusCode::from_u16(r.http_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                status_reply(Some(format), status, r.rpc_code, &r.message, r.retry_after)
-            }
+            Err(err) => refused_reply(Some(format), &err),
         },
         Err(r) => {
             st.ingest.bad_request(RECEIVER, &r.message);
@@ -561,6 +566,36 @@ mod tests {
                 error_message: "span 0: bad".into()
             })
         );
+    }
+
+    #[tokio::test]
+    async fn refused_before_the_body_is_read_while_admission_fails() {
+        let rec = Recorder::new();
+        *rec.admit.lock() = Some(IngestError::Overloaded {
+            retry_after: Duration::from_secs(2),
+        });
+        // a body that would be a 400 if it were read: admission answers first
+        let r = call(
+            rec.clone(),
+            "POST",
+            &[("content-type", PROTOBUF)],
+            b"\xff\xff".to_vec(),
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 429);
+        assert_eq!(r.header(header::RETRY_AFTER), "2");
+        assert_eq!(r.rpc_status().code, proto::rpc_code::RESOURCE_EXHAUSTED);
+        assert!(rec.batches.lock().is_empty() && rec.bad.lock().is_empty());
+        *rec.admit.lock() = None;
+        let r = call(
+            rec.clone(),
+            "POST",
+            &[("content-type", PROTOBUF)],
+            spoor_otlp::encode_proto(&[span(1)]),
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 200);
+        assert_eq!(rec.batches.lock().len(), 1);
     }
 
     #[tokio::test]
