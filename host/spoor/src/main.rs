@@ -962,3 +962,33 @@ fn stack_factory(
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-role files of `config/cluster/` (the README's production cluster) resolve and
+    /// pass their role's checks.
+    #[test]
+    fn cluster_config_files_resolve_for_their_roles() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cluster");
+        let mut nodes = Vec::new();
+        for (file, role) in [
+            ("collector.toml", Role::Collector),
+            ("ingester-a.toml", Role::Ingester),
+            ("ingester-b.toml", Role::Ingester),
+            ("query.toml", Role::Query),
+        ] {
+            let mut s = Settings::resolve(&config::Options {
+                config: Some(dir.join(file)),
+                ..Default::default()
+            })
+            .unwrap_or_else(|e| panic!("{file}: {e:#}"));
+            check_role(role, &mut s).unwrap_or_else(|e| panic!("{file} as {role:?}: {e:#}"));
+            if let Some(o) = &s.object_store {
+                nodes.push(o.node.clone());
+            }
+        }
+        assert_eq!(nodes, ["p0-3", "p4-7", "local"]);
+    }
+}
