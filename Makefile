@@ -76,7 +76,7 @@ unit:
 
 # End-to-end: the real daemon binary on free 127.0.0.1 ports, fed by real OTel clients.
 e2e: test-clients
-	$(CARGO) build -p spoor
+	$(CARGO) build -p spoor -p spoor-bench --bin spoor --bin spoor-loadgen
 	$(CARGO) test -p spoor-tests -- --test-threads 2
 
 ## soak: the long reliability runs of RELIABILITY.md: the overload test for SOAK_SECS (60) at

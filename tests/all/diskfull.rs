@@ -214,14 +214,20 @@ fn full_disk_refuses_retryably_keeps_data_and_resumes_when_space_returns() {
         d.log_text()
     );
     let write_errors = metric_value(&metrics, "spoor_pipeline_write_errors_total").unwrap_or(0.0);
-    let refused = metric_value(
+    let refused_spans = metric_value(
         &metrics,
         "spoor_receiver_spans_refused_total{receiver=\"otlp_http\"}",
     )
     .unwrap_or(0.0);
+    // refused before the body was read (admission) or after decoding: counted either way
+    let refused_requests = metric_value(
+        &metrics,
+        "spoor_receiver_requests_refused_total{receiver=\"otlp_http\"}",
+    )
+    .unwrap_or(0.0);
     assert!(write_errors >= 1.0, "write errors not counted:\n{metrics}");
     assert!(
-        refused >= 5.0 * SPANS_PER_TRACE as f64,
+        refused_requests + refused_spans / SPANS_PER_TRACE as f64 >= 5.0,
         "refusals not counted:\n{metrics}"
     );
     let log = d.log_text();
