@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parking_lot::{Mutex, RwLock};
@@ -19,6 +19,11 @@ use crate::block::{self, BlockBody, BlockHead, FrameRef};
 
 /// Decoded block bodies kept per query node (most recently used).
 const BODY_CACHE: usize = 32;
+/// A listed block's id and index size, and what reading its index gave.
+type HeadRead = (String, u64, StoreResult<(BlockHead, BlockBody)>);
+
+/// Index objects read at once when new blocks are listed.
+const READ_AHEAD: usize = 16;
 /// Decompressed frames kept, in bytes.
 const FRAME_CACHE_BYTES: usize = 64 << 20;
 
@@ -273,20 +278,33 @@ impl BlockStore {
         };
         let known: HashSet<String> = self.state.read().blocks.keys().cloned().collect();
         let mut added = Vec::new();
-        for (id, size) in &listed {
-            if known.contains(id) {
-                continue;
-            }
-            match self.block_on(self.bucket.read_head(id)) {
+        // new blocks' indexes, READ_AHEAD requests at a time (a query node starting over
+        // thousands of blocks does not read them one by one)
+        let new: Vec<(String, u64)> = listed
+            .iter()
+            .filter(|(id, _)| !known.contains(id))
+            .cloned()
+            .collect();
+        let read: Vec<HeadRead> = self.block_on(async {
+            futures_util::stream::iter(new.into_iter().map(|(id, size)| async move {
+                let got = self.bucket.read_head(&id).await;
+                (id, size, got)
+            }))
+            .buffer_unordered(READ_AHEAD)
+            .collect()
+            .await
+        });
+        for (id, size, got) in read {
+            match got {
                 Ok((head, body)) => {
                     let Some(filter) = TraceFilter::from_words(&head.bloom) else {
                         continue;
                     };
-                    self.remember_body(id, Arc::new(body));
+                    self.remember_body(&id, Arc::new(body));
                     added.push(Arc::new(Known {
                         head: Arc::new(head),
                         filter,
-                        index_bytes: *size,
+                        index_bytes: size,
                     }));
                 }
                 Err(e) => {
@@ -369,7 +387,12 @@ impl BlockStore {
         Ok(raw)
     }
 
-    fn read_trace(&self, id: TraceId, blocks: &[Arc<Known>]) -> StoreResult<Option<Trace>> {
+    /// The spans of `id` in `blocks`, and the first error of a block that could not be read.
+    fn read_trace(
+        &self,
+        id: TraceId,
+        blocks: &[Arc<Known>],
+    ) -> (Option<Trace>, Option<StoreError>) {
         let mut spans = Vec::new();
         let mut first_error = None;
         for k in blocks.iter().filter(|k| k.filter.may_contain(id)) {
@@ -395,13 +418,28 @@ impl BlockStore {
                 }
             }
         }
-        match (spans.is_empty(), first_error) {
-            (true, Some(e)) => Err(e),
-            (true, None) => Ok(None),
-            (false, _) => Ok(Some(Trace {
-                trace_id: id,
-                spans,
-            })),
+        let trace = (!spans.is_empty()).then_some(Trace {
+            trace_id: id,
+            spans,
+        });
+        (trace, first_error)
+    }
+
+    /// One trace over the visible blocks. When a block could not be read (most often one the
+    /// compactor just replaced and deleted), the bucket is listed again and the trace read once
+    /// more; what the second read finds is returned, an error only when it found nothing.
+    fn trace(&self, id: TraceId) -> StoreResult<Option<Trace>> {
+        let blocks = self.state.read().visible();
+        let (trace, err) = self.read_trace(id, &blocks);
+        if err.is_none() {
+            return Ok(trace);
+        }
+        self.refresh(true)?;
+        let blocks = self.state.read().visible();
+        match self.read_trace(id, &blocks) {
+            (Some(t), _) => Ok(Some(t)),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(None),
         }
     }
 
@@ -483,7 +521,7 @@ impl BlockStore {
                     break;
                 }
             }
-            let Some(t) = self.read_trace(id, &blocks).unwrap_or(None) else {
+            let Some(t) = self.trace(id).unwrap_or(None) else {
                 continue;
             };
             if let Some(key) = match_key(q, &t.spans) {
@@ -518,16 +556,7 @@ impl TraceStore for BlockStore {
 
     fn get_trace(&self, id: TraceId) -> StoreResult<Option<Trace>> {
         self.refresh(false)?;
-        let blocks = self.state.read().visible();
-        match self.read_trace(id, &blocks) {
-            // a block compacted away since the last list: list again, read once more
-            Err(_) => {
-                self.refresh(true)?;
-                let blocks = self.state.read().visible();
-                self.read_trace(id, &blocks)
-            }
-            ok => ok,
-        }
+        self.trace(id)
     }
 
     fn services(&self) -> StoreResult<Vec<String>> {
