@@ -177,6 +177,7 @@ async function startDaemon(extra = [], prefix = '', token = null) {
   return { q, ports, proc };
 }
 
+let cfgDir;
 before(async () => {
   assert.ok(fs.existsSync(path.join(DIST, 'index.html')), 'www/dist is missing: run `make ui`');
   const help = execFileSync(SPOOR, ['all-in-one', '--help'], { encoding: 'utf8' });
@@ -185,7 +186,8 @@ before(async () => {
   const extra = [];
   if (servesFiles) extra.push('--query.static-files', DIST);
   if (help.includes('--query.ui-config')) {
-    const cfg = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'spoor-ui-e2e-')), 'ui-config.json');
+    cfgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'spoor-ui-e2e-'));
+    const cfg = path.join(cfgDir, 'ui-config.json');
     fs.writeFileSync(cfg, JSON.stringify(UI_CONFIG));
     extra.push('--query.ui-config', cfg);
   }
@@ -212,6 +214,7 @@ after(async () => {
   uiServer?.close();
   offlineServer?.close();
   for (const d of daemons) d.kill('SIGTERM');
+  if (cfgDir) fs.rmSync(cfgDir, { recursive: true, force: true });
 });
 
 async function page() {

@@ -263,7 +263,6 @@ fn plain(status: StatusCode, body: &'static str) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
     use axum::body::Body;
@@ -275,14 +274,11 @@ mod tests {
     use super::*;
     use crate::{router, QueryConfig};
 
-    /// A fresh directory holding a small built UI.
-    fn ui_dir() -> PathBuf {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "spoor-query-ui-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
+    /// A fresh directory holding a small built UI, inside a temporary directory that also holds
+    /// a secret next to it (for the path-traversal checks); both go when the guard drops.
+    fn ui_dir() -> (tempfile::TempDir, PathBuf) {
+        let outer = tempfile::tempdir().unwrap();
+        let dir = outer.path().join("ui");
         std::fs::create_dir_all(dir.join("assets")).unwrap();
         std::fs::write(
             dir.join("index.html"),
@@ -293,8 +289,8 @@ mod tests {
         std::fs::write(dir.join("assets/app-1a2b.css"), "body{}").unwrap();
         std::fs::write(dir.join("assets/spoor_wasm_bg-9z.wasm"), b"\0asm\x01\0\0\0").unwrap();
         std::fs::write(dir.join("favicon.svg"), "<svg/>").unwrap();
-        std::fs::write(dir.parent().unwrap().join("spoor-secret.txt"), "secret").unwrap();
-        dir
+        std::fs::write(outer.path().join("spoor-secret.txt"), "secret").unwrap();
+        (outer, dir)
     }
 
     fn app(static_files: Option<PathBuf>, ui_config: Option<serde_json::Value>) -> axum::Router {
@@ -333,7 +329,8 @@ mod tests {
 
     #[tokio::test]
     async fn serves_files_with_their_content_types() {
-        let app = app(Some(ui_dir()), None);
+        let (_tmp, ui) = ui_dir();
+        let app = app(Some(ui), None);
         let cases = [
             (
                 "/",
@@ -374,7 +371,8 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_routes_get_the_index_but_missing_assets_and_api_paths_do_not() {
-        let app = app(Some(ui_dir()), None);
+        let (_tmp, ui) = ui_dir();
+        let app = app(Some(ui), None);
         for uri in [
             "/search",
             "/trace/5b8efff798038103d269b633813fc60c",
@@ -401,7 +399,8 @@ mod tests {
 
     #[tokio::test]
     async fn paths_cannot_leave_the_directory() {
-        let app = app(Some(ui_dir()), None);
+        let (_tmp, ui) = ui_dir();
+        let app = app(Some(ui), None);
         for uri in [
             "/../spoor-secret.txt",
             "/assets/../../spoor-secret.txt",
@@ -480,7 +479,7 @@ mod tests {
 
     #[tokio::test]
     async fn everything_is_served_under_the_base_path() {
-        let dir = ui_dir();
+        let (_tmp, dir) = ui_dir();
         std::fs::write(
             dir.join("index.html"),
             "<!doctype html><base href=\"/\" /><title>spoor</title><script src=\"./assets/app-1a2b.js\"></script>",
