@@ -118,26 +118,24 @@ async fn seal_blocks(
     report: &mut SealReport,
 ) -> StoreResult<()> {
     let len = sled.partition_nanos();
-    {
-        let last = blocks.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
-        let spans: Vec<_> = blocks.into_iter().flat_map(|(_, s)| s).collect();
-        let n = spans.len() as u64;
-        let id = format!(
-            "{:012}-{}-{last:016x}",
-            (p.saturating_mul(len)) / 1_000_000_000,
-            cfg.node
-        );
-        let built = tokio::task::spawn_blocking(move || block::build(&id, spans, Vec::new(), end))
-            .await
-            .map_err(|e| StoreError::Io(format!("block build failed: {e}")))??;
-        bucket.upload(&built).await?;
-        let s = sled.clone();
-        blocking(move || s.mark_sealed(p, last, now_nanos)).await?;
-        report.uploaded += 1;
-        report.spans += n;
-        report.bytes += (built.data.len() + built.index.len()) as u64;
-        tracing::info!(partition = p, block = %built.head.id, spans = n, bytes = built.data.len() + built.index.len(), "partition sealed to object storage");
-    }
+    let last = blocks.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
+    let spans: Vec<_> = blocks.into_iter().flat_map(|(_, s)| s).collect();
+    let n = spans.len() as u64;
+    let id = format!(
+        "{:012}-{}-{last:016x}",
+        (p.saturating_mul(len)) / 1_000_000_000,
+        cfg.node
+    );
+    let built = tokio::task::spawn_blocking(move || block::build(&id, spans, Vec::new(), end))
+        .await
+        .map_err(|e| StoreError::Io(format!("block build failed: {e}")))??;
+    bucket.upload(&built).await?;
+    let s = sled.clone();
+    blocking(move || s.mark_sealed(p, last, now_nanos)).await?;
+    report.uploaded += 1;
+    report.spans += n;
+    report.bytes += (built.data.len() + built.index.len()) as u64;
+    tracing::info!(partition = p, block = %built.head.id, spans = n, bytes = built.data.len() + built.index.len(), "partition sealed to object storage");
     Ok(())
 }
 
@@ -178,9 +176,13 @@ pub async fn compact_once(
     let mut report = CompactReport::default();
     let cutoff = now_nanos.saturating_sub(nanos(cfg.retention));
     let mut heads = Vec::new();
+    let mut bodies = std::collections::HashMap::new();
     for (id, _) in bucket.list_blocks().await? {
         match bucket.read_head(&id).await {
-            Ok((h, _)) => heads.push(h),
+            Ok((h, body)) => {
+                bodies.insert(id, body);
+                heads.push(h);
+            }
             Err(e) => {
                 tracing::warn!(block = %id, error = %e, "compactor skips an unreadable block")
             }
@@ -224,8 +226,10 @@ pub async fn compact_once(
         }
         let mut spans = Vec::with_capacity(total as usize);
         for h in &take {
-            let (_, s) = bucket.read_all(&h.id).await?;
-            spans.extend(s);
+            match bodies.get(&h.id) {
+                Some(body) => spans.extend(bucket.read_spans(&h.id, body).await?),
+                None => spans.extend(bucket.read_all(&h.id).await?.1),
+            }
         }
         let mut ids: Vec<String> = take.iter().map(|h| h.id.clone()).collect();
         ids.sort();

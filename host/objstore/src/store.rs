@@ -130,9 +130,15 @@ impl Bucket {
     /// Every span of block `id` (compaction).
     pub async fn read_all(&self, id: &str) -> StoreResult<(BlockHead, Vec<Span>)> {
         let (head, body) = self.read_head(id).await?;
+        let spans = self.read_spans(id, &body).await?;
+        Ok((head, spans))
+    }
+
+    /// Every span of block `id`, whose index body is `body` (one GET of the data object).
+    pub async fn read_spans(&self, id: &str, body: &BlockBody) -> StoreResult<Vec<Span>> {
         let p = self.data_path(id);
         let data = self.get(&p).await?;
-        let mut spans = Vec::with_capacity(head.spans as usize);
+        let mut spans = Vec::new();
         for (i, f) in body.frames.iter().enumerate() {
             let bytes = frame_slice(&data, *f)
                 .ok_or_else(|| corrupt(&p, format!("frame {i} runs past the object")))?;
@@ -143,7 +149,7 @@ impl Bucket {
                 &format!("{p}, frame {i}"),
             )?);
         }
-        Ok((head, spans))
+        Ok(spans)
     }
 }
 

@@ -51,7 +51,7 @@ pub fn spawn_sealer(
     bucket: Bucket,
     s: &ObjectStoreSettings,
     metrics: Arc<Metrics>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let cfg = SealConfig {
         node: s.node.clone(),
@@ -59,15 +59,10 @@ pub fn spawn_sealer(
         keep_after_upload: s.keep_after_upload,
         block_spans: spoor_objstore::seal::SEAL_SPANS,
     };
-    let every = s.poll;
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => return,
-            }
+    run_every(s.poll, stop, move || {
+        let (sled, bucket, cfg, metrics) =
+            (sled.clone(), bucket.clone(), cfg.clone(), metrics.clone());
+        async move {
             match seal_once(&sled, &bucket, &cfg, crate::pipeline::now_nanos()).await {
                 Ok(r) => {
                     let m = &metrics.object_store;
@@ -85,20 +80,16 @@ pub fn spawn_sealer(
     })
 }
 
-/// Compacts and applies `retention` to blocks every `poll` (at least every 10 s) until `stop`.
-pub fn spawn_compactor(
-    bucket: Bucket,
-    s: &ObjectStoreSettings,
-    retention: Duration,
-    metrics: Arc<Metrics>,
+/// Runs `round` every `every` (a round that overruns delays the next) until `stop` changes.
+fn run_every<F, Fut>(
+    every: Duration,
     mut stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    let cfg = CompactConfig {
-        // compaction decodes its inputs: ~400k spans is a few hundred MB at most
-        max_spans: 400_000,
-        retention,
-    };
-    let every = s.poll.max(Duration::from_secs(10));
+    round: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -107,6 +98,27 @@ pub fn spawn_compactor(
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
+            round().await;
+        }
+    })
+}
+
+/// Compacts and applies `retention` to blocks every `poll` (at least every 10 s) until `stop`.
+pub fn spawn_compactor(
+    bucket: Bucket,
+    s: &ObjectStoreSettings,
+    retention: Duration,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let cfg = CompactConfig {
+        // compaction decodes its inputs: ~400k spans is a few hundred MB at most
+        max_spans: 400_000,
+        retention,
+    };
+    run_every(s.poll.max(Duration::from_secs(10)), stop, move || {
+        let (bucket, cfg, metrics) = (bucket.clone(), cfg.clone(), metrics.clone());
+        async move {
             match compact_once(&bucket, &cfg, crate::pipeline::now_nanos()).await {
                 Ok(r) => {
                     let m = &metrics.object_store;
