@@ -106,7 +106,7 @@ clean-data:
 
 # Hostile test plugins (plugins/tests/*, spoor-plugin-host's sandbox tests and the plugin bench)
 # -> target/plugins/hostile/<name>.wasm. Never deployed.
-HOSTILE_PLUGINS := loop membomb trap garbage oversize greedy snoop sleepy patchy typed
+HOSTILE_PLUGINS := loop membomb trap garbage oversize greedy snoop sleepy patchy badpolicy typed
 .PHONY: plugins-hostile
 plugins-hostile:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
@@ -119,7 +119,7 @@ plugins-hostile:
 # rustc links wasm32-wasip2 cdylibs with the `wasm-component-ld` that rustup ships for the
 # target, so the output is already a component (no wasm-tools needed); the check below refuses a
 # core module (magic + version 1 instead of the component layer's `0d 00 01 00`).
-PLUGINS := redact drop rename
+PLUGINS := redact drop rename slo
 .PHONY: plugins
 plugins:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2

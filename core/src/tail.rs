@@ -38,6 +38,13 @@
 //! | `rate_limiting` | `spans_per_second`, `burst_capacity` (default 2×) | a token bucket of spans has room for the whole trace |
 //! | `and` | `sub_policies` (alias `and_sub_policy`) | every sub-policy samples |
 //! | `composite`, `or` | `sub_policies` (alias `composite_sub_policy`) | any sub-policy samples |
+//! | `plugin` | defined by the host (the daemon: a WebAssembly policy plugin's file, limits and settings) | the host's [`ExternalPolicies`] says so |
+//!
+//! `plugin` policies are how a host adds policies core cannot know: the config type is
+//! generic over the section (`TailConfig<X>`; the default [`NoPlugins`] refuses the type), core
+//! numbers the sections in [`TailConfig::plugin_sections`] order and asks the
+//! [`ExternalPolicies`] given to [`TailSampler::set_external`] by that number. Without one a
+//! plugin policy never samples.
 //!
 //! Attributes are looked up on the span, then on its resource; the resource's `service.name` is
 //! [`Resource::service_name`](crate::model::Resource). Deviation from the collector: `composite`
@@ -58,6 +65,7 @@
 //! A remembered decision costs 45 to 75 bytes (a 24-byte slot and a control byte at the table's
 //! load, plus a 16-byte ring slot).
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -66,7 +74,7 @@ use core::fmt;
 
 use hashbrown::HashMap;
 use regex::Regex;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::model::{find_attr, AnyValue, Span, StatusCode, TraceId};
 
@@ -92,10 +100,32 @@ fn default_decision_cache() -> usize {
     100_000
 }
 
-/// Tail sampler configuration, keyed as the collector's `tail_sampling` processor.
+/// The section of a `plugin` policy where the host has no plugin runtime (the edge collector,
+/// the browser module): the type is refused when the config is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoPlugins {}
+
+impl<'de> Deserialize<'de> for NoPlugins {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(
+            "plugin policies need the daemon's plugin runtime",
+        ))
+    }
+}
+
+/// Decides the `plugin` policies of a sampler for core: given by the host with
+/// [`TailSampler::set_external`].
+pub trait ExternalPolicies: Send {
+    /// Whether plugin policy `index` (its position in [`TailConfig::plugin_sections`]) samples
+    /// the trace. Failures are the host's to handle (e.g. by the plugin's failure policy).
+    fn decide(&mut self, index: usize, trace_id: TraceId, spans: &[Span]) -> bool;
+}
+
+/// Tail sampler configuration, keyed as the collector's `tail_sampling` processor. `X` is the
+/// section of a `plugin` policy (see the module documentation).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TailConfig {
+pub struct TailConfig<X = NoPlugins> {
     /// How long after a trace's first span arrives it is decided (default 30000 ms).
     #[serde(default = "default_decision_wait_ms")]
     pub decision_wait_ms: u64,
@@ -110,7 +140,7 @@ pub struct TailConfig {
     #[serde(default = "default_decision_cache")]
     pub decision_cache: usize,
     /// The policies; a trace is sampled if any of them samples it.
-    pub policies: Vec<PolicyConfig>,
+    pub policies: Vec<PolicyConfig<X>>,
 }
 
 /// The kind of a policy (`type` in the config).
@@ -137,6 +167,8 @@ pub enum PolicyType {
     Composite,
     /// Sample when any sub-policy samples.
     Or,
+    /// Ask a host-defined policy (the daemon: a WebAssembly policy plugin).
+    Plugin,
 }
 
 impl PolicyType {
@@ -153,6 +185,7 @@ impl PolicyType {
             PolicyType::And => "and",
             PolicyType::Composite => "composite",
             PolicyType::Or => "or",
+            PolicyType::Plugin => "plugin",
         }
     }
 }
@@ -160,7 +193,7 @@ impl PolicyType {
 /// One policy: a name, a type and the section of that type.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PolicyConfig {
+pub struct PolicyConfig<X = NoPlugins> {
     /// A name unique among its siblings, for diagnostics.
     pub name: String,
     /// The policy type; the section named after it must be present.
@@ -185,14 +218,21 @@ pub struct PolicyConfig {
     #[serde(default)]
     pub rate_limiting: Option<RateLimitingConfig>,
     /// Section of an `and` policy.
-    #[serde(default)]
-    pub and: Option<SubPoliciesConfig>,
+    #[serde(default = "none")]
+    pub and: Option<SubPoliciesConfig<X>>,
     /// Section of a `composite` policy.
-    #[serde(default)]
-    pub composite: Option<SubPoliciesConfig>,
+    #[serde(default = "none")]
+    pub composite: Option<SubPoliciesConfig<X>>,
     /// Section of an `or` policy.
-    #[serde(default)]
-    pub or: Option<SubPoliciesConfig>,
+    #[serde(default = "none")]
+    pub or: Option<SubPoliciesConfig<X>>,
+    /// Section of a `plugin` policy (defined by the host).
+    #[serde(default = "none")]
+    pub plugin: Option<X>,
+}
+
+fn none<T>() -> Option<T> {
+    None
 }
 
 /// `latency` section.
@@ -273,10 +313,10 @@ pub struct RateLimitingConfig {
 /// `and`, `composite` and `or` section.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SubPoliciesConfig {
+pub struct SubPoliciesConfig<X = NoPlugins> {
     /// The sub-policies.
     #[serde(alias = "and_sub_policy", alias = "composite_sub_policy")]
-    pub sub_policies: Vec<PolicyConfig>,
+    pub sub_policies: Vec<PolicyConfig<X>>,
 }
 
 /// Why a [`TailConfig`] is invalid. `field` is a path such as
@@ -389,9 +429,9 @@ impl fmt::Display for TailConfigError {
 #[cfg(feature = "std")]
 impl std::error::Error for TailConfigError {}
 
-impl TailConfig {
+impl<X> TailConfig<X> {
     /// A config with the collector's defaults and the given policies.
-    pub fn with_policies(policies: Vec<PolicyConfig>) -> Self {
+    pub fn with_policies(policies: Vec<PolicyConfig<X>>) -> Self {
         TailConfig {
             decision_wait_ms: default_decision_wait_ms(),
             num_traces: default_num_traces(),
@@ -413,12 +453,53 @@ impl TailConfig {
         if self.max_bytes == 0 {
             return Err(not_positive("max_bytes"));
         }
-        let policies = compile_list(&self.policies, "policies")?;
-        Ok(CompiledPolicies { policies })
+        let mut plugins = 0;
+        let policies = compile_list(&self.policies, "policies", &mut plugins)?;
+        Ok(CompiledPolicies { policies, plugins })
+    }
+
+    /// Every `plugin` policy's section with its path (`policies[1].and.sub_policies[0]`), in
+    /// the order that numbers them for [`ExternalPolicies::decide`]: depth first, in list
+    /// order.
+    pub fn plugin_sections(&self) -> Vec<(String, &PolicyConfig<X>, &X)> {
+        fn walk<'a, X>(
+            list: &'a [PolicyConfig<X>],
+            path: &str,
+            out: &mut Vec<(String, &'a PolicyConfig<X>, &'a X)>,
+        ) {
+            for (i, p) in list.iter().enumerate() {
+                let here = format!("{path}[{i}]");
+                match p.policy_type {
+                    PolicyType::Plugin => {
+                        if let Some(x) = &p.plugin {
+                            out.push((here, p, x));
+                        }
+                    }
+                    PolicyType::And | PolicyType::Composite | PolicyType::Or => {
+                        let (section, subs) = match p.policy_type {
+                            PolicyType::And => ("and", &p.and),
+                            PolicyType::Or => ("or", &p.or),
+                            _ => ("composite", &p.composite),
+                        };
+                        if let Some(c) = subs {
+                            walk(
+                                &c.sub_policies,
+                                &format!("{here}.{section}.sub_policies"),
+                                out,
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.policies, "policies", &mut out);
+        out
     }
 }
 
-impl PolicyConfig {
+impl<X> PolicyConfig<X> {
     /// A policy of `policy_type` named `name` with no section (set the one its type needs).
     pub fn new(name: impl Into<String>, policy_type: PolicyType) -> Self {
         PolicyConfig {
@@ -433,10 +514,11 @@ impl PolicyConfig {
             and: None,
             composite: None,
             or: None,
+            plugin: None,
         }
     }
 
-    fn sections(&self) -> [(&'static str, bool); 9] {
+    fn sections(&self) -> [(&'static str, bool); 10] {
         [
             ("latency", self.latency.is_some()),
             ("status_code", self.status_code.is_some()),
@@ -447,6 +529,7 @@ impl PolicyConfig {
             ("and", self.and.is_some()),
             ("composite", self.composite.is_some()),
             ("or", self.or.is_some()),
+            ("plugin", self.plugin.is_some()),
         ]
     }
 }
@@ -457,7 +540,11 @@ fn not_positive(field: impl Into<String>) -> TailConfigError {
     }
 }
 
-fn compile_list(list: &[PolicyConfig], path: &str) -> Result<Vec<Policy>, TailConfigError> {
+fn compile_list<X>(
+    list: &[PolicyConfig<X>],
+    path: &str,
+    plugins: &mut usize,
+) -> Result<Vec<Policy>, TailConfigError> {
     if list.is_empty() {
         return Err(TailConfigError::Empty {
             field: path.to_string(),
@@ -479,13 +566,17 @@ fn compile_list(list: &[PolicyConfig], path: &str) -> Result<Vec<Policy>, TailCo
         }
         out.push(Policy {
             name: p.name.clone(),
-            rule: compile_one(p, &here)?,
+            rule: compile_one(p, &here, plugins)?,
         });
     }
     Ok(out)
 }
 
-fn compile_one(p: &PolicyConfig, here: &str) -> Result<Rule, TailConfigError> {
+fn compile_one<X>(
+    p: &PolicyConfig<X>,
+    here: &str,
+    plugins: &mut usize,
+) -> Result<Rule, TailConfigError> {
     let ty = p.policy_type;
     for (section, present) in p.sections() {
         if present && section != ty.as_str() {
@@ -636,6 +727,7 @@ fn compile_one(p: &PolicyConfig, here: &str) -> Result<Rule, TailConfigError> {
             Rule::And(compile_list(
                 &c.sub_policies,
                 &format!("{sec}.sub_policies"),
+                plugins,
             )?)
         }
         PolicyType::Composite | PolicyType::Or => {
@@ -648,7 +740,13 @@ fn compile_one(p: &PolicyConfig, here: &str) -> Result<Rule, TailConfigError> {
             Rule::Or(compile_list(
                 &c.sub_policies,
                 &format!("{sec}.sub_policies"),
+                plugins,
             )?)
+        }
+        PolicyType::Plugin => {
+            p.plugin.as_ref().ok_or_else(missing)?;
+            *plugins += 1;
+            Rule::External(*plugins - 1)
         }
     })
 }
@@ -778,6 +876,8 @@ enum Rule {
     RateLimit(TokenBucket),
     And(Vec<Policy>),
     Or(Vec<Policy>),
+    /// A host-defined policy, by its number in [`TailConfig::plugin_sections`].
+    External(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -825,7 +925,13 @@ fn trace_duration_nanos(spans: &[Span]) -> u64 {
 }
 
 impl Policy {
-    fn evaluate(&mut self, trace_id: TraceId, spans: &[Span], now_nanos: u64) -> Verdict {
+    fn evaluate(
+        &mut self,
+        trace_id: TraceId,
+        spans: &[Span],
+        now_nanos: u64,
+        external: &mut Option<&mut dyn ExternalPolicies>,
+    ) -> Verdict {
         let yes = |b: bool| {
             if b {
                 Verdict::Sampled
@@ -879,7 +985,7 @@ impl Policy {
             Rule::RateLimit(bucket) => yes(bucket.allow(spans.len() as u64, now_nanos)),
             Rule::And(subs) => {
                 for p in subs.iter_mut() {
-                    if !p.evaluate(trace_id, spans, now_nanos).samples() {
+                    if !p.evaluate(trace_id, spans, now_nanos, external).samples() {
                         return Verdict::NotSampled;
                     }
                 }
@@ -887,12 +993,15 @@ impl Policy {
             }
             Rule::Or(subs) => {
                 for p in subs.iter_mut() {
-                    if p.evaluate(trace_id, spans, now_nanos).samples() {
+                    if p.evaluate(trace_id, spans, now_nanos, external).samples() {
                         return Verdict::Sampled;
                     }
                 }
                 Verdict::NotSampled
             }
+            Rule::External(index) => yes(external
+                .as_deref_mut()
+                .is_some_and(|e| e.decide(*index, trace_id, spans))),
         }
     }
 }
@@ -901,21 +1010,39 @@ impl Policy {
 #[derive(Clone, Debug)]
 pub struct CompiledPolicies {
     policies: Vec<Policy>,
+    plugins: usize,
 }
 
 impl CompiledPolicies {
     /// Decides one trace: sampled if any policy samples it and no inverted policy vetoes it.
     /// Every policy is evaluated (rate limiters spend tokens even when another policy samples).
+    /// Plugin policies never sample here; see [`CompiledPolicies::decide_with`].
     pub fn decide(&mut self, trace_id: TraceId, spans: &[Span], now_nanos: u64) -> bool {
+        self.decide_with(trace_id, spans, now_nanos, None)
+    }
+
+    /// [`CompiledPolicies::decide`], asking `external` for the plugin policies.
+    pub fn decide_with(
+        &mut self,
+        trace_id: TraceId,
+        spans: &[Span],
+        now_nanos: u64,
+        mut external: Option<&mut dyn ExternalPolicies>,
+    ) -> bool {
         let mut sampled = false;
         let mut vetoed = false;
         for p in self.policies.iter_mut() {
-            match p.evaluate(trace_id, spans, now_nanos) {
+            match p.evaluate(trace_id, spans, now_nanos, &mut external) {
                 Verdict::InvertNotSampled => vetoed = true,
                 v => sampled |= v.samples(),
             }
         }
         sampled && !vetoed
+    }
+
+    /// How many plugin policies there are (numbered `0..n` for [`ExternalPolicies::decide`]).
+    pub fn plugin_count(&self) -> usize {
+        self.plugins
     }
 
     /// The top-level policy names, in order.
@@ -985,9 +1112,19 @@ struct Pending {
 
 const SPAN_INLINE: usize = core::mem::size_of::<Span>();
 
+/// The host's plugin policies, held by the sampler.
+struct External(Box<dyn ExternalPolicies>);
+
+impl fmt::Debug for External {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ExternalPolicies")
+    }
+}
+
 /// The tail sampler. See the module documentation.
 #[derive(Debug)]
 pub struct TailSampler {
+    external: Option<External>,
     wait_nanos: u64,
     num_traces: usize,
     max_bytes: usize,
@@ -1005,15 +1142,26 @@ pub struct TailSampler {
 
 impl TailSampler {
     /// Validates `cfg` and builds a sampler.
-    pub fn new(cfg: &TailConfig) -> Result<Self, TailConfigError> {
+    pub fn new<X>(cfg: &TailConfig<X>) -> Result<Self, TailConfigError> {
         let policies = cfg.validate()?;
         Ok(Self::with_policies(cfg, policies))
     }
 
+    /// Gives the sampler the host's plugin policies (replacing any given before).
+    pub fn set_external(&mut self, external: Box<dyn ExternalPolicies>) {
+        self.external = Some(External(external));
+    }
+
+    /// How many plugin policies the config has.
+    pub fn plugin_count(&self) -> usize {
+        self.policies.plugin_count()
+    }
+
     /// Builds a sampler from a config and the policies [`TailConfig::validate`] compiled from
     /// it; the limits are read from `cfg` (zero limits are raised to 1).
-    pub fn with_policies(cfg: &TailConfig, policies: CompiledPolicies) -> Self {
+    pub fn with_policies<X>(cfg: &TailConfig<X>, policies: CompiledPolicies) -> Self {
         TailSampler {
+            external: None,
             wait_nanos: cfg.decision_wait_ms.max(1).saturating_mul(NANOS_PER_MS),
             num_traces: cfg.num_traces.max(1),
             max_bytes: cfg.max_bytes.max(1),
@@ -1148,7 +1296,13 @@ impl TailSampler {
             self.stats.decided_early += 1;
         }
         let n = p.spans.len() as u64;
-        let sampled = self.policies.decide(key.trace_id(), &p.spans, now_nanos);
+        let external = self
+            .external
+            .as_mut()
+            .map(|e| &mut *e.0 as &mut dyn ExternalPolicies);
+        let sampled = self
+            .policies
+            .decide_with(key.trace_id(), &p.spans, now_nanos, external);
         if sampled {
             self.stats.traces_sampled += 1;
             self.stats.spans_sampled += n;
@@ -1244,6 +1398,112 @@ mod tests {
         let mut ids: Vec<u128> = out.spans.iter().map(|s| s.trace_id.0).collect();
         ids.dedup();
         ids
+    }
+
+    /// A host's plugin section for the tests: a file name.
+    #[derive(Clone, Debug, PartialEq, Deserialize)]
+    struct Section {
+        path: String,
+    }
+
+    /// Samples a trace when its id is a multiple of the section's divisor (the last character
+    /// of its path); records every call.
+    struct Divides {
+        divisors: Vec<u128>,
+        calls: Arc<core::sync::atomic::AtomicUsize>,
+    }
+
+    impl ExternalPolicies for Divides {
+        fn decide(&mut self, index: usize, trace_id: TraceId, _spans: &[Span]) -> bool {
+            self.calls
+                .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            trace_id.0 % self.divisors[index] == 0
+        }
+    }
+
+    #[test]
+    fn plugin_policies_are_numbered_depth_first_and_asked_by_number() {
+        let cfg: TailConfig<Section> = serde_json::from_str(
+            r#"{"decision_wait_ms": 10, "policies": [
+                {"name": "two", "type": "plugin", "plugin": {"path": "d2"}},
+                {"name": "both", "type": "and", "and": {"sub_policies": [
+                    {"name": "three", "type": "plugin", "plugin": {"path": "d3"}},
+                    {"name": "slow", "type": "latency", "latency": {"threshold_ms": 5}}
+                ]}}
+            ]}"#,
+        )
+        .unwrap();
+        let sections = cfg.plugin_sections();
+        let paths: Vec<(&str, &str)> = sections
+            .iter()
+            .map(|(at, _, x)| (at.as_str(), x.path.as_str()))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                ("policies[0]", "d2"),
+                ("policies[1].and.sub_policies[0]", "d3")
+            ]
+        );
+        let mut s = TailSampler::new(&cfg).unwrap();
+        assert_eq!(s.plugin_count(), 2);
+        // Without the host's policies a plugin policy never samples.
+        assert_eq!(
+            sampled_ids(&mut s, vec![vec![span(2, 0, 1)]]),
+            Vec::<u128>::new()
+        );
+        let calls = Arc::new(core::sync::atomic::AtomicUsize::new(0));
+        s.set_external(Box::new(Divides {
+            divisors: vec![2, 3],
+            calls: calls.clone(),
+        }));
+        // 4: even; 9: divisible by 3 and slow; 15: by 3 but fast; 7: neither.
+        let ids = sampled_ids(
+            &mut s,
+            vec![
+                vec![span(4, 0, 1)],
+                vec![span(9, 0, 6)],
+                vec![span(15, 0, 1)],
+                vec![span(7, 0, 6)],
+            ],
+        );
+        assert_eq!(ids, [4, 9]);
+        // Every top-level policy is evaluated for every trace; `and` stops at its first no.
+        assert_eq!(calls.load(core::sync::atomic::Ordering::Relaxed), 8);
+    }
+
+    #[test]
+    fn plugin_policies_need_their_section_and_a_host_that_has_them() {
+        let e = serde_json::from_str::<TailConfig<Section>>(
+            r#"{"policies": [{"name": "p", "type": "plugin"}]}"#,
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "policies[0] has type plugin but no plugin section"
+        );
+        let e = serde_json::from_str::<TailConfig<Section>>(
+            r#"{"policies": [{"name": "p", "type": "always_sample", "plugin": {"path": "x"}}]}"#,
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "policies[0] has type always_sample but a plugin section"
+        );
+        // Without a plugin runtime (the default section type) the section itself is refused.
+        let e = serde_json::from_str::<TailConfig>(
+            r#"{"policies": [{"name": "p", "type": "plugin", "plugin": {"path": "x"}}]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("plugin policies need the daemon's plugin runtime"),
+            "{e}"
+        );
     }
 
     #[test]

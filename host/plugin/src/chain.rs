@@ -66,12 +66,12 @@ impl std::fmt::Display for PluginFailure {
 }
 
 #[derive(Default)]
-struct Counters {
-    calls: AtomicU64,
-    spans_in: AtomicU64,
-    spans_out: AtomicU64,
-    nanos: AtomicU64,
-    failures: [AtomicU64; PluginErrorKind::ALL.len()],
+pub(crate) struct Counters {
+    pub(crate) calls: AtomicU64,
+    pub(crate) spans_in: AtomicU64,
+    pub(crate) spans_out: AtomicU64,
+    pub(crate) nanos: AtomicU64,
+    pub(crate) failures: [AtomicU64; PluginErrorKind::ALL.len()],
 }
 
 /// Counters of one plugin since it was first loaded (they survive reloads).
@@ -108,7 +108,7 @@ impl PluginStats {
 }
 
 impl Counters {
-    fn snapshot(&self, plugin: &str) -> PluginStats {
+    pub(crate) fn snapshot(&self, plugin: &str) -> PluginStats {
         PluginStats {
             plugin: plugin.to_string(),
             calls: self.calls.load(Ordering::Relaxed),
@@ -131,6 +131,20 @@ enum Step {
     Changed(Vec<u8>, Vec<Span>),
     /// A strings plugin's patches were applied to the spans in place.
     Patched,
+}
+
+/// A chain holds pipeline plugins only: a policy is refused naming where it belongs.
+fn refuse_policy(spec: &PluginSpec, meta: &Metadata) -> Result<(), LoadError> {
+    if meta.mode != Mode::Policy {
+        return Ok(());
+    }
+    Err(LoadError::Spec {
+        plugin: spec.name.clone(),
+        message: format!(
+            "{} is a tail-sampling policy plugin (world policy), not a pipeline plugin: use it in [sampling.tail] as a policy of type \"plugin\"",
+            spec.path.display()
+        ),
+    })
 }
 
 /// Runs one plugin on an encoded batch and checks its output.
@@ -214,8 +228,9 @@ impl PluginChain {
                     message: format!("name {:?} is used by two plugins", spec.name),
                 });
             }
+            let loaded = Loaded::load(spec, config_text, |m| refuse_policy(spec, m))?;
             plugins.push(Slot {
-                loaded: Arc::new(Loaded::load(spec, config_text)?),
+                loaded: Arc::new(loaded),
                 stats: Arc::default(),
             });
         }
@@ -268,6 +283,10 @@ impl PluginChain {
                     run_one(&slot.loaded, encoded)
                 }
                 Mode::Strings => run_strings(&slot.loaded, &mut current),
+                // refused by `load`; kept total for a chain built another way
+                Mode::Policy => Err(PluginError::Refused(
+                    "failed: a policy plugin does not transform batches".into(),
+                )),
             };
             let stats = &slot.stats;
             stats
@@ -420,7 +439,7 @@ impl ChainHandle {
                 continue;
             }
             failed.retain(|(name, _)| *name != spec.name);
-            match Loaded::load(spec, None) {
+            match Loaded::load(spec, None, |m| refuse_policy(spec, m)) {
                 Ok(loaded) => {
                     report.reloaded.push(spec.name.clone());
                     slots.push(Slot {

@@ -24,9 +24,14 @@
 //!   patches, which are checked (indexes, kinds, order, the output cap) and applied to the
 //!   spans in place: neither side decodes or encodes spans. Contract 0.1 plugins still load
 //!   (spans mode).
+//! - **Policies.** A component of the `policy` world (contract 0.2.1) is a tail-sampling
+//!   policy, not a pipeline plugin: [`PolicyPlugin`] loads it and the daemon's tail sampler
+//!   calls its `decide` once per trace with the trace's block encoding. A chain refuses a
+//!   policy and a policy slot refuses a pipeline plugin, each naming where the other belongs.
 
 mod chain;
 mod error;
+mod policy;
 mod runtime;
 mod spec;
 
@@ -36,6 +41,7 @@ use spoor_core::Span;
 
 pub use chain::{ChainHandle, ChainOutput, PluginChain, PluginFailure, PluginStats, ReloadReport};
 pub use error::{LoadError, PluginError, PluginErrorKind, RunError};
+pub use policy::PolicyPlugin;
 pub use runtime::{CONTRACT_VERSION, OLDER_CONTRACT_VERSIONS};
 pub use spec::{
     Capability, Metadata, Mode, OnError, PluginSpec, DEFAULT_FUEL, DEFAULT_MAX_OUTPUT_RATIO,
@@ -49,15 +55,58 @@ pub fn check(path: &Path) -> Result<Metadata, LoadError> {
     runtime::check(path)
 }
 
+/// What `spoor plugin run` made of a file of traces.
+#[derive(Debug)]
+pub enum RunOutput {
+    /// A pipeline plugin's output batch.
+    Spans(Vec<Span>),
+    /// A policy plugin's verdict per trace, in the order of each trace's first span.
+    Verdicts(Vec<(spoor_core::TraceId, bool)>),
+}
+
 /// Loads the component at `path` with the given settings (JSON object text) and grants, and
 /// runs it once on `spans` (`spoor plugin run FILE --input traces.json`). Default limits apply.
-/// `config_json` must be a JSON object; it reaches `configure` verbatim.
-pub fn run_file(
+/// `config_json` must be a JSON object; it reaches `configure` verbatim. A pipeline plugin
+/// processes the spans as one batch; a policy plugin decides each trace in turn.
+pub fn run_any_file(
     path: &Path,
     config_json: &str,
     grants: &[Capability],
     spans: Vec<Span>,
-) -> Result<Vec<Span>, RunError> {
+) -> Result<RunOutput, RunError> {
+    let meta = check(path).map_err(RunError::Load)?;
+    if meta.mode != Mode::Policy {
+        return run_file(path, config_json, grants, spans).map(RunOutput::Spans);
+    }
+    let spec = run_spec(path, config_json, grants)?;
+    let policy = PolicyPlugin::load_with(&spec, Some(config_json))?;
+    let mut traces: Vec<(spoor_core::TraceId, Vec<Span>)> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for span in spans {
+        let i = *index.entry(span.trace_id).or_insert_with(|| {
+            traces.push((span.trace_id, Vec::new()));
+            traces.len() - 1
+        });
+        traces[i].1.push(span);
+    }
+    let mut verdicts = Vec::with_capacity(traces.len());
+    for (id, spans) in traces {
+        match policy.decide(&spans) {
+            Ok(sampled) => verdicts.push((id, sampled)),
+            Err(error) => {
+                return Err(RunError::Plugin {
+                    plugin: spec.name.clone(),
+                    error,
+                })
+            }
+        }
+    }
+    Ok(RunOutput::Verdicts(verdicts))
+}
+
+/// The spec `spoor plugin run` uses: the file's stem as the name, the given grants and
+/// settings, default limits.
+fn run_spec(path: &Path, config_json: &str, grants: &[Capability]) -> Result<PluginSpec, RunError> {
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -79,6 +128,19 @@ pub fn run_file(
             }))
         }
     };
+    Ok(spec)
+}
+
+/// Loads the component at `path` with the given settings (JSON object text) and grants, and
+/// runs it once on `spans` (`spoor plugin run FILE --input traces.json`). Default limits apply.
+/// `config_json` must be a JSON object; it reaches `configure` verbatim.
+pub fn run_file(
+    path: &Path,
+    config_json: &str,
+    grants: &[Capability],
+    spans: Vec<Span>,
+) -> Result<Vec<Span>, RunError> {
+    let spec = run_spec(path, config_json, grants)?;
     let chain = PluginChain::load_one_with_text(&spec, config_json)?;
     let mut out = chain.process(spans);
     match out.errors.pop() {

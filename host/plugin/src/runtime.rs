@@ -28,6 +28,19 @@ mod bindings {
     });
 }
 
+/// Contract 0.2.1's `policy` world (tail-sampling policies), sharing the `types` and `host`
+/// interfaces of [`bindings`] (so the linker defines `host` once for both worlds).
+mod bindings_policy {
+    wasmtime::component::bindgen!({
+        path: "../../plugins/wit/plugin.wit",
+        world: "policy",
+        with: {
+            "spoor:plugin/types": super::bindings::spoor::plugin::types,
+            "spoor:plugin/host": super::bindings::spoor::plugin::host,
+        },
+    });
+}
+
 /// Contract 0.1 (`plugins/wit/v0.1/plugin.wit`): spans mode only; still loaded.
 mod bindings_v01 {
     wasmtime::component::bindgen!({
@@ -40,7 +53,7 @@ use bindings::spoor::plugin::{host, types};
 use bindings_v01::spoor::plugin::{host as host_v01, types as types_v01};
 
 /// The contract version this host implements (the WIT package version).
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.2.1";
 
 /// Older contract versions this host still loads (their plugins run in spans mode).
 pub const OLDER_CONTRACT_VERSIONS: &[&str] = &["0.1.0"];
@@ -53,12 +66,14 @@ pub(crate) type WitStringsView = types::StringsView;
 enum Pre {
     V02(bindings::PluginPre<State>),
     V01(bindings_v01::PluginPre<State>),
+    Policy(bindings_policy::PolicyPre<State>),
 }
 
 /// The exports of one instance.
 enum Exports {
     V02(bindings::Plugin),
     V01(bindings_v01::Plugin),
+    Policy(bindings_policy::Policy),
 }
 
 /// Component instances the pooling allocator holds at once, over all plugins.
@@ -329,6 +344,7 @@ impl Recipe {
         let engine = match pre {
             Pre::V02(pre) => pre.engine(),
             Pre::V01(pre) => pre.engine(),
+            Pre::Policy(pre) => pre.engine(),
         };
         let state = State {
             wasi: wasi_ctx(&self.grants),
@@ -351,6 +367,7 @@ impl Recipe {
         let plugin = match pre {
             Pre::V02(pre) => pre.instantiate(&mut store).map(Exports::V02),
             Pre::V01(pre) => pre.instantiate(&mut store).map(Exports::V01),
+            Pre::Policy(pre) => pre.instantiate(&mut store).map(Exports::Policy),
         };
         match plugin {
             Ok(plugin) => Ok(Instance { store, plugin }),
@@ -455,12 +472,20 @@ fn compile(plugin: &str, path: &Path) -> Result<(Pre, Option<FileStamp>), LoadEr
     let pre = linker
         .instantiate_pre(&component)
         .map_err(|e| invalid(format!("{e:#}")))?;
-    // The exports tell the versions apart: 0.2 adds `process-strings`.
+    // The exports tell the versions and worlds apart: 0.2 adds `process-strings`, a policy
+    // exports `decide` instead of `process`.
     let pre = match bindings::PluginPre::new(pre.clone()) {
         Ok(pre) => Pre::V02(pre),
-        Err(v02) => match bindings_v01::PluginPre::new(pre) {
+        Err(v02) => match bindings_v01::PluginPre::new(pre.clone()) {
             Ok(pre) => Pre::V01(pre),
-            Err(_) => return Err(invalid(format!("{v02:#}"))),
+            Err(_) => match bindings_policy::PolicyPre::new(pre) {
+                Ok(pre) => Pre::Policy(pre),
+                Err(_) => {
+                    return Err(invalid(format!(
+                        "{v02:#} (nor the policy world: no `decide` export)"
+                    )))
+                }
+            },
         },
     };
     Ok((pre, stamp))
@@ -569,6 +594,16 @@ fn convert_metadata(m: types::Metadata) -> Metadata {
     }
 }
 
+fn convert_policy_metadata(m: types::PolicyMetadata) -> Metadata {
+    convert_metadata(types::Metadata {
+        name: m.name,
+        version: m.version,
+        capabilities: m.capabilities,
+        mode: types::Mode::Spans,
+    })
+    .into_policy()
+}
+
 fn refusal(e: types::PluginError) -> PluginError {
     match e {
         types::PluginError::InvalidConfig(m) => {
@@ -621,6 +656,7 @@ fn metadata_of(
         .call(recipe, |p, s| match p {
             Exports::V02(p) => p.call_metadata(s).map(convert_metadata),
             Exports::V01(p) => p.call_metadata(s).map(convert_metadata_v01),
+            Exports::Policy(p) => p.call_metadata(s).map(convert_policy_metadata),
         })
         .map_err(|e| start_error(spec, format!("metadata failed: {e}")))?;
     let valid_name = !m.name.is_empty()
@@ -653,7 +689,13 @@ impl Loaded {
     /// configures that first instance, which becomes the first idle one.
     /// `config_text` replaces the spec's `config` as the text `configure` receives (the CLI
     /// passes a settings file verbatim, so the plugin's error positions point into it).
-    pub(crate) fn load(spec: &PluginSpec, config_text: Option<&str>) -> Result<Loaded, LoadError> {
+    /// `accept` sees the metadata before anything else is asked of the plugin (a pipeline
+    /// refuses a policy, and a policy slot a pipeline plugin, before configuring it).
+    pub(crate) fn load(
+        spec: &PluginSpec,
+        config_text: Option<&str>,
+        accept: impl FnOnce(&Metadata) -> Result<(), LoadError>,
+    ) -> Result<Loaded, LoadError> {
         spec.validate().map_err(|message| LoadError::Spec {
             plugin: spec.name.clone(),
             message,
@@ -664,6 +706,7 @@ impl Loaded {
             .instantiate(&pre)
             .map_err(|e| start_error(spec, format!("instantiation failed: {e}")))?;
         let metadata = metadata_of(spec, &recipe, &mut first)?;
+        accept(&metadata)?;
         if let Some(&capability) = metadata
             .capabilities
             .iter()
@@ -745,6 +788,9 @@ impl Loaded {
             .call(&self.recipe, |p, s| match p {
                 Exports::V02(p) => p.call_process(s, batch).map(|r| r.map_err(refusal)),
                 Exports::V01(p) => p.call_process(s, batch).map(|r| r.map_err(refusal_v01)),
+                Exports::Policy(_) => Ok(Err(PluginError::Refused(
+                    "failed: a policy plugin has no process".into(),
+                ))),
             })
             .map_err(|e| (e, false))?
             .map_err(|e| (e, true))?;
@@ -775,6 +821,9 @@ impl Loaded {
             Exports::V02(p) => p.call_process_strings(s, view).map(|r| r.map_err(refusal)),
             Exports::V01(_) => Ok(Err(PluginError::Refused(
                 "failed: a contract 0.1 plugin has no process-strings".into(),
+            ))),
+            Exports::Policy(_) => Ok(Err(PluginError::Refused(
+                "failed: a policy plugin has no process-strings".into(),
             ))),
         });
         let flat = match called {
@@ -808,6 +857,28 @@ impl Loaded {
     }
 }
 
+impl Loaded {
+    /// Runs a policy plugin's `decide` on one trace's block encoding: `true` when it samples.
+    /// A trapped instance is dropped, others go back to the pool.
+    #[allow(clippy::ptr_arg)] // the generated binding takes `&Vec<u8>`
+    pub(crate) fn decide(&self, trace: &Vec<u8>) -> Result<bool, PluginError> {
+        let mut instance = self.take()?;
+        let called = instance.call(&self.recipe, |p, s| match p {
+            Exports::Policy(p) => p.call_decide(s, trace).map(|r| r.map_err(refusal)),
+            _ => Ok(Err(PluginError::Refused(
+                "failed: a pipeline plugin has no decide".into(),
+            ))),
+        });
+        match called {
+            Ok(result) => {
+                self.give_back(instance);
+                result.map(|v| v == types::Verdict::Sampled)
+            }
+            Err(trapped) => Err(trapped),
+        }
+    }
+}
+
 /// [`spoor_plugin_strings::check`] on the WIT view, as a typed error.
 fn check_patches(
     view: &WitStringsView,
@@ -838,6 +909,7 @@ fn configure(
         Exports::V01(p) => p
             .call_configure(s, config_json)
             .map(|r| r.map_err(refusal_v01)),
+        Exports::Policy(p) => p.call_configure(s, config_json).map(|r| r.map_err(refusal)),
     })?
 }
 

@@ -205,15 +205,26 @@ pub enum Mode {
     Spans,
     /// `process-strings` on the batch's strings view; the host applies the patches.
     Strings,
+    /// Not a pipeline plugin: a tail-sampling policy (world `policy`), whose `decide` the tail
+    /// sampler calls per trace.
+    Policy,
 }
 
 impl Mode {
-    /// `spans` or `strings`.
+    /// `spans`, `strings` or `policy`.
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Spans => "spans",
             Mode::Strings => "strings",
+            Mode::Policy => "policy",
         }
+    }
+}
+
+impl Metadata {
+    pub(crate) fn into_policy(mut self) -> Metadata {
+        self.mode = Mode::Policy;
+        self
     }
 }
 

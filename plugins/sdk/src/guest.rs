@@ -8,17 +8,33 @@
 use std::any::Any;
 use std::cell::RefCell;
 
-use crate::{Capability, Error, Mode, Plugin, Strings, StringsPlugin};
+use crate::{Capability, Error, Mode, Plugin, Policy, Strings, StringsPlugin};
 
-/// The generated bindings (world `spoor:plugin/plugin@0.2.0`).
+/// The generated bindings (world `spoor:plugin/plugin@0.2.1`).
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit/plugin.wit",
-        world: "spoor:plugin/plugin@0.2.0",
+        world: "spoor:plugin/plugin@0.2.1",
         pub_export_macro: true,
         export_macro_name: "__spoor_export_bindings",
         default_bindings_module: "spoor_plugin_sdk::__private::bindings",
+        runtime_path: "spoor_plugin_sdk::__private::wit_bindgen::rt",
+    });
+}
+
+/// The generated bindings of the tail-sampling policy world (`spoor:plugin/policy@0.2.1`).
+/// Only the imports are linked into every plugin; a crate that invokes
+/// [`crate::export_policy!`] adds this world's exports, one that invokes
+/// [`crate::export_plugin!`] the other world's.
+#[allow(missing_docs, clippy::all)]
+pub mod policy_bindings {
+    wit_bindgen::generate!({
+        path: "../wit/plugin.wit",
+        world: "spoor:plugin/policy@0.2.1",
+        pub_export_macro: true,
+        export_macro_name: "__spoor_export_policy_bindings",
+        default_bindings_module: "spoor_plugin_sdk::__private::policy_bindings",
         runtime_path: "spoor_plugin_sdk::__private::wit_bindgen::rt",
     });
 }
@@ -102,6 +118,57 @@ pub fn process_strings<P: StringsPlugin>(view: WitStringsView) -> Result<WitPatc
             text: patches.text,
             ops: patches.ops,
         })
+    })
+}
+
+/// The `metadata` export of a policy.
+pub fn policy_metadata<P: Policy>() -> policy_bindings::PolicyMetadata {
+    use policy_bindings::spoor::plugin::types::Capability as C;
+    policy_bindings::PolicyMetadata {
+        name: P::NAME.into(),
+        version: P::VERSION.into(),
+        capabilities: P::capabilities()
+            .iter()
+            .map(|c| match c {
+                Capability::Clock => C::Clock,
+                Capability::Random => C::Random,
+                Capability::Log => C::Log,
+            })
+            .collect(),
+    }
+}
+
+fn policy_error(e: Error) -> policy_bindings::PluginError {
+    match e {
+        Error::InvalidConfig(m) => policy_bindings::PluginError::InvalidConfig(m),
+        Error::Failed(m) => policy_bindings::PluginError::Failed(m),
+    }
+}
+
+/// The `configure` export of a policy.
+pub fn policy_configure<P: Policy>(config: &str) -> Result<(), policy_bindings::PluginError> {
+    let policy = crate::configure_policy::<P>(config).map_err(policy_error)?;
+    STATE.with(|s| *s.borrow_mut() = Some(Box::new(policy)));
+    Ok(())
+}
+
+/// The `decide` export of a policy.
+pub fn policy_decide<P: Policy>(
+    trace: Vec<u8>,
+) -> Result<policy_bindings::Verdict, policy_bindings::PluginError> {
+    STATE.with(|s| {
+        let mut state = s.borrow_mut();
+        let policy = state
+            .as_mut()
+            .and_then(|p| p.downcast_mut::<P>())
+            .ok_or_else(|| {
+                policy_bindings::PluginError::Failed("decide called before configure".into())
+            })?;
+        match crate::decide_encoded(policy, &trace) {
+            Ok(true) => Ok(policy_bindings::Verdict::Sampled),
+            Ok(false) => Ok(policy_bindings::Verdict::NotSampled),
+            Err(e) => Err(policy_error(e)),
+        }
     })
 }
 

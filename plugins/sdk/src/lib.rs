@@ -1,6 +1,6 @@
 //! The Rust SDK for Spoor pipeline plugins: implement [`Plugin`], call [`export_plugin!`], build
 //! for `wasm32-wasip2`, and the result is a component that fulfils the contract in
-//! `plugins/wit/plugin.wit` (world `spoor:plugin/plugin@0.2.0`). A plugin that only rewrites
+//! `plugins/wit/plugin.wit` (world `spoor:plugin/plugin@0.2.1`). A plugin that only rewrites
 //! strings (redaction, renaming) implements [`StringsPlugin`] instead and is exported with
 //! [`export_strings_plugin!`]: it sees a flat [`StringsView`] of the batch's strings and records
 //! patches, so neither side decodes or encodes spans (see the README's "strings mode").
@@ -63,6 +63,11 @@
 //! [`Strings`], which builds the view from decoded spans and applies the patches with the code
 //! the host uses ([`strings`]).
 //!
+//! A tail-sampling policy (world `spoor:plugin/policy`) implements [`Policy`] and is exported
+//! with [`export_policy!`]: the daemon's tail sampler hands it each trace's spans once the
+//! trace's decision wait is over and combines its yes or no with the other policies of
+//! `[sampling.tail]`.
+//!
 //! The component glue (wit-bindgen) exists only when compiling for `wasm32`; natively the SDK is
 //! plain Rust so that plugin logic is unit-tested with `cargo test` through [`testing`].
 
@@ -92,7 +97,7 @@ pub use spoor_plugin_strings as strings;
 pub use spoor_plugin_strings::{Entry, Kind as StringKind, StringsView};
 
 /// Version of the WIT contract this SDK implements (the `spoor:plugin` package version).
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.2.1";
 
 /// How the host hands a plugin its batches (the WIT `mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -208,6 +213,84 @@ pub trait StringsPlugin: Sized + 'static {
     /// [`StringsView::set_value`] and [`StringsView::remove`]. Recording nothing leaves the
     /// batch as it was. An error leaves the handling to the host's failure policy.
     fn rewrite(&mut self, view: &mut StringsView) -> Result<(), Error>;
+}
+
+/// A tail-sampling policy (world `spoor:plugin/policy`): one value is made by
+/// [`Policy::configure`] and then decides trace after trace (per instance, as [`Plugin`]).
+/// Export it with [`export_policy!`]; test it natively with [`testing::decide`].
+pub trait Policy: Sized + 'static {
+    /// Short name, `[a-z0-9-]+` (checked at compile time by [`export_policy!`]).
+    const NAME: &'static str;
+    /// The policy's own version (semver).
+    const VERSION: &'static str;
+    /// The settings, as for [`Plugin::Config`].
+    type Config: DeserializeOwned;
+
+    /// Capabilities the policy needs.
+    fn capabilities() -> &'static [Capability] {
+        &[]
+    }
+
+    /// Validates the settings and builds the policy.
+    fn configure(config: Self::Config) -> Result<Self, Error>;
+
+    /// Whether to keep the trace: `trace` holds every span the sampler buffered for it (one
+    /// trace id; order of arrival). An error leaves the handling to the host's failure policy
+    /// (`pass` keeps the trace, `drop` does not).
+    fn decide(&mut self, trace: &[Span]) -> Result<bool, Error>;
+}
+
+/// Builds a policy from its JSON settings, as the component's `configure` does.
+pub fn configure_policy<P: Policy>(json: &str) -> Result<P, Error> {
+    P::configure(parse_config(json)?)
+}
+
+/// Decides one trace given in Spoor's block encoding, as the component's `decide` does.
+pub fn decide_encoded<P: Policy>(policy: &mut P, bytes: &[u8]) -> Result<bool, Error> {
+    let spans = spoor_core::block::BlockReader::open(bytes)
+        .and_then(|r| r.decode_all())
+        .map_err(|e| Error::failed(format!("trace is not a valid block: {e}")))?;
+    policy.decide(&spans)
+}
+
+/// Exports a [`Policy`] as the component's `metadata`, `configure` and `decide` (world
+/// `spoor:plugin/policy`). Invoke once, in the crate's root, with the policy type. Outside
+/// `wasm32` it only checks the name.
+#[macro_export]
+macro_rules! export_policy {
+    ($ty:ty) => {
+        const _: () = ::core::assert!(
+            $crate::is_valid_name(<$ty as $crate::Policy>::NAME),
+            "a policy name must match [a-z0-9-]+"
+        );
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            struct SpoorPolicyExport;
+            impl $crate::__private::policy_bindings::Guest for SpoorPolicyExport {
+                fn metadata() -> $crate::__private::policy_bindings::PolicyMetadata {
+                    $crate::__private::policy_metadata::<$ty>()
+                }
+                fn configure(
+                    config: ::std::string::String,
+                ) -> ::core::result::Result<(), $crate::__private::policy_bindings::PluginError>
+                {
+                    $crate::__private::policy_configure::<$ty>(&config)
+                }
+                fn decide(
+                    trace: ::std::vec::Vec<u8>,
+                ) -> ::core::result::Result<
+                    $crate::__private::policy_bindings::Verdict,
+                    $crate::__private::policy_bindings::PluginError,
+                > {
+                    $crate::__private::policy_decide::<$ty>(trace)
+                }
+            }
+            $crate::__private::policy_bindings::__spoor_export_policy_bindings!(
+                SpoorPolicyExport with_types_in $crate::__private::policy_bindings
+            );
+        };
+    };
 }
 
 /// A [`StringsPlugin`] run on whole spans: builds the strings view of the batch, calls
@@ -506,7 +589,9 @@ macro_rules! __process_strings {
 pub mod __private {
     pub use crate::guest::bindings;
     pub use crate::guest::bindings::{Guest, Metadata, PluginError};
+    pub use crate::guest::policy_bindings;
     pub use crate::guest::{configure, metadata, no_strings, process, process_strings};
+    pub use crate::guest::{policy_configure, policy_decide, policy_metadata};
     pub use crate::guest::{WitPatches, WitStringsView};
     pub use wit_bindgen;
 }

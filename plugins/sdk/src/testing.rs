@@ -25,7 +25,7 @@ use std::path::Path;
 use spoor_core::block::{encode_block, BlockReader};
 
 use crate::log::Level;
-use crate::{Error, Plugin, Span};
+use crate::{Error, Plugin, Policy, Span, TraceId};
 
 thread_local! {
     static LOGS: RefCell<Vec<(Level, String)>> = const { RefCell::new(Vec::new()) };
@@ -104,11 +104,65 @@ fn run_case<P: Plugin>(case: &Path) -> Result<(&'static str, String), String> {
     })
 }
 
+/// Configures the policy `P` with `config_json` and decides each trace of `spans` (grouped by
+/// trace id, in order of first appearance) through the block encoding, as the component does:
+/// the trace ids with their verdicts.
+pub fn decide<P: Policy>(config_json: &str, spans: &[Span]) -> Result<Vec<(TraceId, bool)>, Error> {
+    let mut policy = crate::configure_policy::<P>(config_json)?;
+    let mut traces: Vec<(TraceId, Vec<Span>)> = Vec::new();
+    for span in spans {
+        match traces.iter_mut().find(|(id, _)| *id == span.trace_id) {
+            Some((_, t)) => t.push(span.clone()),
+            None => traces.push((span.trace_id, vec![span.clone()])),
+        }
+    }
+    traces
+        .into_iter()
+        .map(|(id, t)| Ok((id, crate::decide_encoded(&mut policy, &encode_block(&t))?)))
+        .collect()
+}
+
+/// Renders verdicts as a policy's golden file holds them: a JSON array of
+/// `{"trace_id": "<32 hex digits>", "sampled": true|false}`, one newline at the end.
+pub fn render_verdicts(verdicts: &[(TraceId, bool)]) -> String {
+    let list: Vec<serde_json::Value> = verdicts
+        .iter()
+        .map(|(id, sampled)| serde_json::json!({"trace_id": id.to_string(), "sampled": sampled}))
+        .collect();
+    let mut s = serde_json::to_string_pretty(&list).unwrap_or_else(|e| format!("error: {e}"));
+    s.push('\n');
+    s
+}
+
+/// What a policy's golden case produced: the rendered verdicts, or the rendered error.
+fn run_policy_case<P: Policy>(case: &Path) -> Result<(&'static str, String), String> {
+    let read = |name: &str| {
+        std::fs::read_to_string(case.join(name))
+            .map_err(|e| format!("{}: {e}", case.join(name).display()))
+    };
+    let config = read("config.json")?;
+    let input: Vec<Span> = serde_json::from_str(&read("input.json")?)
+        .map_err(|e| format!("{}: {e}", case.join("input.json").display()))?;
+    Ok(match decide::<P>(&config, &input) {
+        Ok(verdicts) => ("expected.json", render_verdicts(&verdicts)),
+        Err(e) => ("expected-error.txt", format!("{e}\n")),
+    })
+}
+
+/// [`check_golden`] for a [`Policy`]: `expected.json` holds the verdict per trace (see
+/// [`render_verdicts`]).
+pub fn check_golden_policy<P: Policy>(dir: impl AsRef<Path>) {
+    check_cases(dir.as_ref(), run_policy_case::<P>);
+}
+
 /// Runs every case folder under `dir` (see the module docs) and compares the outcome with its
 /// expectation; with `SPOOR_BLESS=1` set, writes the expectations instead. Panics naming every
 /// case that differs.
 pub fn check_golden<P: Plugin>(dir: impl AsRef<Path>) {
-    let dir = dir.as_ref();
+    check_cases(dir.as_ref(), run_case::<P>);
+}
+
+fn check_cases(dir: &Path, run_case: impl Fn(&Path) -> Result<(&'static str, String), String>) {
     let bless = std::env::var_os("SPOOR_BLESS").is_some_and(|v| v == "1");
     let mut cases: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -119,7 +173,7 @@ pub fn check_golden<P: Plugin>(dir: impl AsRef<Path>) {
     assert!(!cases.is_empty(), "no golden cases in {}", dir.display());
     let mut failures = Vec::new();
     for case in &cases {
-        let (file, actual) = match run_case::<P>(case) {
+        let (file, actual) = match run_case(case) {
             Ok(r) => r,
             Err(e) => {
                 failures.push(e);

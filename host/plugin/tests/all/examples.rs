@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use spoor_core::Span;
-use spoor_plugin_host::{check, run_file, LoadError, PluginError, RunError};
+use spoor_plugin_host::{check, run_any_file, LoadError, PluginError, RunError, RunOutput};
 
 use crate::support::{example, root};
 
@@ -33,13 +33,35 @@ fn replay(name: &str) -> Vec<String> {
         let input: Vec<Span> = read("input.json")
             .map(|text| serde_json::from_str(&text).unwrap())
             .unwrap_or_default();
-        let outcome = run_file(&wasm, &config, &meta.capabilities, input);
+        let outcome = run_any_file(&wasm, &config, &meta.capabilities, input);
         let label = case.strip_prefix(root()).unwrap_or(case).display();
         match (outcome, read("expected.json"), read("expected-error.txt")) {
-            (Ok(spans), Some(expected), _) => {
+            (Ok(RunOutput::Spans(spans)), Some(expected), _) => {
                 let expected: Vec<Span> = serde_json::from_str(&expected).unwrap();
                 if spans != expected {
                     failures.push(format!("{label}: output differs from expected.json"));
+                }
+            }
+            // A policy: `[{"trace_id": hex, "sampled": bool}]` in trace order.
+            (Ok(RunOutput::Verdicts(verdicts)), Some(expected), _) => {
+                let expected: Vec<serde_json::Value> = serde_json::from_str(&expected).unwrap();
+                let expected: Vec<(String, bool)> = expected
+                    .iter()
+                    .map(|v| {
+                        (
+                            v["trace_id"].as_str().unwrap().to_string(),
+                            v["sampled"].as_bool().unwrap(),
+                        )
+                    })
+                    .collect();
+                let actual: Vec<(String, bool)> = verdicts
+                    .iter()
+                    .map(|(id, v)| (id.to_string(), *v))
+                    .collect();
+                if actual != expected {
+                    failures.push(format!(
+                        "{label}: verdicts {actual:?} differ from expected.json {expected:?}"
+                    ));
                 }
             }
             (Err(RunError::Plugin { error, .. }), _, Some(expected))
@@ -71,6 +93,11 @@ fn compare_refusal(
 fn assert_golden(name: &str) {
     let failures = replay(name);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn slo_policy_matches_its_golden_cases() {
+    assert_golden("slo");
 }
 
 #[test]

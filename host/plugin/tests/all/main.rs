@@ -4,4 +4,5 @@
 mod api;
 mod examples;
 mod hostile;
+mod policy;
 mod support;

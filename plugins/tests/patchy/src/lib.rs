@@ -10,7 +10,7 @@
 // wit-bindgen's export glue is `unsafe` FFI by nature, and `bad-utf8` forges a string.
 #![allow(unsafe_code)]
 
-wit_bindgen::generate!({ path: "../../wit/plugin.wit", world: "spoor:plugin/plugin@0.2.0" });
+wit_bindgen::generate!({ path: "../../wit/v0.2.0/plugin.wit", world: "spoor:plugin/plugin@0.2.0" });
 
 use spoor::plugin::types::{Capability, Mode};
 use std::cell::RefCell;
