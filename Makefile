@@ -230,8 +230,10 @@ $(EDGE_E2E)/node_modules/.installed: $(EDGE_E2E)/package.json $(EDGE_E2E)/packag
 	touch $@
 
 # End-to-end: the real daemon and the worker in workerd (miniflare), OTel JS SDK and plain OTLP,
-# the collector stopped and restarted mid-stream, and the refusals (401/403/413, CORS).
+# the collector stopped and restarted mid-stream, and the refusals (401/403/413, CORS). The worker
+# forwards over TLS to the daemon (certificates made by `openssl` at test time).
 edge-test: edge $(EDGE_E2E)/node_modules/.installed chromium
+	@command -v openssl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
 	$(CARGO) build -p spoor
 	cd $(EDGE_E2E) && node --test e2e.test.mjs
 

@@ -6,12 +6,23 @@
 // through the daemon's query API by the same ids; then the daemon is
 // stopped mid-stream, the worker must buffer in its Durable Object, and once the daemon is back
 // on the same port the buffer must drain. Also the refusals: 401, 403, 413 and a bad origin.
+//
+// The edge → collector hop is TLS (issue #9): the daemon serves every listener with a certificate
+// from a CA made by `openssl` for this run, the worker forwards to `https://localhost:PORT`, and
+// workerd's outbound network (miniflare `outboundService: { network }`, workerd's
+// `Network.tlsOptions.trustedCertificates`) trusts exactly that CA: no public CAs, loopback only.
+// A second collector whose certificate another CA signed gets nothing: the worker refuses it
+// (workerd: "TLS peer's certificate is not trusted"), logs why, and buffers until the collector
+// on that port presents a trusted certificate.
 // Run: `make edge-test` (or `node --test e2e.test.mjs` after `make edge` and `cargo build -p spoor`).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { Miniflare } from 'miniflare';
@@ -55,14 +66,48 @@ async function waitFor(fn, what, ms = 20_000) {
 }
 
 let daemonLog = '';
-let daemon; // { proc, query, otlp }
+let daemon; // { proc, query, otlp, certs }
 let mf;
+let certDir; // this run's CAs, certificates and keys (deleted at the end)
+let trusted; // { ca, cert, key }: the CA workerd trusts and the daemon's certificate from it
+let rogue; // the same from another CA, which workerd does not trust
 let edge; // the worker's URL, no trailing slash
 let pages; // a web page's server, for the real browser: http://127.0.0.1:port is an allowed origin
 let pagePort;
 
-/** Starts the daemon; `otlpPort` reuses a port (restart). */
-async function startDaemon(otlpPort) {
+/**
+ * A CA and a server certificate it signed for `localhost` and 127.0.0.1 (EC P-256, 2 days),
+ * made by `openssl` in `dir`: `{ ca: PEM text, cert: path, key: path }`.
+ */
+function makeCerts(dir, name) {
+  const openssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl('req', '-x509', '-days', '2', '-subj', `/CN=spoor edge e2e ${name} CA`, ...ec, '-keyout', `${name}-ca.key`, '-out', `${name}-ca.pem`);
+  writeFileSync(join(dir, `${name}.ext`), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  openssl('req', '-subj', '/CN=localhost', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`);
+  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${name}-ca.pem`, '-CAkey', `${name}-ca.key`, '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.pem`);
+  return { ca: readFileSync(join(dir, `${name}-ca.pem`), 'utf8'), cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
+}
+
+/** GET over HTTPS trusting `ca` only: `{ status, body }`. */
+function httpsGet(url, ca) {
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { ca, agent: false }, (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      })
+      .on('error', reject);
+  });
+}
+
+/**
+ * Starts the daemon with TLS on every listener from `certs` (default: the trusted CA's);
+ * `otlpPort` reuses a port (restart).
+ */
+async function startDaemon(otlpPort, certs = trusted) {
   const ports = {};
   for (const k of ['grpc', 'query', 'admin', 'compact', 'binary', 'jhttp', 'jgrpc', 'zipkin', 'sampling']) ports[k] = await freePort();
   ports.http = otlpPort ?? (await freePort());
@@ -74,27 +119,28 @@ async function startDaemon(otlpPort) {
     '--jaeger.thrift-compact.host-port', hp(ports.compact), '--jaeger.thrift-binary.host-port', hp(ports.binary),
     '--jaeger.thrift-http.host-port', hp(ports.jhttp), '--jaeger.grpc.host-port', hp(ports.jgrpc),
     '--zipkin.http.host-port', hp(ports.zipkin), '--sampling.http.host-port', hp(ports.sampling),
+    '--tls.cert-file', certs.cert, '--tls.key-file', certs.key,
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout.on('data', (d) => (daemonLog += d));
   proc.stderr.on('data', (d) => (daemonLog += d));
-  const query = `http://127.0.0.1:${ports.query}`;
-  await waitFor(async () => (await fetch(`${query}/api/services`)).ok, 'the query API');
-  return { proc, query, otlp: ports.http };
+  const query = `https://127.0.0.1:${ports.query}`;
+  await waitFor(async () => (await httpsGet(`${query}/api/services`, certs.ca)).status === 200, 'the query API');
+  return { proc, query, otlp: ports.http, certs };
 }
 
-async function stopDaemon() {
-  const { proc } = daemon;
+async function stopDaemon(d = daemon) {
+  const { proc } = d;
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
   const exited = new Promise((r) => proc.once('exit', r));
   proc.kill('SIGKILL');
   await exited;
 }
 
-/** Spans of trace `id` the daemon has, as its query API answers. */
-async function traceSpans(id) {
-  const r = await fetch(`${daemon.query}/api/traces/${id}`);
-  if (!r.ok) return [];
-  const body = await r.json();
-  return body.data?.[0]?.spans ?? [];
+/** Spans of trace `id` the daemon `d` has, as its query API answers (over HTTPS). */
+async function traceSpans(id, d = daemon) {
+  const r = await httpsGet(`${d.query}/api/traces/${id}`, d.certs.ca);
+  if (r.status !== 200) return [];
+  return JSON.parse(r.body).data?.[0]?.spans ?? [];
 }
 
 // --- a minimal OTLP protobuf encoder (ExportTraceServiceRequest) -----------------------------
@@ -128,32 +174,33 @@ function otlpBody(service, traceHex, n) {
 }
 const newTraceId = () => randomBytes(16).toString('hex');
 
-async function post(path, body, headers = {}) {
-  return fetch(`${edge}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/x-protobuf', ...headers } });
+async function post(path, body, headers = {}, worker = edge) {
+  return fetch(`${worker}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/x-protobuf', ...headers } });
 }
 const auth = { authorization: `Bearer ${TOKEN}` };
-async function stats() {
-  const r = await fetch(`${edge}/stats`, { headers: auth });
+async function stats(worker = edge) {
+  const r = await fetch(`${worker}/stats`, { headers: auth });
   assert.equal(r.status, 200, await r.clone().text());
   return r.json();
 }
 
-before(async () => {
-  daemon = await startDaemon();
-  pages = createServer((_, res) => res.end('<!doctype html><title>an app</title>'));
-  await new Promise((r) => pages.listen(0, '127.0.0.1', r));
-  pagePort = pages.address().port;
-  const port = await freePort();
-  mf = new Miniflare({
+/**
+ * Miniflare options for the built worker forwarding to the daemon's OTLP/HTTP port over TLS.
+ * The worker's outbound fetches go through a workerd `Network` service that may reach loopback
+ * addresses only and trusts exactly `ca` (`trustBrowserCas` stays false): what workerd's
+ * default `internet` service would do with NODE_EXTRA_CA_CERTS, without the public CAs.
+ */
+async function workerOptions(collectorPort, ca) {
+  return {
     host: '127.0.0.1',
-    port,
+    port: await freePort(),
     modules: true,
     modulesRoot: BUILD,
     scriptPath: join(BUILD, 'index.js'),
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
     compatibilityDate: '2025-11-01',
     bindings: {
-      COLLECTOR_URL: `http://127.0.0.1:${daemon.otlp}/v1/traces`,
+      COLLECTOR_URL: `https://localhost:${collectorPort}/v1/traces`,
       ALLOWED_ORIGINS: `${ORIGIN},http://127.0.0.1:${pagePort}`,
       SPOOR_TOKENS: `other-token,${TOKEN}`,
       MAX_BODY_BYTES: '65536',
@@ -161,7 +208,19 @@ before(async () => {
       FORWARD_ATTEMPTS: '2',
     },
     durableObjects: { EDGE_BUFFER: { className: 'EdgeBuffer', useSQLite: true } },
-  });
+    outboundService: { network: { allow: ['local'], tlsOptions: { trustedCertificates: [ca] } } },
+  };
+}
+
+before(async () => {
+  certDir = mkdtempSync(join(tmpdir(), 'spoor-edge-e2e-'));
+  trusted = makeCerts(certDir, 'trusted');
+  rogue = makeCerts(certDir, 'rogue');
+  daemon = await startDaemon();
+  pages = createServer((_, res) => res.end('<!doctype html><title>an app</title>'));
+  await new Promise((r) => pages.listen(0, '127.0.0.1', r));
+  pagePort = pages.address().port;
+  mf = new Miniflare(await workerOptions(daemon.otlp, trusted.ca));
   edge = (await mf.ready).toString().replace(/\/$/, '');
 });
 
@@ -169,6 +228,7 @@ after(async () => {
   pages?.close();
   await mf?.dispose();
   daemon?.proc.kill('SIGKILL');
+  if (certDir) rmSync(certDir, { recursive: true, force: true });
 });
 
 test('refusals: 401, 403, 413 and a disallowed origin', async () => {
@@ -306,5 +366,60 @@ test('collector down: the worker buffers in its Durable Object and delivers when
   assert.equal(drained.dropped, 0);
   for (const id of ids) {
     await waitFor(async () => (await traceSpans(id)).length === 4, `buffered trace ${id} in the daemon`);
+  }
+});
+
+test('a collector with a certificate from an untrusted CA gets nothing; the worker buffers, says why, and delivers once the certificate is trusted', async () => {
+  // Another daemon on its own ports, presenting a certificate for the same names from another CA.
+  let collector = await startDaemon(undefined, rogue);
+  let runtime = ''; // workerd's stdout and stderr: the worker's console and workerd's own errors
+  const mf2 = new Miniflare({
+    ...(await workerOptions(collector.otlp, trusted.ca)),
+    handleRuntimeStdio: (stdout, stderr) => {
+      stdout.on('data', (d) => (runtime += d));
+      stderr.on('data', (d) => (runtime += d));
+    },
+  });
+  try {
+    const worker = (await mf2.ready).toString().replace(/\/$/, '');
+    const id = newTraceId();
+    const r = await post('/v1/traces', otlpBody('edge-e2e-untrusted', id, 3), auth, worker);
+    assert.equal(r.status, 200, await r.clone().text());
+    assert.equal(r.headers.get('spoor-buffered'), '3', 'two refused tries, then the Durable Object holds the batch');
+
+    // The buffer's alarm retries every 300 ms: wait for two more refusals, each logged.
+    const refusals = () => [...runtime.matchAll(
+      /edge: collector (https:\/\/localhost:\d+\/v1\/traces) did not take a batch of \d+ bytes after \d+ tr(?:y|ies): Error: internal error; reference = (\w+)/g,
+    )];
+    await waitFor(() => refusals().length >= 3, `three logged refusals\n${runtime.slice(-3000)}`);
+    const held = await stats(worker);
+    assert.equal(held.forwarded, 0);
+    assert.equal(held.buffered, 3);
+    assert.equal(held.buffer.spans, 3);
+    assert.equal(held.dropped, 0);
+    assert.equal((await traceSpans(id, collector)).length, 0, 'the collector with the untrusted certificate has nothing');
+    // Each refusal is workerd's certificate check: the error reference the worker logged is the
+    // one workerd's own log gives "TLS peer's certificate is not trusted" under.
+    const lines = runtime.split('\n');
+    for (const [, url, ref] of refusals()) {
+      assert.equal(url, `https://localhost:${collector.otlp}/v1/traces`);
+      const at = lines.findIndex((l) => l.includes(`wdErrId = ${ref}`));
+      assert.ok(at > 0, `workerd logged error ${ref}\n${runtime.slice(-3000)}`);
+      assert.match(lines[at - 1], /TLS peer's certificate is not trusted/);
+    }
+
+    // The same port with a certificate from the trusted CA: the held batch is delivered.
+    await stopDaemon(collector);
+    collector = await startDaemon(collector.otlp, trusted);
+    const drained = await waitFor(async () => {
+      const s = await stats(worker);
+      return s.buffer.spans === 0 && s;
+    }, 'the buffer to drain to the trusted collector');
+    assert.equal(drained.forwarded, 3);
+    assert.equal(drained.dropped, 0);
+    await waitFor(async () => (await traceSpans(id, collector)).length === 3, `trace ${id} in the trusted collector`);
+  } finally {
+    await mf2.dispose();
+    await stopDaemon(collector);
   }
 });

@@ -44,34 +44,41 @@ fn to_response(r: Reply) -> Result<Response> {
     Ok(resp.with_status(r.status).with_headers(headers))
 }
 
-/// POSTs one OTLP batch to the collector; `None` on a network error.
+/// POSTs one OTLP batch to the collector: its status, or why no answer came (a network or TLS
+/// error; the runtime refuses an `https://` collector whose certificate it does not trust
+/// before the request is sent).
 async fn post(
     url: &str,
     body: &[u8],
     extra: &[(&'static str, String)],
     auth: Option<&str>,
-) -> Option<u16> {
+) -> std::result::Result<u16, String> {
     let headers = Headers::new();
-    headers.set("content-type", "application/x-protobuf").ok()?;
+    let init_err = |e: worker::Error| format!("cannot build the request: {e}");
+    headers
+        .set("content-type", "application/x-protobuf")
+        .map_err(init_err)?;
     for (k, v) in extra {
-        headers.set(k, v).ok()?;
+        headers.set(k, v).map_err(init_err)?;
     }
     if let Some(a) = auth {
-        headers.set("authorization", a).ok()?;
+        headers.set("authorization", a).map_err(init_err)?;
     }
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)
         .with_body(Some(Uint8Array::from(body).into()));
-    let req = WRequest::new_with_init(url, &init).ok()?;
+    let req = WRequest::new_with_init(url, &init).map_err(init_err)?;
     Fetch::Request(req)
         .send()
         .await
-        .ok()
         .map(|r| r.status_code())
+        .map_err(|e| e.to_string())
 }
 
-/// Forwards with up to `attempts` tries and backoff.
+/// Forwards with up to `attempts` tries and backoff. A batch the collector did not take is
+/// logged with the last reason (network or TLS error, or status), so an outage or a collector
+/// certificate the runtime does not trust shows in the worker's log, not only in `/stats`.
 async fn forward(
     url: &str,
     body: &[u8],
@@ -80,15 +87,31 @@ async fn forward(
     attempts: u32,
 ) -> Delivery {
     let mut last = Delivery::Retry;
+    let mut why = String::new();
     for attempt in 0..attempts {
         let wait = retry_delay_ms(attempt);
         if wait > 0 {
             Delay::from(Duration::from_millis(wait)).await;
         }
-        last = classify(post(url, body, extra, auth).await);
+        let answer = post(url, body, extra, auth).await;
+        last = classify(answer.as_ref().ok().copied());
+        why = match answer {
+            Ok(status) => format!("status {status}"),
+            Err(e) => e,
+        };
         if last != Delivery::Retry {
             break;
         }
+    }
+    let (bytes, tries) = (body.len(), if attempts == 1 { "try" } else { "tries" });
+    match last {
+        Delivery::Delivered => {}
+        Delivery::Retry => worker::console_error!(
+            "edge: collector {url} did not take a batch of {bytes} bytes after {attempts} {tries}: {why}"
+        ),
+        Delivery::Refused => worker::console_error!(
+            "edge: collector {url} refused a batch of {bytes} bytes, dropped: {why}"
+        ),
     }
     last
 }
