@@ -381,6 +381,34 @@ fn boundary(c: &mut Criterion) {
     g.finish();
 }
 
+/// A tail-sampling policy plugin (`slo`) deciding one 20-span trace: what the tail sampler pays
+/// per trace for a plugin policy (block-encoding the trace, the call, the guest's decode and
+/// rule), next to the same policy's rule run natively.
+fn policy(c: &mut Criterion) {
+    let _ = components();
+    let mut spec = PluginSpec::new("slo", root().join("target/plugins/slo.wasm"));
+    spec.config = serde_json::json!({
+        "default_ms": 2000,
+        "services": { "checkout": { "default_ms": 500, "operations": { "GET /cart": 250 } } }
+    })
+    .as_object()
+    .cloned()
+    .expect("object");
+    let slo = spoor_plugin_host::PolicyPlugin::load(&spec).expect("slo loads");
+    let trace: Vec<Span> = batch().into_iter().take(20).collect();
+    assert!(trace.iter().all(|s| s.trace_id == trace[0].trace_id));
+    slo.decide(&trace).expect("slo decides");
+    let mut g = c.benchmark_group("policy");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("slo_decide_trace_20_spans", |b| {
+        b.iter(|| slo.decide(&trace).expect("decides"))
+    });
+    g.bench_function("encode_trace_20_spans", |b| {
+        b.iter(|| spoor_core::block::encode_block(&trace))
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     // Short runs: the machine is shared.
     Criterion::default()
@@ -392,6 +420,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = plugins, instantiate, boundary
+    targets = plugins, instantiate, boundary, policy
 }
 criterion_main!(benches);

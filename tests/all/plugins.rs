@@ -312,3 +312,131 @@ fn a_changed_plugin_file_is_reloaded_and_a_broken_one_keeps_the_old_version() {
     );
     d.stop().unwrap();
 }
+
+/// One OTLP span of `trace` in `service`, `ms` long, with an error status when `error`.
+fn otlp_span(trace: &str, service: &str, name: &str, ms: u64, error: bool) -> Value {
+    let start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+        "scopeSpans": [{"spans": [{
+            "traceId": trace,
+            "spanId": "b7ad6b7169203331",
+            "name": name,
+            "kind": 2,
+            "startTimeUnixNano": start.to_string(),
+            "endTimeUnixNano": (start + ms * 1_000_000).to_string(),
+            "status": {"code": if error { 2 } else { 0 }}
+        }]}]
+    }]})
+}
+
+#[test]
+fn a_policy_plugin_decides_which_traces_the_tail_sampler_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    // `slo` keeps traces with a span over its objective or a failed span; `broken` traps on
+    // every trace and, with on-error = "drop", never samples: it must not veto or stall.
+    let cfg = config_with(
+        dir.path(),
+        &format!(
+            r#"
+[sampling.tail]
+decision_wait_ms = 300
+
+[[sampling.tail.policies]]
+name = "slo"
+type = "plugin"
+plugin = {{ path = "{}", config = {{ default_ms = 1000, services = {{ checkout = {{ operations = {{ "GET /cart" = 250 }} }} }} }} }}
+
+[[sampling.tail.policies]]
+name = "broken"
+type = "plugin"
+plugin = {{ path = "{}", on-error = "drop", config = {{ how = "trap" }} }}
+"#,
+            component("slo.wasm").display(),
+            component("hostile/badpolicy.wasm").display()
+        ),
+    );
+    let d = Daemon::start(&["--storage", "memory", "--config", cfg.to_str().unwrap()]).unwrap();
+    let slow_cart = "5b8efff798038103d269b633813fc601";
+    let fast_cart = "5b8efff798038103d269b633813fc602";
+    let failed = "5b8efff798038103d269b633813fc603";
+    let slow_elsewhere = "5b8efff798038103d269b633813fc604";
+    post(
+        &d,
+        &otlp_span(slow_cart, "checkout", "GET /cart", 300, false),
+    );
+    post(
+        &d,
+        &otlp_span(fast_cart, "checkout", "GET /cart", 200, false),
+    );
+    post(&d, &otlp_span(failed, "checkout", "GET /cart", 1, true));
+    // 600 ms: over nothing (the top-level objective is 1000 ms)
+    post(
+        &d,
+        &otlp_span(slow_elsewhere, "search", "query", 600, false),
+    );
+    for kept in [slow_cart, failed] {
+        d.wait_json(&format!("/api/traces/{kept}"), |v| v["data"][0].is_object())
+            .unwrap_or_else(|e| panic!("trace {kept} the policy keeps: {e}"));
+    }
+    // All four were decided (the metrics say so) before the dropped ones are looked for.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let m = d.metrics_text();
+        if m.contains("spoor_tail_traces_dropped_total 2\n") {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sampler never decided both dropped traces:\n{m}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for dropped in [fast_cart, slow_elsewhere] {
+        let (status, _) = d.get_json(&format!("/api/traces/{dropped}")).unwrap();
+        assert_eq!(status, 404, "trace {dropped} must not be stored");
+    }
+    for line in [
+        "spoor_tail_traces_sampled_total 2\n",
+        "spoor_plugin_calls_total{plugin=\"slo\"} 4\n",
+        "spoor_plugin_spans_out_total{plugin=\"slo\"} 2\n",
+        "spoor_plugin_failures_total{plugin=\"broken\",kind=\"trap\"} 4\n",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    // The daemon goes on after four traps.
+    let (status, _) = d.get_json("/api/services").unwrap();
+    assert_eq!(status, 200);
+    d.stop().unwrap();
+}
+
+#[test]
+fn a_pipeline_plugin_as_a_tail_policy_stops_start_up_naming_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(
+        dir.path(),
+        &format!(
+            "[sampling.tail]\n[[sampling.tail.policies]]\nname = \"p\"\ntype = \"plugin\"\nplugin = {{ path = \"{}\", config = {{ rules = [{{ operation = \"x\" }}] }} }}\n",
+            component("drop.wasm").display()
+        ),
+    );
+    let (code, stderr) =
+        run_spoor(&["--storage", "memory", "--config", cfg.to_str().unwrap()]).unwrap();
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("sampling.tail.policies[0]") && stderr.contains("[[plugins]]"),
+        "{stderr}"
+    );
+    // and a policy without its section, or with an unknown key in it, is refused by name
+    let cfg = config_with(
+        dir.path(),
+        "[sampling.tail]\n[[sampling.tail.policies]]\nname = \"p\"\ntype = \"plugin\"\nplugin = { pth = \"x.wasm\" }\n",
+    );
+    let (code, stderr) =
+        run_spoor(&["--storage", "memory", "--config", cfg.to_str().unwrap()]).unwrap();
+    assert_ne!(code, 0);
+    assert!(stderr.contains("pth"), "{stderr}");
+}

@@ -44,8 +44,8 @@ pub use error::{LoadError, PluginError, PluginErrorKind, RunError};
 pub use policy::PolicyPlugin;
 pub use runtime::{CONTRACT_VERSION, OLDER_CONTRACT_VERSIONS};
 pub use spec::{
-    Capability, Metadata, Mode, OnError, PluginSpec, DEFAULT_FUEL, DEFAULT_MAX_OUTPUT_RATIO,
-    DEFAULT_MEMORY_MIB, MAX_MEMORY_MIB, MIN_OUTPUT_CAP_BYTES,
+    Capability, Metadata, Mode, OnError, PluginSpec, PolicySection, DEFAULT_FUEL,
+    DEFAULT_MAX_OUTPUT_RATIO, DEFAULT_MEMORY_MIB, MAX_MEMORY_MIB, MIN_OUTPUT_CAP_BYTES,
 };
 
 /// What the component at `path` says about itself (`spoor plugin check FILE`): compiles it,

@@ -71,6 +71,51 @@ pub struct PluginSpec {
     pub config: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The `plugin` section of a tail-sampling policy of type `plugin` in `[sampling.tail]`: a
+/// [`PluginSpec`] without its name (the policy's `name` names it) and without output caps (a
+/// policy answers yes or no). Unknown keys are rejected.
+///
+/// ```toml
+/// [[sampling.tail.policies]]
+/// name = "slo"
+/// type = "plugin"
+/// plugin = { path = "slo.wasm", on-error = "pass", config = { default_ms = 2000 } }
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PolicySection {
+    /// The component file (`.wasm`) of world `spoor:plugin/policy`.
+    pub path: PathBuf,
+    /// What a failure answers for the trace: `pass` (the default) samples it, `drop` does not.
+    #[serde(default)]
+    pub on_error: OnError,
+    /// Capabilities the operator grants (default none).
+    #[serde(default)]
+    pub grant: Vec<Capability>,
+    /// Fuel per `decide` call (default [`DEFAULT_FUEL`]).
+    #[serde(default = "default_fuel")]
+    pub fuel: u64,
+    /// Linear memory cap per instance in MiB (default [`DEFAULT_MEMORY_MIB`]).
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u32,
+    /// Settings handed to the policy's `configure` as JSON text (`{}` when absent).
+    #[serde(default)]
+    pub config: serde_json::Map<String, serde_json::Value>,
+}
+
+impl PolicySection {
+    /// The spec the policy is loaded with, named `name` (the policy's name).
+    pub fn to_spec(&self, name: &str) -> PluginSpec {
+        let mut spec = PluginSpec::new(name, &self.path);
+        spec.on_error = self.on_error;
+        spec.grant = self.grant.clone();
+        spec.fuel = self.fuel;
+        spec.memory_mib = self.memory_mib;
+        spec.config = self.config.clone();
+        spec
+    }
+}
+
 fn default_fuel() -> u64 {
     DEFAULT_FUEL
 }

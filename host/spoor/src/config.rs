@@ -576,6 +576,31 @@ struct FileAgent {
     tls_key_file: Option<PathBuf>,
 }
 
+/// `[sampling.tail]`: the collector's tail sampling settings whose `plugin` policies are
+/// WebAssembly policy plugins.
+pub type TailSettings = spoor_core::tail::TailConfig<spoor_plugin_host::PolicySection>;
+
+/// Resolves every plugin policy's relative path against the config file's directory, as
+/// `[[plugins]]` paths are.
+fn resolve_policy_paths(
+    policies: &mut [spoor_core::tail::PolicyConfig<spoor_plugin_host::PolicySection>],
+    config_dir: &Path,
+) {
+    for p in policies {
+        if let Some(section) = &mut p.plugin {
+            if section.path.is_relative() {
+                section.path = config_dir.join(&section.path);
+            }
+        }
+        for subs in [&mut p.and, &mut p.composite, &mut p.or]
+            .into_iter()
+            .flatten()
+        {
+            resolve_policy_paths(&mut subs.sub_policies, config_dir);
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileSampling {
@@ -585,8 +610,9 @@ struct FileSampling {
     adaptive: Option<bool>,
     target_samples_per_second: Option<f64>,
     calculation_interval: Option<String>,
-    /// Tail sampling: the OTel Collector's tail_sampling settings, keys as the collector's.
-    tail: Option<spoor_core::tail::TailConfig>,
+    /// Tail sampling: the OTel Collector's tail_sampling settings, keys as the collector's,
+    /// plus policies of type `plugin`.
+    tail: Option<TailSettings>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -746,7 +772,7 @@ pub struct Settings {
     /// Adaptive sampling settings (`None`: off).
     pub sampling_adaptive: Option<spoor_core::sampling::AdaptiveConfig>,
     /// Tail sampling in the pipeline (`None`: off), validated.
-    pub tail_sampling: Option<spoor_core::tail::TailConfig>,
+    pub tail_sampling: Option<TailSettings>,
     /// Bucket of RED span metrics (`None`: off).
     pub span_metrics_bucket: Option<Duration>,
     /// Pipeline plugins in order, paths resolved against the config file's directory.
@@ -865,20 +891,21 @@ impl Settings {
         } else {
             None
         };
-        let tail_sampling = match sampling.tail.take() {
-            Some(cfg) => {
-                cfg.validate()
-                    .map_err(|e| anyhow::anyhow!("invalid sampling.tail: {e}"))?;
-                Some(cfg)
-            }
-            None => None,
-        };
         let config_dir = opts
             .config
             .as_ref()
             .and_then(|p| p.parent())
             .map(Path::to_path_buf)
             .unwrap_or_default();
+        let tail_sampling = match sampling.tail.take() {
+            Some(mut cfg) => {
+                cfg.validate()
+                    .map_err(|e| anyhow::anyhow!("invalid sampling.tail: {e}"))?;
+                resolve_policy_paths(&mut cfg.policies, &config_dir);
+                Some(cfg)
+            }
+            None => None,
+        };
         let auth = resolve_auth(
             opts,
             file.auth.take().unwrap_or_default(),

@@ -342,7 +342,7 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         _ => None,
     };
     // plugins are compiled and configured before anything listens: a bad one stops start-up
-    let plugins = if role.receives() && role != Role::Agent && !settings.plugins.is_empty() {
+    let chain = if role.receives() && role != Role::Agent && !settings.plugins.is_empty() {
         let specs = settings.plugins.clone();
         let chain =
             tokio::task::spawn_blocking(move || spoor_plugin_host::PluginChain::load(&specs))
@@ -357,6 +357,20 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         Some(handle)
     } else {
         None
+    };
+    // so are the tail sampler's plugin policies (shared by every tenant's sampler)
+    let tail_policies = match settings.tail_sampling.clone() {
+        Some(tail) if role.receives() && role != Role::Agent => {
+            tokio::task::spawn_blocking(move || load_tail_policies(&tail))
+                .await
+                .context("policy plugin loading panicked")??
+        }
+        _ => Vec::new(),
+    };
+    *metrics.policy_plugins.write() = tail_policies.clone();
+    let plugins = PipelinePlugins {
+        chain,
+        tail: tail_policies,
     };
     // a bad strategies file stops start-up, naming the file and the field
     let sampling = role
@@ -649,7 +663,7 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let plugin_reload = plugins.clone().map(|handle| {
+    let plugin_reload = plugins.chain.clone().map(|handle| {
         let reload_metrics = metrics.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(PLUGIN_RELOAD_EVERY);
@@ -861,11 +875,35 @@ fn query_path_is_public(base: &str, path: &str) -> bool {
     !api || rest == "/api/ui-config"
 }
 
+/// The plugins every pipeline of the daemon shares: the chain of `[[plugins]]` and the tail
+/// sampler's plugin policies (in `TailConfig::plugin_sections` order).
+#[derive(Clone, Default)]
+struct PipelinePlugins {
+    chain: Option<Arc<spoor_plugin_host::ChainHandle>>,
+    tail: Vec<Arc<spoor_plugin_host::PolicyPlugin>>,
+}
+
+/// Loads every plugin policy of `[sampling.tail]`: compiled, checked and configured, or the
+/// first failure naming the policy's path in the config.
+fn load_tail_policies(
+    tail: &config::TailSettings,
+) -> anyhow::Result<Vec<Arc<spoor_plugin_host::PolicyPlugin>>> {
+    let mut loaded = Vec::new();
+    for (at, policy, section) in tail.plugin_sections() {
+        let plugin = spoor_plugin_host::PolicyPlugin::load(&section.to_spec(&policy.name))
+            .map_err(|e| anyhow::anyhow!("sampling.tail.{at}: cannot load policy plugin: {e}"))?;
+        let meta = plugin.metadata();
+        tracing::info!(policy = %policy.name, name = %meta.name, version = %meta.version, "tail sampling policy plugin loaded");
+        loaded.push(Arc::new(plugin));
+    }
+    Ok(loaded)
+}
+
 /// The pipeline settings of a role (`tenant`: the label of a tenant's span metrics).
 fn pipeline_config(
     role: Role,
     settings: &Settings,
-    plugins: Option<Arc<spoor_plugin_host::ChainHandle>>,
+    plugins: PipelinePlugins,
     adaptive: Option<Arc<parking_lot::Mutex<spoor_core::sampling::Adaptive>>>,
     tenant: Option<String>,
     span_log_store: Option<Arc<spanlog::SpanLogStore>>,
@@ -898,7 +936,8 @@ fn pipeline_config(
             .tail_sampling
             .clone()
             .filter(|_| role != Role::Agent),
-        plugins,
+        tail_plugins: plugins.tail,
+        plugins: plugins.chain,
         adaptive,
         tenant,
         available: span_log_store.map(|s| pipeline::Availability(Arc::new(move || s.connected()))),
@@ -912,7 +951,7 @@ fn stack_factory(
     role: Role,
     settings: Settings,
     metrics: Arc<Metrics>,
-    plugins: Option<Arc<spoor_plugin_host::ChainHandle>>,
+    plugins: PipelinePlugins,
     shared_sampling: Option<sampling::StrategyProvider>,
 ) -> Box<tenants::StackFactory> {
     Box::new(move |tenant| {

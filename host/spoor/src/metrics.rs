@@ -104,6 +104,9 @@ pub struct Metrics {
     pub spans: SpanMetrics,
     /// The plugin chain, whose per-plugin counters are rendered (None without plugins).
     pub plugins: RwLock<Option<Arc<spoor_plugin_host::ChainHandle>>>,
+    /// The tail sampler's plugin policies, rendered with the chain's plugins (`calls`: traces
+    /// decided; `spans_out`: spans of the traces they sampled).
+    pub policy_plugins: RwLock<Vec<Arc<spoor_plugin_host::PolicyPlugin>>>,
     /// Changed plugin files that failed to load (the previous version kept running).
     pub plugin_reload_failures: AtomicU64,
     /// Spans dropped by a plugin's `drop` failure policy.
@@ -544,10 +547,16 @@ impl Metrics {
                 v.load(Relaxed)
             );
         }
-        let Some(handle) = self.plugins.read().clone() else {
+        let mut stats = self
+            .plugins
+            .read()
+            .clone()
+            .map(|h| h.stats())
+            .unwrap_or_default();
+        stats.extend(self.policy_plugins.read().iter().map(|p| p.stats()));
+        if stats.is_empty() {
             return;
-        };
-        let stats = handle.stats();
+        }
         let per_plugin: [(&str, &str, PluginCounterOf); 4] = [
             (
                 "spoor_plugin_calls_total",

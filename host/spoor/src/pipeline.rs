@@ -25,10 +25,10 @@ use spoor_core::batch::{BatchConfig, Batcher};
 use spoor_core::deps::{DependencyLinker, LinkerConfig};
 use spoor_core::red::RedAggregator;
 use spoor_core::sampling::{Adaptive, Threshold};
-use spoor_core::tail::TailSampler;
+use spoor_core::tail::{ExternalPolicies, TailOutput, TailSampler};
 use spoor_core::validate::{validate_batch, Limits};
 use spoor_core::{AnyValue, Span};
-use spoor_plugin_host::{ChainHandle, OnError};
+use spoor_plugin_host::{ChainHandle, OnError, PolicyPlugin};
 use spoor_store::TraceStore;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -75,7 +75,9 @@ pub struct PipelineConfig {
     /// RED span metrics bucket in nanoseconds (`None`: no span metrics).
     pub span_metrics_bucket_nanos: Option<u64>,
     /// Tail sampling (validated settings; `None`: every accepted span is stored).
-    pub tail: Option<spoor_core::tail::TailConfig>,
+    pub tail: Option<crate::config::TailSettings>,
+    /// The loaded plugin policies of `tail`, in `TailConfig::plugin_sections` order.
+    pub tail_plugins: Vec<Arc<PolicyPlugin>>,
     /// Adaptive sampling calculator fed with the root spans received (`None`: off).
     pub adaptive: Option<Arc<parking_lot::Mutex<Adaptive>>>,
     /// Pipeline plugins, run on every accepted request after validation (`None`: none).
@@ -162,7 +164,14 @@ impl Pipeline {
             .store((capacity_permits * PERMIT_BYTES) as u64, Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         let tail = cfg.tail.as_ref().and_then(|t| match TailSampler::new(t) {
-            Ok(s) => Some(s),
+            Ok(mut s) => {
+                if s.plugin_count() > 0 {
+                    s.set_external(Box::new(PluginPolicies {
+                        plugins: cfg.tail_plugins.clone(),
+                    }));
+                }
+                Some(s)
+            }
             Err(e) => {
                 // settings were validated at start-up; this cannot be reached with them
                 tracing::error!(error = %e, "tail sampling settings invalid: tail sampling off");
@@ -180,6 +189,7 @@ impl Pipeline {
             batcher: Batcher::new(cfg.batch.clone()),
             linker: DependencyLinker::new(cfg.linker.clone()),
             red: cfg.span_metrics_bucket_nanos.map(RedAggregator::new),
+            tail_blocking: tail.as_ref().is_some_and(|t| t.plugin_count() > 0),
             tail,
             adaptive: cfg.adaptive.clone(),
             last_calculation: now_nanos(),
@@ -475,6 +485,8 @@ struct Writer {
     linker: DependencyLinker,
     red: Option<RedAggregator>,
     tail: Option<TailSampler>,
+    /// Whether the tail sampler calls plugins: then it runs on a blocking thread.
+    tail_blocking: bool,
     adaptive: Option<Arc<parking_lot::Mutex<Adaptive>>>,
     last_calculation: u64,
     sync: bool,
@@ -482,6 +494,39 @@ struct Writer {
     shutting_down: bool,
     last_links: Instant,
     tenant: Option<String>,
+}
+
+/// The tail sampler's plugin policies: each trace handed to the plugin, a failure answered by
+/// its `on-error` (pass: sampled, drop: not), counted in the plugin's metrics and logged (rate
+/// limited).
+struct PluginPolicies {
+    plugins: Vec<Arc<PolicyPlugin>>,
+}
+
+impl ExternalPolicies for PluginPolicies {
+    fn decide(&mut self, index: usize, _trace_id: spoor_core::TraceId, spans: &[Span]) -> bool {
+        let Some(plugin) = self.plugins.get(index) else {
+            return false;
+        };
+        let (sampled, failure) = plugin.decide_or_fallback(spans);
+        if let Some(f) = failure {
+            let outcome = if sampled {
+                "trace sampled"
+            } else {
+                "trace not sampled"
+            };
+            crate::logging::rate_limited_warn(
+                "tail-policy-plugins",
+                &format!(
+                    "tail sampling policy plugin {:?}: {} ({outcome}, on-error = {})",
+                    f.plugin,
+                    f.error,
+                    f.action.as_str()
+                ),
+            );
+        }
+        sampled
+    }
 }
 
 /// How often dependency counts are written to the store at the latest.
@@ -515,7 +560,7 @@ impl Writer {
                 m = self.rx.recv() => m,
                 _ = tokio::time::sleep(wait.min(Duration::from_secs(3600))) => {
                     let now = now_nanos();
-                    if let Some(out) = self.tail.as_mut().map(|t| t.poll(now)) {
+                    if let Some(out) = self.tail_call(move |t| t.poll(now)).await {
                         self.publish_tail_stats();
                         self.batch_sampled(out.spans).await;
                     }
@@ -547,7 +592,8 @@ impl Writer {
             };
             self.accept(item).await;
         }
-        if let Some(out) = self.tail.as_mut().map(|t| t.flush_all(now_nanos())) {
+        let now = now_nanos();
+        if let Some(out) = self.tail_call(move |t| t.flush_all(now)).await {
             self.publish_tail_stats();
             self.batch_sampled(out.spans).await;
         }
@@ -579,9 +625,13 @@ impl Writer {
                 observe_root(&mut a, s);
             }
         }
-        if let Some(tail) = &mut self.tail {
+        if self.tail.is_some() {
             let spans = std::mem::take(&mut item.spans);
-            let out = tail.push(spans, now_nanos());
+            let now = now_nanos();
+            let out = self
+                .tail_call(move |t| t.push(spans, now))
+                .await
+                .unwrap_or_default();
             if let Some(ack) = item.ack.take() {
                 let _ = ack.send(Ok(()));
             }
@@ -597,6 +647,36 @@ impl Writer {
         let (count, bytes) = (item.spans.len(), item.bytes);
         if let Some(batch) = self.batcher.push(item, count, bytes, now_nanos()) {
             self.write(batch).await;
+        }
+    }
+
+    /// Runs `f` on the tail sampler (`None` without one). A sampler with plugin policies runs
+    /// on a blocking thread, since a plugin may take up to its fuel per trace.
+    async fn tail_call(
+        &mut self,
+        f: impl FnOnce(&mut TailSampler) -> TailOutput + Send + 'static,
+    ) -> Option<TailOutput> {
+        let mut tail = self.tail.take()?;
+        if !self.tail_blocking {
+            let out = f(&mut tail);
+            self.tail = Some(tail);
+            return Some(out);
+        }
+        match tokio::task::spawn_blocking(move || {
+            let out = f(&mut tail);
+            (tail, out)
+        })
+        .await
+        {
+            Ok((tail, out)) => {
+                self.tail = Some(tail);
+                Some(out)
+            }
+            Err(e) => {
+                // plugin failures are values; only a bug in the sampler itself lands here
+                tracing::error!(error = %e, "tail sampler panicked: tail sampling off, spans are stored unsampled");
+                None
+            }
         }
     }
 
@@ -842,6 +922,7 @@ mod tests {
             links: true,
             span_metrics_bucket_nanos: Some(1_000_000_000),
             tail: None,
+            tail_plugins: Vec::new(),
             adaptive: None,
             available: None,
             plugins: None,
@@ -966,7 +1047,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new(100));
         let metrics = Arc::new(Metrics::default());
         let mut cfg = config(1 << 20, false);
-        let tail: spoor_core::tail::TailConfig = serde_json::from_str(
+        let tail: crate::config::TailSettings = serde_json::from_str(
             r#"{"decision_wait_ms": 50, "policies": [{"name": "errors", "type": "status_code",
                 "status_code": {"status_codes": ["ERROR"]}}]}"#,
         )

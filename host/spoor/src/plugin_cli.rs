@@ -3,7 +3,9 @@
 //!
 //! `run` reads Jaeger JSON (the query API's `{"data": [...]}` or one trace) or OTLP JSON,
 //! runs the plugin once on all the spans with the daemon's default limits, and prints the
-//! result in the input's format: Jaeger JSON traces, or an OTLP `TracesData` object.
+//! result in the input's format: Jaeger JSON traces, or an OTLP `TracesData` object. A
+//! tail-sampling policy plugin (mode `policy`) decides each trace of the input instead, and the
+//! verdicts are printed as `{"traces": [{"traceID": "...", "spans": N, "sampled": true}]}`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -49,11 +51,39 @@ pub fn run(cmd: &PluginCommand) -> anyhow::Result<String> {
                 .map(|g| parse_grant(g))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let (spans, format) = read_input(input)?;
-            let out = spoor_plugin_host::run_file(file, config, &grants, spans)
+            let counts = span_counts(&spans);
+            let out = spoor_plugin_host::run_any_file(file, config, &grants, spans)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            render(format, out)
+            match out {
+                spoor_plugin_host::RunOutput::Spans(spans) => render(format, spans),
+                spoor_plugin_host::RunOutput::Verdicts(verdicts) => {
+                    let traces: Vec<serde_json::Value> = verdicts
+                        .iter()
+                        .map(|(id, sampled)| {
+                            serde_json::json!({
+                                "traceID": id.to_string(),
+                                "spans": counts.get(id).copied().unwrap_or(0),
+                                "sampled": sampled,
+                            })
+                        })
+                        .collect();
+                    let mut text =
+                        serde_json::to_string_pretty(&serde_json::json!({ "traces": traces }))?;
+                    text.push('\n');
+                    Ok(text)
+                }
+            }
         }
     }
+}
+
+/// Spans per trace id.
+fn span_counts(spans: &[Span]) -> BTreeMap<spoor_core::TraceId, usize> {
+    let mut counts = BTreeMap::new();
+    for s in spans {
+        *counts.entry(s.trace_id).or_insert(0) += 1;
+    }
+    counts
 }
 
 fn parse_grant(text: &str) -> anyhow::Result<Capability> {
