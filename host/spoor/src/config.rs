@@ -55,7 +55,7 @@ pub enum PluginCommand {
         file: PathBuf,
     },
     /// Runs a plugin once on the traces of a Jaeger JSON or OTLP JSON file and prints the result
-    /// in the same format.
+    /// in the same format; a tail-sampling policy plugin prints its verdict per trace.
     Run {
         /// The plugin component (`.wasm`).
         file: PathBuf,
