@@ -449,6 +449,16 @@ fn roles_refuse_object_storage_where_it_cannot_work() {
             ],
             "no local store",
         ),
+        (
+            vec![
+                "query",
+                "--object-store.url",
+                "s3://spoor",
+                "--multi-tenancy.enabled",
+                "true",
+            ],
+            "object storage does not work with bearer tokens or multi-tenancy yet",
+        ),
     ] {
         let (code, out) = spoor_tests::run_spoor(&args).unwrap();
         assert_ne!(code, 0, "{args:?} must be refused");

@@ -10,7 +10,10 @@
 //!
 //! Refused combinations say what to change: an ingester without `--span-log` or
 //! `--ingester.partitions` or with a non-sled store, a span-log collector given a store, a
-//! span log on any other role, `--query.ingesters` outside the query role.
+//! span log on any other role, `--query.ingesters` outside the query role, object storage with
+//! bearer tokens or multi-tenancy (blocks have no tenant prefix yet). Tenancy works in every
+//! other role but the agent: in the span-log cluster the tenant travels in each message and
+//! each internal query call (see `spanlog` and `remote`).
 //!
 //! Start-up order: parse and validate configuration (exit 2 on a bad flag, variable or file),
 //! bind every listener (fail fast with the flag to change), serve the admin port (health says
@@ -240,13 +243,6 @@ fn check_role(role: Role, settings: &mut Settings) -> anyhow::Result<()> {
     if !settings.query_ingesters.is_empty() && role != Role::Query {
         anyhow::bail!("--query.ingesters is for the query role only");
     }
-    if settings.auth.is_some()
-        && (settings.span_log.is_some() || !settings.query_ingesters.is_empty())
-    {
-        anyhow::bail!(
-            "bearer tokens and multi-tenancy do not work with --span-log or --query.ingesters yet (the span log has no tenant partitions): run the span-log roles without them"
-        );
-    }
     if settings.object_store.is_some() {
         if settings.auth.is_some() {
             anyhow::bail!(
@@ -419,15 +415,32 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     }
     let backing = if let Some(auth) = settings.auth.clone() {
         let auth = auth::Auth::new(auth).map_err(|e| anyhow::anyhow!(e))?;
+        // what each tenant's store is: its own local one, or a tenant's view of the shared
+        // span log (collector) or ingesters (query node)
+        let kind = match (role, &span_log_js, &settings.span_log) {
+            (Role::Collector, Some(js), Some(cfg)) => {
+                TenantStores::SpanLog(js.clone(), cfg.clone())
+            }
+            _ if role == Role::Query && !settings.query_ingesters.is_empty() => {
+                TenantStores::Ingesters(remote::IngestersStore::new(
+                    settings.query_ingesters.clone(),
+                    Duration::from_secs(10),
+                    metrics.span_log.query_ingester_errors.clone(),
+                )?)
+            }
+            _ => TenantStores::Local,
+        };
+        let local = matches!(kind, TenantStores::Local);
         let factory = stack_factory(
             role,
             settings.clone(),
             metrics.clone(),
             plugins.clone(),
             sampling.as_ref().map(|s| s.provider.clone()),
+            kind,
         );
         let registry = tenants::Tenants::new(auth.settings().max_tenants, factory);
-        if settings.storage == StorageKind::Sled {
+        if local && settings.storage == StorageKind::Sled {
             let n = registry.open_existing(&settings.data_dir).await?;
             tracing::info!(tenants = n, data_dir = %settings.data_dir.display(), "tenant stores reopened");
         }
@@ -514,6 +527,12 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         (_, Backing::Single(_)) => {
             tracing::info!(storage = ?settings.storage, data_dir = %settings.data_dir.display(), "storage open")
         }
+        (_, Backing::Tenants(g)) if span_log_js.is_some() && role == Role::Collector => {
+            tracing::info!(span_log = ?settings.span_log, tokens = g.auth.settings().uses_tokens(), header = %g.auth.settings().header, "multi-tenancy on: one pipeline per tenant, publishing to the span log with the tenant in each message")
+        }
+        (_, Backing::Tenants(g)) if !settings.query_ingesters.is_empty() => {
+            tracing::info!(ingesters = ?settings.query_ingesters, tokens = g.auth.settings().uses_tokens(), header = %g.auth.settings().header, "multi-tenancy on: querying ingesters for the caller's tenant only")
+        }
         (_, Backing::Tenants(g)) => {
             tracing::info!(storage = ?settings.storage, data_dir = %settings.data_dir.display(), tokens = g.auth.settings().uses_tokens(), header = %g.auth.settings().header, "multi-tenancy on: one store and pipeline per tenant")
         }
@@ -565,22 +584,26 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     // ingester: one durable consumer per owned partition, created before ready
     let (stop_consumers, consumers_rx) = watch::channel(false);
     let mut consumer_tasks = Vec::new();
-    if let (Role::Ingester, Some(js), Some(cfg), Some(parts), Some(p)) = (
+    let sink = match (&backing, &pipeline) {
+        (Backing::Tenants(gate), _) => Some(spanlog::Sink::Tenants(gate.clone())),
+        (Backing::Single(_), Some(p)) => Some(spanlog::Sink::Single(p.clone())),
+        _ => None,
+    };
+    if let (Role::Ingester, Some(js), Some(cfg), Some(parts), Some(sink)) = (
         role,
         &span_log_js,
         &settings.span_log,
         &settings.ingester_partitions,
-        &pipeline,
+        &sink,
     ) {
         for &part in parts {
             let consumer = spanlog::consumer_for(js, cfg, part).await?;
-            let ingest: Arc<dyn ingest::Ingest> = p.clone();
             consumer_tasks.push(tokio::spawn(spanlog::run_partition(
                 js.clone(),
                 cfg.clone(),
                 part,
                 consumer,
-                ingest,
+                sink.clone(),
                 metrics.clone(),
                 consumers_rx.clone(),
             )));
@@ -601,7 +624,9 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
             Backing::Single(store) => {
                 let router = spoor_query::router(store.clone(), cfg);
                 if role == Role::Ingester {
-                    router.merge(remote::internal_router(store.clone()))
+                    router.merge(remote::internal_router(remote::Internal::Single(
+                        store.clone(),
+                    )))
                 } else {
                     router
                 }
@@ -617,11 +642,18 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
                     ),
                     is_public: Box::new(move |path| query_path_is_public(&base, path)),
                 };
-                tenants::tenant_router(
+                let per_tenant = tenants::tenant_router(
                     gate.clone(),
                     move |stack| Some(spoor_query::router(stack.store.clone(), cfg.clone())),
                     Some(public),
-                )
+                );
+                if role == Role::Ingester {
+                    // query nodes name the tenant on the internal endpoint (no token)
+                    remote::internal_router(remote::Internal::Tenants(gate.clone()))
+                        .fallback_service(per_tenant)
+                } else {
+                    per_tenant
+                }
             }
         };
         tokio::spawn(receivers::serve_http(l, router, &servers_rx))
@@ -905,33 +937,62 @@ fn pipeline_config(
     }
 }
 
+/// What a tenant's store is.
+enum TenantStores {
+    /// Its own local store (all-in-one, ingester, query over sled).
+    Local,
+    /// Its view of the shared span log: every message names the tenant (span-log collector).
+    SpanLog(async_nats::jetstream::Context, spanlog::SpanLogSettings),
+    /// Its view of the ingesters: every call names the tenant (query node over ingesters).
+    Ingesters(remote::IngestersStore),
+}
+
 /// Builds a tenant's stack: its store (sled: `<data-dir>/tenants/<tenant>/`; memory and
-/// blackhole: a fresh one), its pipeline when the role receives, its adaptive calculator when
-/// adaptive sampling is on (else the shared strategies).
+/// blackhole: a fresh one; the tenant's view of the span log or of the ingesters), its pipeline
+/// when the role receives or ingests, its adaptive calculator when adaptive sampling is on
+/// (else the shared strategies).
 fn stack_factory(
     role: Role,
     settings: Settings,
     metrics: Arc<Metrics>,
     plugins: Option<Arc<spoor_plugin_host::ChainHandle>>,
     shared_sampling: Option<sampling::StrategyProvider>,
+    kind: TenantStores,
 ) -> Box<tenants::StackFactory> {
     Box::new(move |tenant| {
-        let mut s = settings.clone();
-        s.data_dir = settings
-            .data_dir
-            .join(tenants::TENANTS_DIR)
-            .join(tenant.as_str());
-        if s.storage == StorageKind::Sled {
-            std::fs::create_dir_all(&s.data_dir)
-                .with_context(|| format!("cannot create {}", s.data_dir.display()))?;
-        }
-        let store = open_store(&s)?;
+        let mut span_log_store = None;
+        let store: Arc<dyn TraceStore> = match &kind {
+            TenantStores::Local => {
+                let mut s = settings.clone();
+                s.data_dir = settings
+                    .data_dir
+                    .join(tenants::TENANTS_DIR)
+                    .join(tenant.as_str());
+                if s.storage == StorageKind::Sled {
+                    std::fs::create_dir_all(&s.data_dir)
+                        .with_context(|| format!("cannot create {}", s.data_dir.display()))?;
+                }
+                open_store(&s)?
+            }
+            TenantStores::SpanLog(js, cfg) => {
+                let s = Arc::new(
+                    spanlog::SpanLogStore::new(js.clone(), cfg, metrics.clone())
+                        .for_tenant(tenant.clone()),
+                );
+                span_log_store = Some(s.clone());
+                s
+            }
+            TenantStores::Ingesters(ingesters) => Arc::new(ingesters.for_tenant(tenant.clone())),
+        };
         let adaptive = match &settings.sampling_adaptive {
-            Some(cfg) => Some(Arc::new(parking_lot::Mutex::new(
-                spoor_core::sampling::Adaptive::new(cfg.clone())
-                    .map_err(|e| anyhow::anyhow!("invalid adaptive sampling settings: {e}"))?,
-            ))),
-            None => None,
+            // counted where clients' strategies are served from (not the ingesters)
+            Some(cfg) if matches!(role, Role::AllInOne | Role::Collector) => {
+                Some(Arc::new(parking_lot::Mutex::new(
+                    spoor_core::sampling::Adaptive::new(cfg.clone())
+                        .map_err(|e| anyhow::anyhow!("invalid adaptive sampling settings: {e}"))?,
+                )))
+            }
+            _ => None,
         };
         let sampling = match (&adaptive, &shared_sampling) {
             (Some(a), _) => {
@@ -940,7 +1001,7 @@ fn stack_factory(
             (None, Some(p)) => p.clone(),
             (None, None) => sampling::StrategyProvider::Local(Arc::new(sampling::DefaultStrategy)),
         };
-        let pipeline = role.receives().then(|| {
+        let pipeline = (role.receives() || role == Role::Ingester).then(|| {
             Pipeline::start(
                 store.clone(),
                 metrics.clone(),
@@ -950,7 +1011,7 @@ fn stack_factory(
                     plugins.clone(),
                     adaptive,
                     Some(tenant.to_string()),
-                    None,
+                    span_log_store,
                 ),
             )
         });

@@ -115,6 +115,11 @@ impl Tenants {
         }
     }
 
+    /// The stack of `tenant` if it exists already (never creates one).
+    pub fn existing(&self, tenant: &TenantId) -> Option<Arc<TenantStack>> {
+        self.stacks.read().get(tenant).cloned()
+    }
+
     /// Every stack created so far.
     pub fn all(&self) -> Vec<Arc<TenantStack>> {
         self.stacks.read().values().cloned().collect()
@@ -163,6 +168,15 @@ impl Gate {
     pub async fn stack(&self, headers: &http::HeaderMap) -> Result<Arc<TenantStack>, Denied> {
         let tenant = self.auth.resolve(headers)?;
         self.tenants.get(&tenant).await
+    }
+
+    /// A tenant named without credentials — on a span-log message (from a collector that
+    /// authenticated the sender) or by a query node on the ingesters' internal endpoint: the
+    /// name must be valid (400) and known to this daemon ([`Auth::check_known`], 403).
+    pub fn named(&self, name: &str) -> Result<TenantId, Denied> {
+        let tenant = TenantId::parse(name).map_err(Denied::BadTenant)?;
+        self.auth.check_known(&tenant)?;
+        Ok(tenant)
     }
 }
 
