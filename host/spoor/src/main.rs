@@ -10,10 +10,11 @@
 //!
 //! Refused combinations say what to change: an ingester without `--span-log` or
 //! `--ingester.partitions` or with a non-sled store, a span-log collector given a store, a
-//! span log on any other role, `--query.ingesters` outside the query role, object storage with
-//! bearer tokens or multi-tenancy (blocks have no tenant prefix yet). Tenancy works in every
-//! other role but the agent: in the span-log cluster the tenant travels in each message and
-//! each internal query call (see `spanlog` and `remote`).
+//! span log on any other role, `--query.ingesters` outside the query role. Tenancy works in
+//! every role but the agent: in the span-log cluster the tenant travels in each message and
+//! each internal query call (see `spanlog` and `remote`); in object storage each tenant's
+//! blocks live under `<prefix>/tenants/<tenant>/` (sealed from the tenant's own sled head, read
+//! and compacted per tenant).
 //!
 //! Start-up order: parse and validate configuration (exit 2 on a bad flag, variable or file),
 //! bind every listener (fail fast with the flag to change), serve the admin port (health says
@@ -244,11 +245,6 @@ fn check_role(role: Role, settings: &mut Settings) -> anyhow::Result<()> {
         anyhow::bail!("--query.ingesters is for the query role only");
     }
     if settings.object_store.is_some() {
-        if settings.auth.is_some() {
-            anyhow::bail!(
-                "object storage does not work with bearer tokens or multi-tenancy yet (blocks have no tenant prefix): run it without them"
-            );
-        }
         match role {
             Role::Collector | Role::Agent => anyhow::bail!(
                 "--object-store.url is for the ingester, query and all-in-one roles: the {} stores nothing itself",
@@ -417,20 +413,31 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         let auth = auth::Auth::new(auth).map_err(|e| anyhow::anyhow!(e))?;
         // what each tenant's store is: its own local one, or a tenant's view of the shared
         // span log (collector) or ingesters (query node)
+        let blocks = match &settings.object_store {
+            Some(os) => Some((objstore::bucket(os)?, os.clone())),
+            None => None,
+        };
         let kind = match (role, &span_log_js, &settings.span_log) {
             (Role::Collector, Some(js), Some(cfg)) => {
                 TenantStores::SpanLog(js.clone(), cfg.clone())
             }
-            _ if role == Role::Query && !settings.query_ingesters.is_empty() => {
-                TenantStores::Ingesters(remote::IngestersStore::new(
-                    settings.query_ingesters.clone(),
-                    Duration::from_secs(10),
-                    metrics.span_log.query_ingester_errors.clone(),
-                )?)
+            _ if role == Role::Query
+                && (!settings.query_ingesters.is_empty() || blocks.is_some()) =>
+            {
+                let ingesters = if settings.query_ingesters.is_empty() {
+                    None
+                } else {
+                    Some(remote::IngestersStore::new(
+                        settings.query_ingesters.clone(),
+                        Duration::from_secs(10),
+                        metrics.span_log.query_ingester_errors.clone(),
+                    )?)
+                };
+                TenantStores::Remote { ingesters, blocks }
             }
-            _ => TenantStores::Local,
+            _ => TenantStores::Local { blocks },
         };
-        let local = matches!(kind, TenantStores::Local);
+        let local = matches!(kind, TenantStores::Local { .. });
         let factory = stack_factory(
             role,
             settings.clone(),
@@ -530,8 +537,13 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         (_, Backing::Tenants(g)) if span_log_js.is_some() && role == Role::Collector => {
             tracing::info!(span_log = ?settings.span_log, tokens = g.auth.settings().uses_tokens(), header = %g.auth.settings().header, "multi-tenancy on: one pipeline per tenant, publishing to the span log with the tenant in each message")
         }
-        (_, Backing::Tenants(g)) if !settings.query_ingesters.is_empty() => {
-            tracing::info!(ingesters = ?settings.query_ingesters, tokens = g.auth.settings().uses_tokens(), header = %g.auth.settings().header, "multi-tenancy on: querying ingesters for the caller's tenant only")
+        (Role::Query, Backing::Tenants(g))
+            if !settings.query_ingesters.is_empty() || settings.object_store.is_some() =>
+        {
+            tracing::info!(ingesters = ?settings.query_ingesters, object_store = ?settings.object_store.as_ref().map(|o| &o.s3.url), tokens = g.auth.settings().uses_tokens(), header = %g.auth.settings().header, "multi-tenancy on: querying the ingesters and the bucket prefix of the caller's tenant only")
+        }
+        (_, Backing::Tenants(g)) if settings.object_store.is_some() => {
+            tracing::info!(storage = ?settings.storage, data_dir = %settings.data_dir.display(), object_store = ?settings.object_store.as_ref().map(|o| &o.s3.url), tokens = g.auth.settings().uses_tokens(), header = %g.auth.settings().header, "multi-tenancy on: one sled head and pipeline per tenant, sealed into <prefix>/tenants/<tenant>/")
         }
         (_, Backing::Tenants(g)) => {
             tracing::info!(storage = ?settings.storage, data_dir = %settings.data_dir.display(), tokens = g.auth.settings().uses_tokens(), header = %g.auth.settings().header, "multi-tenancy on: one store and pipeline per tenant")
@@ -727,19 +739,37 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     let (stop_objstore, objstore_rx) = watch::channel(false);
     let mut objstore_tasks = Vec::new();
     if let Some(os) = &settings.object_store {
-        if let Some((sled, bucket)) = &sealed_sled {
+        let heads: Option<objstore::Heads> = match (&sealed_sled, &backing) {
+            (Some(one), _) => {
+                let one = one.clone();
+                Some(Arc::new(move || vec![one.clone()]))
+            }
+            // each tenant's sled head into its own prefix of the bucket
+            (None, Backing::Tenants(gate)) if matches!(role, Role::AllInOne | Role::Ingester) => {
+                let gate = gate.clone();
+                Some(Arc::new(move || {
+                    gate.tenants
+                        .all()
+                        .iter()
+                        .filter_map(|t| t.sealed.clone())
+                        .collect()
+                }))
+            }
+            _ => None,
+        };
+        if let Some(heads) = heads {
             objstore_tasks.push(objstore::spawn_sealer(
-                sled.clone(),
-                bucket.clone(),
+                heads,
                 os,
                 metrics.clone(),
                 objstore_rx.clone(),
             ));
-            tracing::info!(url = %os.s3.url, node = %os.node, seal_after = ?os.seal_after, "sealing old partitions to object storage");
+            tracing::info!(url = %os.s3.url, node = %os.node, seal_after = ?os.seal_after, tenants = settings.auth.is_some(), "sealing old partitions to object storage");
         }
         if os.compaction {
             objstore_tasks.push(objstore::spawn_compactor(
                 objstore::bucket(os)?,
+                settings.auth.is_some(),
                 os,
                 settings.retention,
                 metrics.clone(),
@@ -938,13 +968,23 @@ fn pipeline_config(
 }
 
 /// What a tenant's store is.
+// one value per process, moved once into the stack factory: the variants' sizes do not matter
+#[allow(clippy::large_enum_variant)]
 enum TenantStores {
-    /// Its own local store (all-in-one, ingester, query over sled).
-    Local,
+    /// Its own local store (all-in-one, ingester, query over sled); with object storage, a sled
+    /// head sealed into the tenant's prefix of the bucket (an all-in-one reads both tiers, an
+    /// ingester serves the head).
+    Local {
+        blocks: Option<(spoor_objstore::Bucket, objstore::ObjectStoreSettings)>,
+    },
     /// Its view of the shared span log: every message names the tenant (span-log collector).
     SpanLog(async_nats::jetstream::Context, spanlog::SpanLogSettings),
-    /// Its view of the ingesters: every call names the tenant (query node over ingesters).
-    Ingesters(remote::IngestersStore),
+    /// A query node's: its view of the ingesters (every call names the tenant) and/or of its
+    /// prefix of the bucket.
+    Remote {
+        ingesters: Option<remote::IngestersStore>,
+        blocks: Option<(spoor_objstore::Bucket, objstore::ObjectStoreSettings)>,
+    },
 }
 
 /// Builds a tenant's stack: its store (sled: `<data-dir>/tenants/<tenant>/`; memory and
@@ -961,8 +1001,9 @@ fn stack_factory(
 ) -> Box<tenants::StackFactory> {
     Box::new(move |tenant| {
         let mut span_log_store = None;
+        let mut sealed = None;
         let store: Arc<dyn TraceStore> = match &kind {
-            TenantStores::Local => {
+            TenantStores::Local { blocks } => {
                 let mut s = settings.clone();
                 s.data_dir = settings
                     .data_dir
@@ -972,7 +1013,24 @@ fn stack_factory(
                     std::fs::create_dir_all(&s.data_dir)
                         .with_context(|| format!("cannot create {}", s.data_dir.display()))?;
                 }
-                open_store(&s)?
+                match blocks {
+                    None => open_store(&s)?,
+                    Some((bucket, os)) => {
+                        // check_role: object storage runs over a sled head
+                        let sled = open_sled(&s)?;
+                        let bucket = bucket.tenant(tenant.as_str());
+                        sealed = Some((sled.clone(), bucket.clone()));
+                        if role == Role::Ingester {
+                            sled
+                        } else {
+                            Arc::new(spoor_objstore::TieredStore::new(
+                                Some(sled),
+                                objstore::block_store(bucket, os),
+                                true,
+                            ))
+                        }
+                    }
+                }
             }
             TenantStores::SpanLog(js, cfg) => {
                 let s = Arc::new(
@@ -982,7 +1040,20 @@ fn stack_factory(
                 span_log_store = Some(s.clone());
                 s
             }
-            TenantStores::Ingesters(ingesters) => Arc::new(ingesters.for_tenant(tenant.clone())),
+            TenantStores::Remote { ingesters, blocks } => {
+                let head = ingesters
+                    .as_ref()
+                    .map(|i| Arc::new(i.for_tenant(tenant.clone())) as Arc<dyn TraceStore>);
+                match (head, blocks) {
+                    (head, Some((bucket, os))) => Arc::new(spoor_objstore::TieredStore::new(
+                        head,
+                        objstore::block_store(bucket.tenant(tenant.as_str()), os),
+                        false,
+                    )),
+                    (Some(head), None) => head,
+                    (None, None) => anyhow::bail!("a query node needs ingesters or a bucket"),
+                }
+            }
         };
         let adaptive = match &settings.sampling_adaptive {
             // counted where clients' strategies are served from (not the ingesters)
@@ -1020,6 +1091,7 @@ fn stack_factory(
             store,
             pipeline,
             sampling,
+            sealed,
         })
     })
 }

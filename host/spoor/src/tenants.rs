@@ -16,6 +16,8 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use parking_lot::{Mutex, RwLock};
+use spoor_objstore::Bucket;
+use spoor_store::embedded::SledStore;
 use spoor_store::TraceStore;
 use tower::ServiceExt;
 
@@ -37,6 +39,9 @@ pub struct TenantStack {
     pub pipeline: Option<Arc<Pipeline>>,
     /// Its strategies: its own adaptive calculator, or the shared file / default.
     pub sampling: StrategyProvider,
+    /// With object storage on a sled role: its sled head and its own prefix of the bucket
+    /// (`<prefix>/tenants/<tenant>`), which the sealer moves ended partitions into.
+    pub sealed: Option<(Arc<SledStore>, Bucket)>,
 }
 
 impl TenantStack {
