@@ -622,8 +622,16 @@ fn undecodable_messages_go_to_dead_letters_and_an_unreachable_log_answers_503() 
     )
     .unwrap();
 
-    // garbage in partition 0, then a real trace behind it in the same partition
+    // garbage in partition 0, a message of a tenant (this ingester runs without tenancy: it
+    // must not mix it into its one store), then a real trace behind them in the same partition
     raw_publish(node.client, "spoor-spans.p0", b"not a block");
+    let tenant_msg = [("Spoor-Encoding", "spoor-block/1"), ("Spoor-Tenant", "a")];
+    raw_publish_with(
+        node.client,
+        "spoor-spans.p0",
+        &tenant_msg,
+        b"spans of tenant a",
+    );
     let behind = trace_in(0, 1);
     assert_eq!(post_trace(&collector, &behind), 200);
     assert!(
@@ -638,11 +646,25 @@ fn undecodable_messages_go_to_dead_letters_and_an_unreachable_log_answers_503() 
     );
     assert_eq!(
         metric(ingester.ports.admin, "spoor_spanlog_dead_letters_total"),
+        2
+    );
+    assert_eq!(
+        metric(
+            ingester.ports.admin,
+            "spoor_spanlog_tenant_refused_messages_total"
+        ),
         1
     );
-    assert!(ingester
-        .log_text()
-        .contains("undecodable message sent to spoor-spans.dead-letter"));
+    let log = ingester.log_text();
+    assert!(log.contains("undecodable message sent to spoor-spans.dead-letter"));
+    assert!(
+        log.contains("but this ingester runs without multi-tenancy"),
+        "{log}"
+    );
+    assert_eq!(
+        messages_on(node.client, "spoor-spans", "spoor-spans.dead-letter"),
+        2
+    );
 
     // NATS away: ingest is refused as unavailable (retryable), not queued without bound
     node.kill();

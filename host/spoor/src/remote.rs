@@ -638,6 +638,17 @@ mod tests {
     }
 
     #[test]
+    fn an_ingester_without_tenancy_refuses_a_call_naming_a_tenant() {
+        let stores = Internal::Single(Arc::new(MemoryStore::new(10)));
+        let mut h = HeaderMap::new();
+        assert!(store_of(&stores, &h).is_ok());
+        h.insert(TENANT_HEADER, http::HeaderValue::from_static("a"));
+        let err = store_of(&stores, &h).err().unwrap();
+        assert!(matches!(err, Denied::BadTenant(_)), "{err}");
+        assert_eq!(err.http_response().status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
     fn ingester_urls_are_checked() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
