@@ -411,8 +411,9 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     }
     let backing = if let Some(auth) = settings.auth.clone() {
         let auth = auth::Auth::new(auth).map_err(|e| anyhow::anyhow!(e))?;
-        // what each tenant's store is: its own local one, or a tenant's view of the shared
-        // span log (collector) or ingesters (query node)
+        // what each tenant's store is: its own local one (with object storage: a sled head
+        // sealed into the tenant's prefix), or the tenant's view of the shared span log
+        // (collector) or of the ingesters and the bucket (query node)
         let blocks = match &settings.object_store {
             Some(os) => Some((objstore::bucket(os)?, os.clone())),
             None => None,
