@@ -16,6 +16,7 @@ mod restart;
 mod roles;
 mod sampling;
 mod spanlog;
+mod spanlog_tenancy;
 mod tenancy;
 mod tls;
 mod zipkin;

@@ -455,3 +455,275 @@ fn roles_refuse_object_storage_where_it_cannot_work() {
         assert!(out.contains(want), "{args:?}: {out}");
     }
 }
+
+/// Multi-tenancy over object storage (#9): an all-in-one with bearer tokens seals each
+/// tenant's sled head into the tenant's own prefix (`<prefix>/tenants/<tenant>/blocks/`); once
+/// the local partitions are dropped, the all-in-one (blocks + head) and a query node over the
+/// bucket alone keep tenants `a` and `b` apart through every query endpoint; a query node
+/// without tenancy over the same prefix sees nothing; the compactor merges each tenant's blocks
+/// within its prefix.
+#[test]
+fn tenants_have_their_own_prefix_in_object_storage() {
+    use crate::tenancy::{
+        bearer, check_isolation, check_isolation_with, get, headers, names, otlp_json, send_all,
+        wait, wait_stored, with, A, B,
+    };
+    if Garage::binary().is_none() {
+        eprintln!("SKIPPED: garage is not installed (make tools installs it)");
+        return;
+    }
+    let garage = Garage::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "token-a a\ntoken-b b\n").unwrap();
+    let tokens = tokens.to_str().unwrap().to_string();
+    let data = dir.path().join("data");
+    let mut args: Vec<String> = [
+        "--storage",
+        "sled",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--auth.tokens-file",
+        &tokens,
+        "--span-metrics.bucket",
+        "1s",
+        "--sled.partition",
+        "2s",
+        "--object-store.seal-after",
+        "1s",
+        // longer than a reader's listing interval (poll), as in production (1m over 15s)
+        "--object-store.keep-after-upload",
+        "3s",
+        "--object-store.poll",
+        "1s",
+        "--retention",
+        "100000d",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(garage.flags(0, "tenancy"));
+    let aio = Daemon::start(&strings(&args)).unwrap();
+    let (a, b) = (bearer("token-a"), bearer("token-b"));
+    send_all(&aio, &a, &b);
+    wait_stored(&aio, &a, &A);
+    wait_stored(&aio, &b, &B);
+    // the fixture's spans are in one old partition per tenant: sealed, then dropped locally
+    wait_until(
+        "both tenants' partitions sealed and dropped",
+        Duration::from_secs(60),
+        || metric(&aio, "spoor_objstore_partitions_dropped_total") >= 2.0,
+    );
+    assert!(data.join("tenants/a").is_dir() && data.join("tenants/b").is_dir());
+    check_isolation(&aio, &a, &A, &B);
+    check_isolation(&aio, &b, &B, &A);
+
+    // the layout: one prefix per tenant, nothing at the root
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bucket = spoor_objstore::connect(&spoor_objstore::S3Settings {
+        url: format!("s3://{}/tenancy", Garage::BUCKET),
+        endpoint: Some(format!("http://127.0.0.1:{}", garage.s3[1])),
+        region: Garage::REGION.into(),
+        access_key_id: Some(Garage::KEY_ID.into()),
+        secret_access_key: Some(Garage::SECRET.into()),
+        timeout: Duration::from_secs(30),
+    })
+    .unwrap();
+    assert_eq!(rt.block_on(bucket.tenants()).unwrap(), ["a", "b"]);
+    assert!(rt.block_on(bucket.list_blocks()).unwrap().is_empty());
+    for t in ["a", "b"] {
+        assert!(!rt
+            .block_on(bucket.tenant(t).list_blocks())
+            .unwrap()
+            .is_empty());
+    }
+
+    // a query node over the bucket alone (and the compactor): each tenant sees its own traces
+    // only; links and span metrics stay with the heads, so it has none for anyone
+    let mut o_args = vec![
+        "--auth.tokens-file".to_string(),
+        tokens.clone(),
+        "--object-store.poll".into(),
+        "1s".into(),
+        "--object-store.compaction".into(),
+        "true".into(),
+        // the fixture's spans are from 2026-01-01: the compactor's retention must keep them
+        "--retention".into(),
+        "100000d".into(),
+    ];
+    o_args.extend(garage.flags(1, "tenancy"));
+    let only = Daemon::start_role("query", Ports::free(), &strings(&o_args)).unwrap();
+    for (c, own) in [(&a, &A), (&b, &B)] {
+        wait("the bucket node to list the blocks", &only, || {
+            let (status, v) = get(only.ports.query, "/api/services", c);
+            status == 200 && names(&v["data"]) == own.services
+        });
+    }
+    check_isolation_with(&only, &a, &A, &B, false);
+    check_isolation_with(&only, &b, &B, &A, false);
+    assert_eq!(get(only.ports.query, "/api/services", &vec![]).0, 401);
+
+    // a query node without tenancy over the same prefix finds no tenant's blocks
+    let mut p_args = vec!["--object-store.poll".to_string(), "1s".into()];
+    p_args.extend(garage.flags(2, "tenancy"));
+    let plain = Daemon::start_role("query", Ports::free(), &strings(&p_args)).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, v) = get(plain.ports.query, "/api/services", &vec![]);
+    assert_eq!(
+        (status, names(&v["data"])),
+        (200, Vec::<String>::new()),
+        "{v}"
+    );
+    let (status, _) = get(
+        plain.ports.query,
+        &format!("/api/traces/{}", A.traces[0]),
+        &vec![],
+    );
+    assert_eq!(status, 404);
+    drop(plain);
+
+    // late spans of each tenant in the same old partition make a second block in its prefix;
+    // the compactor merges each tenant's two blocks apart
+    let late = [
+        (&a, "a0000000000000000000000000000003", "a-late"),
+        (&b, "b0000000000000000000000000000003", "b-late"),
+    ];
+    for (c, trace, service) in late {
+        let body = otlp_json(trace, &[(service, "00000000000000c1", "late", None)]);
+        let r = aio
+            .post_otlp(
+                &headers(&with(c, &[("Content-Type", "application/json")])),
+                body.as_bytes(),
+            )
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    wait_until(
+        "each tenant's blocks merged",
+        Duration::from_secs(90),
+        || metric(&only, "spoor_objstore_blocks_compacted_total") >= 2.0,
+    );
+    for (i, (c, trace, service)) in late.iter().enumerate() {
+        let (other, other_trace, _) = late[1 - i];
+        wait("the late trace through the bucket node", &only, || {
+            get(only.ports.query, &format!("/api/traces/{trace}"), c).0 == 200
+        });
+        let (_, v) = get(only.ports.query, "/api/services", c);
+        assert!(names(&v["data"]).contains(&service.to_string()), "{v}");
+        assert_eq!(
+            get(only.ports.query, &format!("/api/traces/{other_trace}"), c).0,
+            404
+        );
+        assert_eq!(
+            get(only.ports.query, &format!("/api/traces/{trace}"), other).0,
+            404
+        );
+    }
+    for t in ["a", "b"] {
+        let blocks = rt.block_on(bucket.tenant(t).list_blocks()).unwrap();
+        assert_eq!(blocks.len(), 1, "tenant {t}: {blocks:?}");
+    }
+}
+
+/// The production layout with tenants: a collector with bearer tokens publishes to the span
+/// log, an ingester keeps one sled head per tenant and seals each into the tenant's prefix, and
+/// a query node over the ingester and the bucket reads the caller's tenant only: after the
+/// ingester dropped the sealed partitions, every query endpoint still shows each tenant all of
+/// its own data (traces from the blocks, links and span metrics from the head) and nothing else.
+#[test]
+fn tenants_stay_apart_in_the_span_log_cluster_over_object_storage() {
+    use crate::tenancy::{bearer, check_isolation, send_all, wait_stored, A, B};
+    let Some(nats) = crate::spanlog::nats_server() else {
+        eprintln!("SKIPPED: nats-server is not installed (make tools installs it)");
+        return;
+    };
+    if Garage::binary().is_none() {
+        eprintln!("SKIPPED: garage is not installed (make tools installs it)");
+        return;
+    }
+    let garage = Garage::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = crate::spanlog::start_cluster(&nats, dir.path());
+    let urls = nodes
+        .iter()
+        .map(|n| format!("nats://127.0.0.1:{}", n.client))
+        .collect::<Vec<_>>()
+        .join(",");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "token-a a\ntoken-b b\n").unwrap();
+    let tokens = tokens.to_str().unwrap().to_string();
+    let common = [
+        "--span-log",
+        &urls,
+        "--span-log.replicas",
+        "3",
+        "--auth.tokens-file",
+        &tokens,
+        "--span-metrics.bucket",
+        "1s",
+    ];
+    let collector = Daemon::start_role("collector", Ports::free(), &common).unwrap();
+    let data = dir.path().join("ingester");
+    let mut args: Vec<String> = common.iter().map(|s| s.to_string()).collect();
+    args.extend(
+        [
+            "--ingester.partitions",
+            "0-7",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--sled.partition",
+            "2s",
+            "--object-store.seal-after",
+            "1s",
+            "--object-store.keep-after-upload",
+            "3s",
+            "--object-store.poll",
+            "1s",
+            "--retention",
+            "100000d",
+        ]
+        .map(String::from),
+    );
+    args.extend(garage.flags(0, "cluster-tenancy"));
+    let ingester = Daemon::start_role("ingester", Ports::free(), &strings(&args)).unwrap();
+    let mut q_args = vec![
+        "--query.ingesters".to_string(),
+        format!("http://127.0.0.1:{}", ingester.ports.query),
+        "--auth.tokens-file".into(),
+        tokens.clone(),
+        "--object-store.poll".into(),
+        "1s".into(),
+    ];
+    q_args.extend(garage.flags(1, "cluster-tenancy"));
+    let query = Daemon::start_role("query", Ports::free(), &strings(&q_args)).unwrap();
+
+    let (a, b) = (bearer("token-a"), bearer("token-b"));
+    send_all(&collector, &a, &b);
+    wait_stored(&query, &a, &A);
+    wait_stored(&query, &b, &B);
+    wait_until(
+        "both tenants' partitions sealed and dropped by the ingester",
+        Duration::from_secs(60),
+        || metric(&ingester, "spoor_objstore_partitions_dropped_total") >= 2.0,
+    );
+    assert!(data.join("tenants/a").is_dir() && data.join("tenants/b").is_dir());
+    check_isolation(&query, &a, &A, &B);
+    check_isolation(&query, &b, &B, &A);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bucket = spoor_objstore::connect(&spoor_objstore::S3Settings {
+        url: format!("s3://{}/cluster-tenancy", Garage::BUCKET),
+        endpoint: Some(format!("http://127.0.0.1:{}", garage.s3[2])),
+        region: Garage::REGION.into(),
+        access_key_id: Some(Garage::KEY_ID.into()),
+        secret_access_key: Some(Garage::SECRET.into()),
+        timeout: Duration::from_secs(30),
+    })
+    .unwrap();
+    assert_eq!(rt.block_on(bucket.tenants()).unwrap(), ["a", "b"]);
+    assert!(rt.block_on(bucket.list_blocks()).unwrap().is_empty());
+}

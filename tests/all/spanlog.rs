@@ -167,7 +167,7 @@ fn found_spans(query: &Daemon, trace: &str) -> usize {
     }
 }
 
-fn metric(port: u16, name: &str) -> u64 {
+pub(crate) fn metric(port: u16, name: &str) -> u64 {
     let body = http(port, "GET", "/metrics", &[], b"")
         .map(|r| r.body)
         .unwrap_or_default();
@@ -448,26 +448,6 @@ fn roles_refuse_span_log_combinations_that_cannot_work() {
             "invalid span-log.stream \"a.b\": use letters, digits, '-' and '_' only",
         ),
         (
-            vec![
-                "collector",
-                "--span-log",
-                "nats://127.0.0.1:1",
-                "--auth.tokens",
-                "secret=team-a",
-            ],
-            "bearer tokens and multi-tenancy do not work with --span-log",
-        ),
-        (
-            vec![
-                "query",
-                "--query.ingesters",
-                "http://127.0.0.1:1",
-                "--multi-tenancy.enabled",
-                "true",
-            ],
-            "bearer tokens and multi-tenancy do not work with --span-log or --query.ingesters",
-        ),
-        (
             vec!["query", "--query.ingesters", "ftp://x"],
             "invalid query.ingesters entry \"ftp://x\": expected http://host:port",
         ),
@@ -511,26 +491,81 @@ fn collector_refuses_to_start_without_reachable_nats() {
 /// Publishes `payload` to `subject` with the plain NATS text protocol (no headers: what a
 /// foreign or broken producer would send); returns once the server answered the PING after it.
 fn raw_publish(port: u16, subject: &str, payload: &[u8]) {
+    raw_publish_with(port, subject, &[], payload)
+}
+
+/// Connects with the plain NATS text protocol; the stream and its reader.
+fn raw_connect(port: u16) -> (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>) {
     use std::io::{BufRead, BufReader, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
     let mut line = String::new();
     r.read_line(&mut line).unwrap(); // INFO
-    write!(
-        s,
-        "CONNECT {{\"verbose\":false}}\r\nPUB {subject} {}\r\n",
-        payload.len()
-    )
-    .unwrap();
+    write!(s, "CONNECT {{\"verbose\":false,\"headers\":true}}\r\n").unwrap();
+    (s, r)
+}
+
+/// Publishes `payload` with `headers` (HPUB when there are any), as a foreign or broken producer
+/// could; returns once the server answered the PING after it.
+pub(crate) fn raw_publish_with(port: u16, subject: &str, headers: &[(&str, &str)], payload: &[u8]) {
+    use std::io::{BufRead, Write};
+    let (mut s, mut r) = raw_connect(port);
+    if headers.is_empty() {
+        write!(s, "PUB {subject} {}\r\n", payload.len()).unwrap();
+    } else {
+        let mut h = String::from("NATS/1.0\r\n");
+        for (k, v) in headers {
+            h.push_str(&format!("{k}: {v}\r\n"));
+        }
+        h.push_str("\r\n");
+        write!(
+            s,
+            "HPUB {subject} {} {}\r\n{h}",
+            h.len(),
+            h.len() + payload.len()
+        )
+        .unwrap();
+    }
     s.write_all(payload).unwrap();
     s.write_all(b"\r\nPING\r\n").unwrap();
+    let mut line = String::new();
     loop {
         line.clear();
         r.read_line(&mut line).unwrap();
         assert!(!line.starts_with("-ERR"), "nats refused: {line}");
         if line.starts_with("PONG") {
             return;
+        }
+    }
+}
+
+/// How many messages of `stream` are on `subject` now (JetStream's stream info, asked with the
+/// plain text protocol).
+pub(crate) fn messages_on(port: u16, stream: &str, subject: &str) -> u64 {
+    use std::io::{BufRead, Read, Write};
+    let (mut s, mut r) = raw_connect(port);
+    let req = format!(r#"{{"subjects_filter":"{subject}"}}"#);
+    write!(
+        s,
+        "SUB _INBOX.spoor-test 1\r\nPUB $JS.API.STREAM.INFO.{stream} _INBOX.spoor-test {}\r\n{req}\r\n",
+        req.len()
+    )
+    .unwrap();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        assert!(!line.starts_with("-ERR"), "nats refused: {line}");
+        if line.starts_with("PING") {
+            s.write_all(b"PONG\r\n").unwrap();
+        }
+        if let Some(rest) = line.strip_prefix("MSG ") {
+            let len: usize = rest.split_whitespace().last().unwrap().parse().unwrap();
+            let mut body = vec![0; len + 2];
+            r.read_exact(&mut body).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body[..len]).unwrap();
+            return v["state"]["subjects"][subject].as_u64().unwrap_or(0);
         }
     }
 }
@@ -544,7 +579,7 @@ fn post_trace(collector: &Daemon, trace: &str) -> u16 {
 }
 
 /// A trace id (hex) that hashes to partition `p`.
-fn trace_in(p: u32, salt: u64) -> String {
+pub(crate) fn trace_in(p: u32, salt: u64) -> String {
     (1..)
         .map(|i: u64| format!("{:032x}", (salt << 32) + i))
         .find(|t| partition(t) == p)
@@ -587,8 +622,16 @@ fn undecodable_messages_go_to_dead_letters_and_an_unreachable_log_answers_503() 
     )
     .unwrap();
 
-    // garbage in partition 0, then a real trace behind it in the same partition
+    // garbage in partition 0, a message of a tenant (this ingester runs without tenancy: it
+    // must not mix it into its one store), then a real trace behind them in the same partition
     raw_publish(node.client, "spoor-spans.p0", b"not a block");
+    let tenant_msg = [("Spoor-Encoding", "spoor-block/1"), ("Spoor-Tenant", "a")];
+    raw_publish_with(
+        node.client,
+        "spoor-spans.p0",
+        &tenant_msg,
+        b"spans of tenant a",
+    );
     let behind = trace_in(0, 1);
     assert_eq!(post_trace(&collector, &behind), 200);
     assert!(
@@ -603,11 +646,25 @@ fn undecodable_messages_go_to_dead_letters_and_an_unreachable_log_answers_503() 
     );
     assert_eq!(
         metric(ingester.ports.admin, "spoor_spanlog_dead_letters_total"),
+        2
+    );
+    assert_eq!(
+        metric(
+            ingester.ports.admin,
+            "spoor_spanlog_tenant_refused_messages_total"
+        ),
         1
     );
-    assert!(ingester
-        .log_text()
-        .contains("undecodable message sent to spoor-spans.dead-letter"));
+    let log = ingester.log_text();
+    assert!(log.contains("undecodable message sent to spoor-spans.dead-letter"));
+    assert!(
+        log.contains("but this ingester runs without multi-tenancy"),
+        "{log}"
+    );
+    assert_eq!(
+        messages_on(node.client, "spoor-spans", "spoor-spans.dead-letter"),
+        2
+    );
 
     // NATS away: ingest is refused as unavailable (retryable), not queued without bound
     node.kill();

@@ -12,64 +12,64 @@ use spoor_tests::{http, Daemon};
 
 /// 2026-01-01T00:00:00Z in microseconds: every span of this module starts after it.
 const T0_US: u64 = 1_767_225_600_000_000;
-const TA_HTTP: &str = "a0000000000000000000000000000001";
-const TA_GRPC: &str = "a0000000000000000000000000000002";
-const TB_JAEGER: &str = "000000000000000b0000000000000001";
-const TB_ZIPKIN: &str = "b0000000000000000000000000000002";
+pub(crate) const TA_HTTP: &str = "a0000000000000000000000000000001";
+pub(crate) const TA_GRPC: &str = "a0000000000000000000000000000002";
+pub(crate) const TB_JAEGER: &str = "000000000000000b0000000000000001";
+pub(crate) const TB_ZIPKIN: &str = "b0000000000000000000000000000002";
 
 /// What one tenant sent and must see; the other tenant must see none of it.
-struct Sent {
-    services: &'static [&'static str],
-    traces: &'static [&'static str],
+pub(crate) struct Sent {
+    pub(crate) services: &'static [&'static str],
+    pub(crate) traces: &'static [&'static str],
     /// A (parent, child) dependency link.
-    link: (&'static str, &'static str),
+    pub(crate) link: (&'static str, &'static str),
 }
 
-const A: Sent = Sent {
+pub(crate) const A: Sent = Sent {
     services: &["a-back", "a-front", "a-grpc"],
     traces: &[TA_HTTP, TA_GRPC],
     link: ("a-front", "a-back"),
 };
-const B: Sent = Sent {
+pub(crate) const B: Sent = Sent {
     services: &["b-back", "b-front", "b-zipkin"],
     traces: &[TB_JAEGER, TB_ZIPKIN],
     link: ("b-front", "b-back"),
 };
 
 /// Credentials as request headers.
-type Creds = Vec<(&'static str, String)>;
+pub(crate) type Creds = Vec<(&'static str, String)>;
 
-fn bearer(token: &str) -> Creds {
+pub(crate) fn bearer(token: &str) -> Creds {
     vec![("Authorization", format!("Bearer {token}"))]
 }
 
-fn tenant_header(tenant: &str) -> Creds {
+pub(crate) fn tenant_header(tenant: &str) -> Creds {
     vec![("x-tenant", tenant.to_string())]
 }
 
-fn headers(c: &Creds) -> Vec<(&str, &str)> {
+pub(crate) fn headers(c: &Creds) -> Vec<(&str, &str)> {
     c.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-fn with(c: &Creds, extra: &[(&'static str, &str)]) -> Creds {
+pub(crate) fn with(c: &Creds, extra: &[(&'static str, &str)]) -> Creds {
     let mut c = c.clone();
     c.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     c
 }
 
-fn get(port: u16, path: &str, c: &Creds) -> (u16, Value) {
+pub(crate) fn get(port: u16, path: &str, c: &Creds) -> (u16, Value) {
     let r = http(port, "GET", path, &headers(c), b"").unwrap();
     let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
     (r.status, v)
 }
 
-fn query(d: &Daemon, path: &str, c: &Creds) -> Value {
+pub(crate) fn query(d: &Daemon, path: &str, c: &Creds) -> Value {
     let (status, v) = get(d.ports.query, path, c);
     assert_eq!(status, 200, "GET {path}: {v}\n{}", d.log_text());
     v
 }
 
-fn otlp_json(trace: &str, spans: &[(&str, &str, &str, Option<&str>)]) -> String {
+pub(crate) fn otlp_json(trace: &str, spans: &[(&str, &str, &str, Option<&str>)]) -> String {
     // (service, span id, name, parent)
     let resource_spans: Vec<String> = spans
         .iter()
@@ -86,7 +86,7 @@ fn otlp_json(trace: &str, spans: &[(&str, &str, &str, Option<&str>)]) -> String 
     format!(r#"{{"resourceSpans":[{}]}}"#, resource_spans.join(","))
 }
 
-fn send_otlp_grpc(
+pub(crate) fn send_otlp_grpc(
     port: u16,
     c: &Creds,
     body: &str,
@@ -150,7 +150,7 @@ fn zipkin_json() -> String {
 
 /// Tenant `a` sends over OTLP/HTTP and OTLP/gRPC, tenant `b` over Jaeger Thrift HTTP and
 /// Zipkin v2 JSON.
-fn send_all(d: &Daemon, a: &Creds, b: &Creds) {
+pub(crate) fn send_all(d: &Daemon, a: &Creds, b: &Creds) {
     let body = otlp_json(
         TA_HTTP,
         &[
@@ -195,7 +195,7 @@ fn send_all(d: &Daemon, a: &Creds, b: &Creds) {
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
 }
 
-fn names(v: &Value) -> Vec<String> {
+pub(crate) fn names(v: &Value) -> Vec<String> {
     let mut n: Vec<String> = v
         .as_array()
         .map(|a| {
@@ -208,7 +208,7 @@ fn names(v: &Value) -> Vec<String> {
     n
 }
 
-fn wait(what: &str, d: &Daemon, mut ok: impl FnMut() -> bool) {
+pub(crate) fn wait(what: &str, d: &Daemon, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ok() {
         assert!(
@@ -224,21 +224,21 @@ const WINDOW_US: &str = "start=1767222000000000&end=1767229200000000";
 const WINDOW_V3: &str =
     "query.start_time_min=2025-12-31T23:00:00Z&query.start_time_max=2026-01-01T01:00:00Z";
 
-fn deps_path() -> String {
+pub(crate) fn deps_path() -> String {
     format!(
         "/api/dependencies?endTs={}&lookback=7200000",
         T0_US / 1000 + 3_600_000
     )
 }
 
-fn metrics_path(kind: &str, service: &str) -> String {
+pub(crate) fn metrics_path(kind: &str, service: &str) -> String {
     format!(
         "/api/metrics/{kind}?service={service}&endTs={}&lookback=7200000&step=60000&ratePer=60000",
         T0_US / 1000 + 3_600_000
     )
 }
 
-fn metric_points(v: &Value) -> usize {
+pub(crate) fn metric_points(v: &Value) -> usize {
     v["metrics"].as_array().map_or(0, |m| {
         m.iter()
             .map(|s| s["metricPoints"].as_array().map_or(0, Vec::len))
@@ -247,7 +247,7 @@ fn metric_points(v: &Value) -> usize {
 }
 
 /// Waits until `own` sees all of its data (so the checks below cannot pass on an empty store).
-fn wait_stored(d: &Daemon, c: &Creds, own: &Sent) {
+pub(crate) fn wait_stored(d: &Daemon, c: &Creds, own: &Sent) {
     for trace in own.traces {
         wait(&format!("trace {trace}"), d, || {
             get(d.ports.query, &format!("/api/traces/{trace}"), c).0 == 200
@@ -264,7 +264,19 @@ fn wait_stored(d: &Daemon, c: &Creds, own: &Sent) {
 }
 
 /// Everything `c` (the owner of `own`) can see through every query endpoint is its own.
-fn check_isolation(d: &Daemon, c: &Creds, own: &Sent, other: &Sent) {
+pub(crate) fn check_isolation(d: &Daemon, c: &Creds, own: &Sent, other: &Sent) {
+    check_isolation_with(d, c, own, other, true)
+}
+
+/// [`check_isolation`]; `aggregates`: whether `d` holds dependency links and span metrics (a
+/// query node over object storage alone holds none: they stay with the heads).
+pub(crate) fn check_isolation_with(
+    d: &Daemon,
+    c: &Creds,
+    own: &Sent,
+    other: &Sent,
+    aggregates: bool,
+) {
     // services, by count and by name
     let v = query(d, "/api/services", c);
     assert_eq!(names(&v["data"]), own.services, "{v}");
@@ -330,7 +342,7 @@ fn check_isolation(d: &Daemon, c: &Creds, own: &Sent, other: &Sent) {
         }
     }
     let calls = query(d, &metrics_path("calls", own.services[1]), c);
-    assert!(metric_points(&calls) > 0, "{calls}");
+    assert_eq!(metric_points(&calls) > 0, aggregates, "{calls}");
 
     for (traces, mine) in [(own.traces, true), (other.traces, false)] {
         for t in traces {
@@ -370,18 +382,26 @@ fn check_isolation(d: &Daemon, c: &Creds, own: &Sent, other: &Sent) {
             )
         })
         .collect();
-    assert_eq!(
-        links,
-        vec![(own.link.0.to_string(), own.link.1.to_string())],
-        "{deps}"
-    );
+    let want = if aggregates {
+        vec![(own.link.0.to_string(), own.link.1.to_string())]
+    } else {
+        vec![]
+    };
+    assert_eq!(links, want, "{deps}");
+}
 
-    let (status, v) = get(
-        d.ports.sampling,
-        &format!("/sampling?service={}", own.services[0]),
-        c,
-    );
-    assert_eq!(status, 200, "{v}");
+/// `c` gets its strategies from every sampling endpoint of `r` (the receiving daemon; a
+/// collector serves no `sampling_http` port).
+pub(crate) fn check_sampling(r: &Daemon, c: &Creds, own: &Sent, sampling_http: bool) {
+    let d = r;
+    if sampling_http {
+        let (status, v) = get(
+            d.ports.sampling,
+            &format!("/sampling?service={}", own.services[0]),
+            c,
+        );
+        assert_eq!(status, 200, "{v}");
+    }
     jaeger_grpc_strategy(d.ports.jaeger_grpc, c).unwrap();
     let (status, _) = get(
         d.ports.jaeger_http,
@@ -394,8 +414,13 @@ fn check_isolation(d: &Daemon, c: &Creds, own: &Sent, other: &Sent) {
 /// Every entry point refuses `c` with `status` before reading the body (and, on 401, says how
 /// to authenticate).
 fn check_refused(d: &Daemon, c: &Creds, status: u16) {
-    let h = headers(c);
-    let mut cases: Vec<(u16, &str, String)> = [
+    check_refused_query(d, c, status);
+    check_refused_receivers(d, c, status, true);
+}
+
+/// Every query endpoint of `q` refuses `c` with `status`.
+pub(crate) fn check_refused_query(q: &Daemon, c: &Creds, status: u16) {
+    let cases: Vec<(u16, &str, String)> = [
         "/api/services".to_string(),
         "/api/operations?service=a-front".into(),
         "/api/services/a-front/operations".into(),
@@ -411,18 +436,38 @@ fn check_refused(d: &Daemon, c: &Creds, status: u16) {
         format!("/api/v3/traces/{TA_HTTP}"),
     ]
     .into_iter()
-    .map(|p| (d.ports.query, "GET", p))
+    .map(|p| (q.ports.query, "GET", p))
     .collect();
-    for (port, method, path) in [
-        (d.ports.http, "POST", "/v1/traces"),
-        (d.ports.jaeger_http, "POST", "/api/traces"),
-        (d.ports.jaeger_http, "GET", "/api/sampling?service=x"),
-        (d.ports.zipkin, "POST", "/api/v2/spans"),
-        (d.ports.sampling, "GET", "/sampling?service=x"),
-        (d.ports.sampling, "GET", "/?service=x"),
-    ] {
-        cases.push((port, method, path.to_string()));
+    expect_status(cases, c, status);
+}
+
+/// Every receiver and sampling endpoint of `d` refuses `c` with `status` (`sampling_http`:
+/// whether `d` serves the remote samplers' port; a collector does not).
+pub(crate) fn check_refused_receivers(d: &Daemon, c: &Creds, status: u16, sampling_http: bool) {
+    let mut cases = vec![
+        (d.ports.http, "POST", "/v1/traces".to_string()),
+        (d.ports.jaeger_http, "POST", "/api/traces".into()),
+        (d.ports.jaeger_http, "GET", "/api/sampling?service=x".into()),
+        (d.ports.zipkin, "POST", "/api/v2/spans".into()),
+    ];
+    if sampling_http {
+        cases.push((d.ports.sampling, "GET", "/sampling?service=x".into()));
+        cases.push((d.ports.sampling, "GET", "/?service=x".into()));
     }
+    expect_status(cases, c, status);
+    let code = match status {
+        401 => tonic::Code::Unauthenticated,
+        _ => tonic::Code::PermissionDenied,
+    };
+    let body = otlp_json(TA_GRPC, &[("a-grpc", "00000000000000a9", "nope", None)]);
+    let err = send_otlp_grpc(d.ports.grpc, c, &body).unwrap_err();
+    assert_eq!(err.code(), code, "{err:?}");
+    let err = jaeger_grpc_strategy(d.ports.jaeger_grpc, c).unwrap_err();
+    assert_eq!(err.code(), code, "{err:?}");
+}
+
+fn expect_status(cases: Vec<(u16, &str, String)>, c: &Creds, status: u16) {
+    let h = headers(c);
     for (port, method, path) in cases {
         let r = http(port, method, &path, &h, b"{}").unwrap();
         assert_eq!(
@@ -439,15 +484,6 @@ fn check_refused(d: &Daemon, c: &Creds, status: u16) {
             );
         }
     }
-    let code = match status {
-        401 => tonic::Code::Unauthenticated,
-        _ => tonic::Code::PermissionDenied,
-    };
-    let body = otlp_json(TA_GRPC, &[("a-grpc", "00000000000000a9", "nope", None)]);
-    let err = send_otlp_grpc(d.ports.grpc, c, &body).unwrap_err();
-    assert_eq!(err.code(), code, "{err:?}");
-    let err = jaeger_grpc_strategy(d.ports.jaeger_grpc, c).unwrap_err();
-    assert_eq!(err.code(), code, "{err:?}");
 }
 
 /// `SamplingManager/GetSamplingStrategy` on the Jaeger gRPC port, with `c` as metadata.
@@ -462,7 +498,7 @@ fn jaeger_grpc_strategy(
     spoor_tests::grpc_unary(port, GET_SAMPLING_STRATEGY_PATH, msg, c)
 }
 
-fn check_public(d: &Daemon) {
+pub(crate) fn check_public(d: &Daemon) {
     let (status, v) = get(d.ports.query, "/api/ui-config", &vec![]);
     assert_eq!((status, v), (200, serde_json::json!({})));
     // the admin port is for operators: no token
@@ -486,6 +522,8 @@ fn check_everything(d: &Daemon, a: &Creds, b: &Creds) {
     wait_stored(d, b, &B);
     check_isolation(d, a, &A, &B);
     check_isolation(d, b, &B, &A);
+    check_sampling(d, a, &A, true);
+    check_sampling(d, b, &B, true);
 }
 
 const ARGS: [&str; 4] = ["--span-metrics.bucket", "1s", "--retention", "100000d"];

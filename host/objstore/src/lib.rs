@@ -26,7 +26,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
-pub use store::{BlockStore, BlockStoreConfig, Bucket, TieredStore};
+pub use store::{BlockStore, BlockStoreConfig, Bucket, TieredStore, TENANTS_DIR};
 
 /// How to reach the bucket. `Debug` never shows the secret key.
 #[derive(Clone, PartialEq, Eq)]

@@ -27,6 +27,10 @@ const READ_AHEAD: usize = 16;
 /// Decompressed frames kept, in bytes.
 const FRAME_CACHE_BYTES: usize = 64 << 20;
 
+/// The folder under a bucket's prefix that holds one folder per tenant:
+/// `<prefix>/tenants/<tenant>/blocks/<id>.{data,index}`.
+pub const TENANTS_DIR: &str = "tenants";
+
 /// Where the blocks live: a store and a prefix (`<prefix>/blocks/<id>.{data,index}`).
 #[derive(Clone, Debug)]
 pub struct Bucket {
@@ -37,6 +41,35 @@ pub struct Bucket {
 }
 
 impl Bucket {
+    /// The part of the bucket that holds `tenant`'s blocks (`<prefix>/tenants/<tenant>`), apart
+    /// from the blocks of the prefix itself and of every other tenant: a reader, sealer or
+    /// compactor over it sees nothing else. The caller passes a checked tenant name (one path
+    /// segment, not `.` or `..`).
+    pub fn tenant(&self, tenant: &str) -> Bucket {
+        Bucket {
+            store: self.store.clone(),
+            prefix: self.path(&format!("{TENANTS_DIR}/{tenant}")).to_string(),
+        }
+    }
+
+    /// The tenants that have a folder under `<prefix>/tenants/` (names as found in the bucket;
+    /// the caller checks them).
+    pub async fn tenants(&self) -> StoreResult<Vec<String>> {
+        let dir = self.path(TENANTS_DIR);
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&dir))
+            .await
+            .map_err(|e| os_err("list", &dir, e))?;
+        let mut names: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn path(&self, name: &str) -> Path {
         if self.prefix.is_empty() {
             Path::from(name)

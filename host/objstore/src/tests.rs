@@ -298,3 +298,81 @@ fn a_damaged_index_is_skipped_and_named() {
     assert_eq!(store.errors(), 1);
     assert!(store.get_trace(TraceId(1)).unwrap().is_some());
 }
+
+#[test]
+fn tenants_have_their_own_prefix_and_see_only_their_blocks() {
+    let rt = rt();
+    let mem = Arc::new(InMemory::new());
+    let root = bucket("prod", &mem);
+    assert_eq!(root.tenant("team-a").prefix, "prod/tenants/team-a");
+    assert_eq!(bucket("", &mem).tenant("b").prefix, "tenants/b");
+    let cfg = SealConfig {
+        node: "i1".into(),
+        seal_after: Duration::ZERO,
+        keep_after_upload: Duration::ZERO,
+        block_spans: 1000,
+    };
+    // each tenant's own sled head, sealed into its own prefix; trace 7 exists in both
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    for (i, (tenant, service)) in [("a", "front-a"), ("b", "front-b")].iter().enumerate() {
+        let head = sled(&dirs[i]);
+        head.write_spans(&[
+            span(7, 1 + i as u64, service, T0),
+            span(8 + i as u128, 1, service, T0),
+        ])
+        .unwrap();
+        head.flush().unwrap();
+        let r = rt
+            .block_on(seal_once(&head, &root.tenant(tenant), &cfg, u64::MAX / 2))
+            .unwrap();
+        assert_eq!(r.uploaded, 1, "{r:?}");
+    }
+    assert_eq!(rt.block_on(root.tenants()).unwrap(), ["a", "b"]);
+    assert!(
+        rt.block_on(root.list_blocks()).unwrap().is_empty(),
+        "nothing at the root"
+    );
+    let reader = |b: Bucket| {
+        BlockStore::new(
+            b,
+            rt.handle().clone(),
+            BlockStoreConfig {
+                poll: Duration::ZERO,
+            },
+        )
+    };
+    for (tenant, service, own, other) in [("a", "front-a", 8, 9), ("b", "front-b", 9, 8)] {
+        let r = reader(root.tenant(tenant));
+        assert_eq!(r.services().unwrap(), [service]);
+        let shared = r.get_trace(TraceId(7)).unwrap().unwrap();
+        assert_eq!(
+            shared.spans.len(),
+            1,
+            "only {tenant}'s span of the shared trace id"
+        );
+        assert!(r.get_trace(TraceId(own)).unwrap().is_some());
+        assert!(r.get_trace(TraceId(other)).unwrap().is_none());
+        let found = r.find_traces(&TraceQuery::between(0, u64::MAX)).unwrap();
+        assert_eq!(found.len(), 2);
+    }
+    // the compactor over one tenant leaves the other alone
+    let r = rt
+        .block_on(compact_once(
+            &root.tenant("a"),
+            &CompactConfig {
+                max_spans: 1000,
+                retention: Duration::ZERO,
+            },
+            u64::MAX / 2,
+        ))
+        .unwrap();
+    assert_eq!(r.expired, 1, "{r:?}");
+    assert!(rt
+        .block_on(root.tenant("a").list_blocks())
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        rt.block_on(root.tenant("b").list_blocks()).unwrap().len(),
+        1
+    );
+}

@@ -186,6 +186,11 @@ impl TokenTable {
         self.entries.is_empty()
     }
 
+    /// Whether some token belongs to `tenant` (tenant names are not secret: no constant time).
+    pub fn has_tenant(&self, tenant: &TenantId) -> bool {
+        self.entries.iter().any(|(_, t)| t == tenant)
+    }
+
     /// The tenant of `presented`: compared with every token, always all of them, each in time
     /// that depends on the presented token's length only.
     pub fn lookup(&self, presented: &[u8]) -> Option<&TenantId> {
@@ -393,15 +398,24 @@ impl Auth {
                 Denied::Unauthenticated(format!("missing tenant header {}", self.settings.header))
             })?
         };
-        if let Some(allowed) = &self.settings.allowed {
-            if !allowed.contains(&tenant) {
-                return Err(Denied::Forbidden(format!(
-                    "unknown tenant {:?}",
-                    tenant.as_str()
-                )));
-            }
-        }
+        self.check_known(&tenant)?;
         Ok(tenant)
+    }
+
+    /// Whether this daemon serves `tenant`: it is in `--multi-tenancy.tenants` (when given) and,
+    /// with bearer tokens, some token belongs to it. For tenants that arrive without a token
+    /// (on a span-log message, or from a query node on the ingesters' internal endpoint).
+    pub fn check_known(&self, tenant: &TenantId) -> Result<(), Denied> {
+        let allowed = self.settings.allowed.as_ref();
+        let unknown = allowed.is_some_and(|a| !a.contains(tenant))
+            || (self.settings.uses_tokens() && !self.tokens.read().has_tenant(tenant));
+        if unknown {
+            return Err(Denied::Forbidden(format!(
+                "unknown tenant {:?}",
+                tenant.as_str()
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -555,6 +569,17 @@ mod tests {
             r(&[("authorization", "Bearer ta"), ("x-tenant", "a/b")]),
             Err(Denied::BadTenant(_))
         ));
+    }
+
+    #[test]
+    fn known_tenants_are_those_of_the_list_and_the_tokens() {
+        let auth = Auth::new(settings("ta=a,tb=b", Some(&["a", "c"]))).unwrap();
+        assert_eq!(auth.check_known(&t("a")), Ok(()));
+        let unknown = |n: &str| Err(Denied::Forbidden(format!("unknown tenant {n:?}")));
+        assert_eq!(auth.check_known(&t("b")), unknown("b"), "not in the list");
+        assert_eq!(auth.check_known(&t("c")), unknown("c"), "no token");
+        let header_only = Auth::new(settings("", None)).unwrap();
+        assert_eq!(header_only.check_known(&t("any")), Ok(()));
     }
 
     #[test]

@@ -10,7 +10,11 @@
 //!
 //! Refused combinations say what to change: an ingester without `--span-log` or
 //! `--ingester.partitions` or with a non-sled store, a span-log collector given a store, a
-//! span log on any other role, `--query.ingesters` outside the query role.
+//! span log on any other role, `--query.ingesters` outside the query role. Tenancy works in
+//! every role but the agent: in the span-log cluster the tenant travels in each message and
+//! each internal query call (see `spanlog` and `remote`); in object storage each tenant's
+//! blocks live under `<prefix>/tenants/<tenant>/` (sealed from the tenant's own sled head, read
+//! and compacted per tenant).
 //!
 //! Start-up order: parse and validate configuration (exit 2 on a bad flag, variable or file),
 //! bind every listener (fail fast with the flag to change), serve the admin port (health says
@@ -240,19 +244,7 @@ fn check_role(role: Role, settings: &mut Settings) -> anyhow::Result<()> {
     if !settings.query_ingesters.is_empty() && role != Role::Query {
         anyhow::bail!("--query.ingesters is for the query role only");
     }
-    if settings.auth.is_some()
-        && (settings.span_log.is_some() || !settings.query_ingesters.is_empty())
-    {
-        anyhow::bail!(
-            "bearer tokens and multi-tenancy do not work with --span-log or --query.ingesters yet (the span log has no tenant partitions): run the span-log roles without them"
-        );
-    }
     if settings.object_store.is_some() {
-        if settings.auth.is_some() {
-            anyhow::bail!(
-                "object storage does not work with bearer tokens or multi-tenancy yet (blocks have no tenant prefix): run it without them"
-            );
-        }
         match role {
             Role::Collector | Role::Agent => anyhow::bail!(
                 "--object-store.url is for the ingester, query and all-in-one roles: the {} stores nothing itself",
@@ -433,15 +425,44 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     }
     let backing = if let Some(auth) = settings.auth.clone() {
         let auth = auth::Auth::new(auth).map_err(|e| anyhow::anyhow!(e))?;
+        // what each tenant's store is: its own local one (with object storage: a sled head
+        // sealed into the tenant's prefix), or the tenant's view of the shared span log
+        // (collector) or of the ingesters and the bucket (query node)
+        let blocks = match &settings.object_store {
+            Some(os) => Some((objstore::bucket(os)?, os.clone())),
+            None => None,
+        };
+        let kind = match (role, &span_log_js, &settings.span_log) {
+            (Role::Collector, Some(js), Some(cfg)) => {
+                TenantStores::SpanLog(js.clone(), cfg.clone())
+            }
+            _ if role == Role::Query
+                && (!settings.query_ingesters.is_empty() || blocks.is_some()) =>
+            {
+                let ingesters = if settings.query_ingesters.is_empty() {
+                    None
+                } else {
+                    Some(remote::IngestersStore::new(
+                        settings.query_ingesters.clone(),
+                        Duration::from_secs(10),
+                        metrics.span_log.query_ingester_errors.clone(),
+                    )?)
+                };
+                TenantStores::Remote { ingesters, blocks }
+            }
+            _ => TenantStores::Local { blocks },
+        };
+        let local = matches!(kind, TenantStores::Local { .. });
         let factory = stack_factory(
             role,
             settings.clone(),
             metrics.clone(),
             plugins.clone(),
             sampling.as_ref().map(|s| s.provider.clone()),
+            kind,
         );
         let registry = tenants::Tenants::new(auth.settings().max_tenants, factory);
-        if settings.storage == StorageKind::Sled {
+        if local && settings.storage == StorageKind::Sled {
             let n = registry.open_existing(&settings.data_dir).await?;
             tracing::info!(tenants = n, data_dir = %settings.data_dir.display(), "tenant stores reopened");
         }
@@ -528,6 +549,17 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         (_, Backing::Single(_)) => {
             tracing::info!(storage = ?settings.storage, data_dir = %settings.data_dir.display(), "storage open")
         }
+        (_, Backing::Tenants(g)) if span_log_js.is_some() && role == Role::Collector => {
+            tracing::info!(span_log = ?settings.span_log, tokens = g.auth.settings().uses_tokens(), header = %g.auth.settings().header, "multi-tenancy on: one pipeline per tenant, publishing to the span log with the tenant in each message")
+        }
+        (Role::Query, Backing::Tenants(g))
+            if !settings.query_ingesters.is_empty() || settings.object_store.is_some() =>
+        {
+            tracing::info!(ingesters = ?settings.query_ingesters, object_store = ?settings.object_store.as_ref().map(|o| &o.s3.url), tokens = g.auth.settings().uses_tokens(), header = %g.auth.settings().header, "multi-tenancy on: querying the ingesters and the bucket prefix of the caller's tenant only")
+        }
+        (_, Backing::Tenants(g)) if settings.object_store.is_some() => {
+            tracing::info!(storage = ?settings.storage, data_dir = %settings.data_dir.display(), object_store = ?settings.object_store.as_ref().map(|o| &o.s3.url), tokens = g.auth.settings().uses_tokens(), header = %g.auth.settings().header, "multi-tenancy on: one sled head and pipeline per tenant, sealed into <prefix>/tenants/<tenant>/")
+        }
         (_, Backing::Tenants(g)) => {
             tracing::info!(storage = ?settings.storage, data_dir = %settings.data_dir.display(), tokens = g.auth.settings().uses_tokens(), header = %g.auth.settings().header, "multi-tenancy on: one store and pipeline per tenant")
         }
@@ -579,22 +611,26 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     // ingester: one durable consumer per owned partition, created before ready
     let (stop_consumers, consumers_rx) = watch::channel(false);
     let mut consumer_tasks = Vec::new();
-    if let (Role::Ingester, Some(js), Some(cfg), Some(parts), Some(p)) = (
+    let sink = match (&backing, &pipeline) {
+        (Backing::Tenants(gate), _) => Some(spanlog::Sink::Tenants(gate.clone())),
+        (Backing::Single(_), Some(p)) => Some(spanlog::Sink::Single(p.clone())),
+        _ => None,
+    };
+    if let (Role::Ingester, Some(js), Some(cfg), Some(parts), Some(sink)) = (
         role,
         &span_log_js,
         &settings.span_log,
         &settings.ingester_partitions,
-        &pipeline,
+        &sink,
     ) {
         for &part in parts {
             let consumer = spanlog::consumer_for(js, cfg, part).await?;
-            let ingest: Arc<dyn ingest::Ingest> = p.clone();
             consumer_tasks.push(tokio::spawn(spanlog::run_partition(
                 js.clone(),
                 cfg.clone(),
                 part,
                 consumer,
-                ingest,
+                sink.clone(),
                 metrics.clone(),
                 consumers_rx.clone(),
             )));
@@ -615,7 +651,9 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
             Backing::Single(store) => {
                 let router = spoor_query::router(store.clone(), cfg);
                 if role == Role::Ingester {
-                    router.merge(remote::internal_router(store.clone()))
+                    router.merge(remote::internal_router(remote::Internal::Single(
+                        store.clone(),
+                    )))
                 } else {
                     router
                 }
@@ -631,11 +669,18 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
                     ),
                     is_public: Box::new(move |path| query_path_is_public(&base, path)),
                 };
-                tenants::tenant_router(
+                let per_tenant = tenants::tenant_router(
                     gate.clone(),
                     move |stack| Some(spoor_query::router(stack.store.clone(), cfg.clone())),
                     Some(public),
-                )
+                );
+                if role == Role::Ingester {
+                    // query nodes name the tenant on the internal endpoint (no token)
+                    remote::internal_router(remote::Internal::Tenants(gate.clone()))
+                        .fallback_service(per_tenant)
+                } else {
+                    per_tenant
+                }
             }
         };
         tokio::spawn(receivers::serve_http(l, router, &servers_rx))
@@ -709,19 +754,37 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     let (stop_objstore, objstore_rx) = watch::channel(false);
     let mut objstore_tasks = Vec::new();
     if let Some(os) = &settings.object_store {
-        if let Some((sled, bucket)) = &sealed_sled {
+        let heads: Option<objstore::Heads> = match (&sealed_sled, &backing) {
+            (Some(one), _) => {
+                let one = one.clone();
+                Some(Arc::new(move || vec![one.clone()]))
+            }
+            // each tenant's sled head into its own prefix of the bucket
+            (None, Backing::Tenants(gate)) if matches!(role, Role::AllInOne | Role::Ingester) => {
+                let gate = gate.clone();
+                Some(Arc::new(move || {
+                    gate.tenants
+                        .all()
+                        .iter()
+                        .filter_map(|t| t.sealed.clone())
+                        .collect()
+                }))
+            }
+            _ => None,
+        };
+        if let Some(heads) = heads {
             objstore_tasks.push(objstore::spawn_sealer(
-                sled.clone(),
-                bucket.clone(),
+                heads,
                 os,
                 metrics.clone(),
                 objstore_rx.clone(),
             ));
-            tracing::info!(url = %os.s3.url, node = %os.node, seal_after = ?os.seal_after, "sealing old partitions to object storage");
+            tracing::info!(url = %os.s3.url, node = %os.node, seal_after = ?os.seal_after, tenants = settings.auth.is_some(), "sealing old partitions to object storage");
         }
         if os.compaction {
             objstore_tasks.push(objstore::spawn_compactor(
                 objstore::bucket(os)?,
+                settings.auth.is_some(),
                 os,
                 settings.retention,
                 metrics.clone(),
@@ -944,33 +1007,103 @@ fn pipeline_config(
     }
 }
 
+/// What a tenant's store is.
+// one value per process, moved once into the stack factory: the variants' sizes do not matter
+#[allow(clippy::large_enum_variant)]
+enum TenantStores {
+    /// Its own local store (all-in-one, ingester, query over sled); with object storage, a sled
+    /// head sealed into the tenant's prefix of the bucket (an all-in-one reads both tiers, an
+    /// ingester serves the head).
+    Local {
+        blocks: Option<(spoor_objstore::Bucket, objstore::ObjectStoreSettings)>,
+    },
+    /// Its view of the shared span log: every message names the tenant (span-log collector).
+    SpanLog(async_nats::jetstream::Context, spanlog::SpanLogSettings),
+    /// A query node's: its view of the ingesters (every call names the tenant) and/or of its
+    /// prefix of the bucket.
+    Remote {
+        ingesters: Option<remote::IngestersStore>,
+        blocks: Option<(spoor_objstore::Bucket, objstore::ObjectStoreSettings)>,
+    },
+}
+
 /// Builds a tenant's stack: its store (sled: `<data-dir>/tenants/<tenant>/`; memory and
-/// blackhole: a fresh one), its pipeline when the role receives, its adaptive calculator when
-/// adaptive sampling is on (else the shared strategies).
+/// blackhole: a fresh one; the tenant's view of the span log or of the ingesters), its pipeline
+/// when the role receives or ingests, its adaptive calculator when adaptive sampling is on
+/// (else the shared strategies).
 fn stack_factory(
     role: Role,
     settings: Settings,
     metrics: Arc<Metrics>,
     plugins: PipelinePlugins,
     shared_sampling: Option<sampling::StrategyProvider>,
+    kind: TenantStores,
 ) -> Box<tenants::StackFactory> {
     Box::new(move |tenant| {
-        let mut s = settings.clone();
-        s.data_dir = settings
-            .data_dir
-            .join(tenants::TENANTS_DIR)
-            .join(tenant.as_str());
-        if s.storage == StorageKind::Sled {
-            std::fs::create_dir_all(&s.data_dir)
-                .with_context(|| format!("cannot create {}", s.data_dir.display()))?;
-        }
-        let store = open_store(&s)?;
+        let mut span_log_store = None;
+        let mut sealed = None;
+        let store: Arc<dyn TraceStore> = match &kind {
+            TenantStores::Local { blocks } => {
+                let mut s = settings.clone();
+                s.data_dir = settings
+                    .data_dir
+                    .join(tenants::TENANTS_DIR)
+                    .join(tenant.as_str());
+                if s.storage == StorageKind::Sled {
+                    std::fs::create_dir_all(&s.data_dir)
+                        .with_context(|| format!("cannot create {}", s.data_dir.display()))?;
+                }
+                match blocks {
+                    None => open_store(&s)?,
+                    Some((bucket, os)) => {
+                        // check_role: object storage runs over a sled head
+                        let sled = open_sled(&s)?;
+                        let bucket = bucket.tenant(tenant.as_str());
+                        sealed = Some((sled.clone(), bucket.clone()));
+                        if role == Role::Ingester {
+                            sled
+                        } else {
+                            Arc::new(spoor_objstore::TieredStore::new(
+                                Some(sled),
+                                objstore::block_store(bucket, os),
+                                true,
+                            ))
+                        }
+                    }
+                }
+            }
+            TenantStores::SpanLog(js, cfg) => {
+                let s = Arc::new(
+                    spanlog::SpanLogStore::new(js.clone(), cfg, metrics.clone())
+                        .for_tenant(tenant.clone()),
+                );
+                span_log_store = Some(s.clone());
+                s
+            }
+            TenantStores::Remote { ingesters, blocks } => {
+                let head = ingesters
+                    .as_ref()
+                    .map(|i| Arc::new(i.for_tenant(tenant.clone())) as Arc<dyn TraceStore>);
+                match (head, blocks) {
+                    (head, Some((bucket, os))) => Arc::new(spoor_objstore::TieredStore::new(
+                        head,
+                        objstore::block_store(bucket.tenant(tenant.as_str()), os),
+                        false,
+                    )),
+                    (Some(head), None) => head,
+                    (None, None) => anyhow::bail!("a query node needs ingesters or a bucket"),
+                }
+            }
+        };
         let adaptive = match &settings.sampling_adaptive {
-            Some(cfg) => Some(Arc::new(parking_lot::Mutex::new(
-                spoor_core::sampling::Adaptive::new(cfg.clone())
-                    .map_err(|e| anyhow::anyhow!("invalid adaptive sampling settings: {e}"))?,
-            ))),
-            None => None,
+            // counted where clients' strategies are served from (not the ingesters)
+            Some(cfg) if matches!(role, Role::AllInOne | Role::Collector) => {
+                Some(Arc::new(parking_lot::Mutex::new(
+                    spoor_core::sampling::Adaptive::new(cfg.clone())
+                        .map_err(|e| anyhow::anyhow!("invalid adaptive sampling settings: {e}"))?,
+                )))
+            }
+            _ => None,
         };
         let sampling = match (&adaptive, &shared_sampling) {
             (Some(a), _) => {
@@ -979,7 +1112,7 @@ fn stack_factory(
             (None, Some(p)) => p.clone(),
             (None, None) => sampling::StrategyProvider::Local(Arc::new(sampling::DefaultStrategy)),
         };
-        let pipeline = role.receives().then(|| {
+        let pipeline = (role.receives() || role == Role::Ingester).then(|| {
             Pipeline::start(
                 store.clone(),
                 metrics.clone(),
@@ -989,7 +1122,7 @@ fn stack_factory(
                     plugins.clone(),
                     adaptive,
                     Some(tenant.to_string()),
-                    None,
+                    span_log_store,
                 ),
             )
         });
@@ -998,6 +1131,7 @@ fn stack_factory(
             store,
             pipeline,
             sampling,
+            sealed,
         })
     })
 }

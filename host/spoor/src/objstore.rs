@@ -44,11 +44,14 @@ pub fn block_store(bucket: Bucket, s: &ObjectStoreSettings) -> Arc<BlockStore> {
     ))
 }
 
-/// Seals partitions every `poll` until `stop`; failures are logged, counted and retried at the
-/// next round (the partition stays in sled until an upload is confirmed).
+/// The sled heads to seal and where each goes, asked anew at every round (one, or one per
+/// tenant into the tenant's prefix; tenants created since the last round are included).
+pub type Heads = Arc<dyn Fn() -> Vec<(Arc<SledStore>, Bucket)> + Send + Sync>;
+
+/// Seals partitions of every head every `poll` until `stop`; failures are logged, counted and
+/// retried at the next round (the partition stays in sled until an upload is confirmed).
 pub fn spawn_sealer(
-    sled: Arc<SledStore>,
-    bucket: Bucket,
+    heads: Heads,
     s: &ObjectStoreSettings,
     metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
@@ -60,20 +63,21 @@ pub fn spawn_sealer(
         block_spans: spoor_objstore::seal::SEAL_SPANS,
     };
     run_every(s.poll, stop, move || {
-        let (sled, bucket, cfg, metrics) =
-            (sled.clone(), bucket.clone(), cfg.clone(), metrics.clone());
+        let (heads, cfg, metrics) = (heads(), cfg.clone(), metrics.clone());
         async move {
-            match seal_once(&sled, &bucket, &cfg, crate::pipeline::now_nanos()).await {
-                Ok(r) => {
-                    let m = &metrics.object_store;
-                    m.blocks_uploaded.fetch_add(r.uploaded, Relaxed);
-                    m.spans_uploaded.fetch_add(r.spans, Relaxed);
-                    m.bytes_uploaded.fetch_add(r.bytes, Relaxed);
-                    m.partitions_dropped.fetch_add(r.dropped, Relaxed);
-                }
-                Err(e) => {
-                    metrics.object_store.errors.fetch_add(1, Relaxed);
-                    tracing::warn!(error = %e, "sealing to object storage failed; retrying next round");
+            for (sled, bucket) in heads {
+                match seal_once(&sled, &bucket, &cfg, crate::pipeline::now_nanos()).await {
+                    Ok(r) => {
+                        let m = &metrics.object_store;
+                        m.blocks_uploaded.fetch_add(r.uploaded, Relaxed);
+                        m.spans_uploaded.fetch_add(r.spans, Relaxed);
+                        m.bytes_uploaded.fetch_add(r.bytes, Relaxed);
+                        m.partitions_dropped.fetch_add(r.dropped, Relaxed);
+                    }
+                    Err(e) => {
+                        metrics.object_store.errors.fetch_add(1, Relaxed);
+                        tracing::warn!(prefix = %bucket.prefix, error = %e, "sealing to object storage failed; retrying next round");
+                    }
                 }
             }
         }
@@ -103,9 +107,12 @@ where
     })
 }
 
-/// Compacts and applies `retention` to blocks every `poll` (at least every 10 s) until `stop`.
+/// Compacts and applies `retention` to blocks every `poll` (at least every 10 s) until `stop`;
+/// with `tenants`, in each tenant's prefix found in the bucket (`<prefix>/tenants/<tenant>`),
+/// each apart from the others, instead of the prefix itself.
 pub fn spawn_compactor(
     bucket: Bucket,
+    tenants: bool,
     s: &ObjectStoreSettings,
     retention: Duration,
     metrics: Arc<Metrics>,
@@ -119,20 +126,51 @@ pub fn spawn_compactor(
     run_every(s.poll.max(Duration::from_secs(10)), stop, move || {
         let (bucket, cfg, metrics) = (bucket.clone(), cfg.clone(), metrics.clone());
         async move {
-            match compact_once(&bucket, &cfg, crate::pipeline::now_nanos()).await {
-                Ok(r) => {
-                    let m = &metrics.object_store;
-                    m.blocks_compacted.fetch_add(r.merged, Relaxed);
-                    m.blocks_deleted
-                        .fetch_add(r.inputs_deleted + r.expired, Relaxed);
+            let buckets = if tenants {
+                match tenant_buckets(&bucket).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        metrics.object_store.errors.fetch_add(1, Relaxed);
+                        tracing::warn!(error = %e, "listing tenants for compaction failed; retrying next round");
+                        return;
+                    }
                 }
-                Err(e) => {
-                    metrics.object_store.errors.fetch_add(1, Relaxed);
-                    tracing::warn!(error = %e, "compaction failed; retrying next round");
+            } else {
+                vec![bucket]
+            };
+            for bucket in buckets {
+                match compact_once(&bucket, &cfg, crate::pipeline::now_nanos()).await {
+                    Ok(r) => {
+                        let m = &metrics.object_store;
+                        m.blocks_compacted.fetch_add(r.merged, Relaxed);
+                        m.blocks_deleted
+                            .fetch_add(r.inputs_deleted + r.expired, Relaxed);
+                    }
+                    Err(e) => {
+                        metrics.object_store.errors.fetch_add(1, Relaxed);
+                        tracing::warn!(prefix = %bucket.prefix, error = %e, "compaction failed; retrying next round");
+                    }
                 }
             }
         }
     })
+}
+
+/// The prefix of every tenant that has one in the bucket; folders that are not tenant names
+/// are skipped with a warning.
+async fn tenant_buckets(bucket: &Bucket) -> spoor_store::StoreResult<Vec<Bucket>> {
+    Ok(bucket
+        .tenants()
+        .await?
+        .into_iter()
+        .filter_map(|name| match crate::auth::TenantId::parse(&name) {
+            Ok(t) => Some(bucket.tenant(t.as_str())),
+            Err(e) => {
+                tracing::warn!(prefix = %bucket.prefix, "{e}; not compacted");
+                None
+            }
+        })
+        .collect())
 }
 
 /// Object-storage counters (rendered only where object storage is configured).

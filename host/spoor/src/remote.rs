@@ -13,6 +13,15 @@
 //! The endpoint is internal (its shape may change between versions; the public APIs are the
 //! query API's): `POST /spoor/internal/v1/<method>` with a JSON body; traces travel in the
 //! `spoor_core::block` encoding, everything else as JSON.
+//!
+//! Multi-tenancy: a query node authenticates its callers as the all-in-one does and holds one
+//! `IngestersStore` per tenant ([`IngestersStore::for_tenant`]), which names the tenant in the
+//! [`TENANT_HEADER`] of every call. An ingester with multi-tenancy answers from that tenant's
+//! store only (nothing when the tenant has none there yet) and refuses a call without the header
+//! (401) or for a tenant it does not know (403); one without multi-tenancy refuses a call that
+//! names a tenant (400), so a query node never mixes tenants whatever the ingesters run. Like
+//! Tempo's ingesters with `X-Scope-OrgID`, the internal endpoint trusts the header: keep the
+//! ingesters' query ports reachable by the query nodes only.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -21,6 +30,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -34,8 +44,23 @@ use spoor_core::red::RedPoint;
 use spoor_core::{DependencyLink, Operation, Span, SpanKind, Trace, TraceId, TraceQuery};
 use spoor_store::{StoreError, StoreResult, StoreStats, TraceStore};
 
+use crate::auth::{Denied, TenantId};
+use crate::tenants::Gate;
+
 /// Path prefix of the internal endpoint.
 pub const INTERNAL_PREFIX: &str = "/spoor/internal/v1";
+
+/// Header naming the tenant of an internal call (the span log's message header, lowercase).
+pub const TENANT_HEADER: &str = "spoor-tenant";
+
+/// The store(s) the internal endpoint answers from.
+#[derive(Clone)]
+pub enum Internal {
+    /// Without multi-tenancy: the ingester's one store.
+    Single(Arc<dyn TraceStore>),
+    /// With multi-tenancy: the store of the tenant each call names.
+    Tenants(Arc<Gate>),
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct OperationsReq {
@@ -61,18 +86,48 @@ struct TraceReq {
     trace_id: TraceId,
 }
 
-/// The ingester's internal read endpoint over its store.
-pub fn internal_router(store: Arc<dyn TraceStore>) -> Router {
+/// The ingester's internal read endpoint over its store(s).
+pub fn internal_router(stores: Internal) -> Router {
     Router::new()
         .route(&format!("{INTERNAL_PREFIX}/{{method}}"), post(internal))
-        .with_state(store)
+        .with_state(stores)
+}
+
+/// The store a call is answered from, or why it is refused.
+fn store_of(stores: &Internal, headers: &HeaderMap) -> Result<Arc<dyn TraceStore>, Denied> {
+    let named = headers.get(TENANT_HEADER).map(|v| v.to_str());
+    match (stores, named) {
+        (Internal::Single(store), None) => Ok(store.clone()),
+        (Internal::Single(_), Some(_)) => Err(Denied::BadTenant(
+            "this ingester runs without multi-tenancy but the query node asked for a tenant: give the ingesters the query node's auth.* / multi-tenancy.* settings".into(),
+        )),
+        (Internal::Tenants(_), None) => Err(Denied::Unauthenticated(format!(
+            "missing {TENANT_HEADER} header: this ingester runs with multi-tenancy, so the query node must too"
+        ))),
+        (Internal::Tenants(gate), Some(name)) => {
+            let name = name.map_err(|_| {
+                Denied::BadTenant(format!("invalid tenant name in header {TENANT_HEADER}"))
+            })?;
+            let tenant = gate.named(name)?;
+            Ok(match gate.tenants.existing(&tenant) {
+                Some(stack) => stack.store.clone(),
+                // nothing of this tenant here (yet): an empty answer, no store created by a read
+                None => Arc::new(spoor_store::blackhole::BlackholeStore::default()),
+            })
+        }
+    }
 }
 
 async fn internal(
-    State(store): State<Arc<dyn TraceStore>>,
+    State(stores): State<Internal>,
     Path(method): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let store = match store_of(&stores, &headers) {
+        Ok(s) => s,
+        Err(denied) => return denied.http_response(),
+    };
     let res = tokio::task::spawn_blocking(move || answer(&*store, &method, &body)).await;
     match res {
         Ok(Ok(r)) => r,
@@ -152,8 +207,10 @@ fn answer(store: &dyn TraceStore, method: &str, body: &[u8]) -> Answer {
 }
 
 /// A read-only store over the ingesters' internal endpoints. See the module docs.
+#[derive(Clone)]
 pub struct IngestersStore {
     ingesters: Vec<String>,
+    tenant: Option<TenantId>,
     client: Client<HttpConnector, Full<Bytes>>,
     runtime: tokio::runtime::Handle,
     timeout: Duration,
@@ -185,6 +242,7 @@ impl IngestersStore {
                 .into_iter()
                 .map(|u| u.trim_end_matches('/').to_string())
                 .collect(),
+            tenant: None,
             client: Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector),
             runtime: tokio::runtime::Handle::current(),
             timeout,
@@ -192,9 +250,21 @@ impl IngestersStore {
         })
     }
 
+    /// The same ingesters, asked for `tenant`'s data only (sharing the connection pool).
+    pub fn for_tenant(&self, tenant: TenantId) -> IngestersStore {
+        IngestersStore {
+            tenant: Some(tenant),
+            ..self.clone()
+        }
+    }
+
     async fn call_one(&self, base: &str, method: &str, body: &[u8]) -> Result<Bytes, String> {
-        let req = http::Request::post(format!("{base}{INTERNAL_PREFIX}/{method}"))
-            .header("content-type", "application/json")
+        let mut req = http::Request::post(format!("{base}{INTERNAL_PREFIX}/{method}"))
+            .header("content-type", "application/json");
+        if let Some(t) = &self.tenant {
+            req = req.header(TENANT_HEADER, t.as_str());
+        }
+        let req = req
             .body(Full::new(Bytes::copy_from_slice(body)))
             .map_err(|e| e.to_string())?;
         let fut = async {
@@ -436,7 +506,7 @@ mod tests {
         let mut urls = Vec::new();
         let mut servers = Vec::new();
         for p in &parts {
-            let router = internal_router(p.clone());
+            let router = internal_router(Internal::Single(p.clone()));
             let listener = rt
                 .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
                 .unwrap();
@@ -565,6 +635,17 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_ingester_without_tenancy_refuses_a_call_naming_a_tenant() {
+        let stores = Internal::Single(Arc::new(MemoryStore::new(10)));
+        let mut h = HeaderMap::new();
+        assert!(store_of(&stores, &h).is_ok());
+        h.insert(TENANT_HEADER, http::HeaderValue::from_static("a"));
+        let err = store_of(&stores, &h).err().unwrap();
+        assert!(matches!(err, Denied::BadTenant(_)), "{err}");
+        assert_eq!(err.http_response().status(), StatusCode::BAD_REQUEST);
     }
 
     #[test]

@@ -7,14 +7,23 @@
 //!   `spoor_core::block` (the header [`ENCODING_HEADER`] names the encoding and its version)
 //!   and published to `<stream>.p<N>`; `write_spans` returns only after JetStream's publish
 //!   acks, and the pipeline runs in `sync` mode in this role, so a client is answered only after
-//!   its spans are replicated. A message id (a hash of subject and payload) lets JetStream drop
-//!   the duplicate when the pipeline retries a batch whose ack was lost.
+//!   its spans are replicated. A message id (a hash of subject, tenant and payload) lets
+//!   JetStream drop the duplicate when the pipeline retries a batch whose ack was lost.
 //! - **Ingester side:** [`run_partition`] drives one durable pull consumer per owned partition
 //!   (explicit acks): it fetches messages, decodes them, hands their spans to the ingester's own
 //!   pipeline (sync mode: stored and flushed when `ingest` returns) and only then acks. A message
 //!   that does not decode is republished to `<stream>.dead-letter` (kept by the stream, read by
 //!   no consumer) with the reason in a header, counted, logged and acked, so it never blocks its
 //!   partition. A failed store write naks the messages with a delay; they come back.
+//! - **Tenants:** a collector with multi-tenancy runs one pipeline per tenant, each ending in a
+//!   [`SpanLogStore::for_tenant`] that names the tenant in every message ([`TENANT_HEADER`];
+//!   part of the message id). A header, not a subject per tenant: partitions follow trace ids
+//!   and ingesters own partitions, so a new tenant needs no new consumer, and tenant names may
+//!   contain `.`, NATS's token separator. An ingester with multi-tenancy ([`Sink::Tenants`])
+//!   stores each message through its tenant's own pipeline and store; a message without a
+//!   tenant, with an invalid or unknown one, or over the tenant limit goes to the dead letters
+//!   (counted apart); an ingester without it refuses messages that name a tenant the same way,
+//!   rather than mix tenants in one store.
 //! - **Stream:** created or updated at start-up by collectors and ingesters alike (subjects
 //!   `<stream>.*`, file storage, replicas, `max_age`, `max_bytes`, discard old); the partition
 //!   count is written in the stream's description, and a process configured with another count
@@ -39,7 +48,9 @@ use spoor_core::{DependencyLink, Operation, Span, SpanKind, Trace, TraceId, Trac
 use spoor_store::{StoreError, StoreResult, StoreStats, TraceStore};
 use tokio::sync::watch;
 
+use crate::auth::{Denied, TenantId};
 use crate::ingest::{Ingest, IngestBatch, IngestError};
+use crate::tenants::Gate;
 
 /// Message header naming the payload's encoding.
 pub const ENCODING_HEADER: &str = "Spoor-Encoding";
@@ -47,6 +58,9 @@ pub const ENCODING_HEADER: &str = "Spoor-Encoding";
 pub const ERROR_HEADER: &str = "Spoor-Error";
 /// Header of a dead letter: the subject it was read from.
 pub const ORIGIN_HEADER: &str = "Spoor-Origin-Subject";
+/// Message header naming the tenant whose spans a message carries (collectors with
+/// multi-tenancy set it; ingesters with multi-tenancy require it, those without refuse it).
+pub const TENANT_HEADER: &str = "Spoor-Tenant";
 
 /// The encoding this build writes and reads: the block format and its version.
 pub fn encoding() -> String {
@@ -252,6 +266,10 @@ pub struct SpanLogMetrics {
     pub dead_letters: AtomicU64,
     /// Store writes that failed; their messages were naked for redelivery (ingester).
     pub store_errors: AtomicU64,
+    /// Messages whose tenant was missing, invalid, unknown or over the tenant limit, or that
+    /// named a tenant at an ingester without multi-tenancy; sent to the dead-letter subject
+    /// (ingester).
+    pub tenant_refused: AtomicU64,
     /// Messages in the owned partitions not yet delivered (ingester; gauge).
     pub consumer_lag: AtomicU64,
     /// Messages delivered but not yet acked (ingester; gauge).
@@ -322,6 +340,12 @@ impl SpanLogMetrics {
                 &self.store_errors,
             ),
             (
+                "spoor_spanlog_tenant_refused_messages_total",
+                "counter",
+                "Span-log messages sent to the dead-letter subject because of their tenant (missing, invalid, unknown, over the limit, or present at an ingester without multi-tenancy).",
+                &self.tenant_refused,
+            ),
+            (
                 "spoor_spanlog_consumer_lag_messages",
                 "gauge",
                 "Messages of the owned partitions not yet delivered.",
@@ -353,6 +377,7 @@ impl SpanLogMetrics {
 /// docs.
 pub struct SpanLogStore {
     js: jetstream::Context,
+    tenant: Option<TenantId>,
     stream: String,
     partitions: u32,
     runtime: tokio::runtime::Handle,
@@ -369,11 +394,18 @@ impl SpanLogStore {
     ) -> SpanLogStore {
         SpanLogStore {
             js,
+            tenant: None,
             stream: cfg.stream.clone(),
             partitions: cfg.partitions,
             runtime: tokio::runtime::Handle::current(),
             metrics,
         }
+    }
+
+    /// The same store for one tenant: every message carries [`TENANT_HEADER`].
+    pub fn for_tenant(mut self, tenant: TenantId) -> SpanLogStore {
+        self.tenant = Some(tenant);
+        self
     }
 
     /// Whether the client is connected to a NATS server now (ingest refuses with 503 while not).
@@ -423,11 +455,15 @@ impl SpanLogStore {
             let mut chunks = Vec::new();
             self.encode_chunks(&group, max_payload, &mut chunks);
             for payload in chunks {
-                let id = message_id(&subj, &payload);
-                let msg = jetstream::message::PublishMessage::build()
+                let tenant = self.tenant.as_ref().map(TenantId::as_str);
+                let id = message_id(&subj, tenant, &payload);
+                let mut msg = jetstream::message::PublishMessage::build()
                     .payload(payload)
                     .header(ENCODING_HEADER, encoding.as_str())
                     .message_id(id);
+                if let Some(t) = tenant {
+                    msg = msg.header(TENANT_HEADER, t);
+                }
                 let ack = self
                     .js
                     .send_publish(subj.clone(), msg)
@@ -455,12 +491,22 @@ impl SpanLogStore {
     }
 }
 
-/// JetStream message id: two FNV-1a hashes (different offsets) of subject and payload, so a
-/// retried publish of the same batch is dropped as a duplicate within the stream's window.
-fn message_id(subject: &str, payload: &[u8]) -> String {
+/// JetStream message id: two FNV-1a hashes (different offsets) of subject, tenant and payload,
+/// so a retried publish of the same batch is dropped as a duplicate within the stream's window
+/// (and the same spans sent by two tenants are two messages).
+fn message_id(subject: &str, tenant: Option<&str>, payload: &[u8]) -> String {
+    // without a tenant, the ids of earlier versions (subject and payload only)
+    let tenant: &[u8] = tenant.map_or(&[], |t| t.as_bytes());
+    let sep: &[u8] = if tenant.is_empty() { &[] } else { &[0] };
     let hash = |seed: u64| {
         let mut h = seed;
-        for b in subject.as_bytes().iter().chain(payload) {
+        let bytes = subject
+            .as_bytes()
+            .iter()
+            .chain(sep)
+            .chain(tenant)
+            .chain(sep);
+        for b in bytes.chain(payload) {
             h ^= u64::from(*b);
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
@@ -573,14 +619,65 @@ pub async fn consumer_for(
     )
 }
 
-/// Consumes partition `p` into `ingest` until `stop` turns true. Never returns early: NATS
+/// Where an ingester stores what it consumes.
+#[derive(Clone)]
+pub enum Sink {
+    /// Without multi-tenancy: the ingester's one pipeline. A message naming a tenant is refused
+    /// (to the dead letters): storing it here would mix tenants.
+    Single(Arc<dyn Ingest>),
+    /// With multi-tenancy: each message goes to the pipeline of the tenant its
+    /// [`TENANT_HEADER`] names (created on first use, like the all-in-one's). A message without
+    /// a tenant, or with one this ingester does not know, is refused (to the dead letters).
+    Tenants(Arc<Gate>),
+}
+
+impl Sink {
+    /// The tenant a message is for, or why it cannot be stored here.
+    fn tenant_of(&self, msg: &jetstream::Message) -> Result<Option<TenantId>, String> {
+        let named = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(TENANT_HEADER))
+            .map(|v| v.as_str());
+        match (self, named) {
+            (Sink::Single(_), None) => Ok(None),
+            (Sink::Single(_), Some(t)) => Err(format!(
+                "message of tenant {t:?}, but this ingester runs without multi-tenancy: give it the collectors' auth.* / multi-tenancy.* settings"
+            )),
+            (Sink::Tenants(_), None) => Err(format!(
+                "no {TENANT_HEADER} header, but this ingester runs with multi-tenancy: every collector publishing to the stream must run with it too"
+            )),
+            (Sink::Tenants(gate), Some(t)) => gate.named(t).map(Some).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The pipeline of `tenant` (`None`: the single one).
+    async fn ingest(&self, tenant: Option<&TenantId>) -> Result<Arc<dyn Ingest>, Denied> {
+        match (self, tenant) {
+            (Sink::Single(i), _) => Ok(i.clone()),
+            (Sink::Tenants(gate), Some(t)) => {
+                gate.tenants.get(t).await?.ingest().ok_or_else(|| {
+                    Denied::Unavailable(format!(
+                        "tenant {:?} has no pipeline on this role",
+                        t.as_str()
+                    ))
+                })
+            }
+            (Sink::Tenants(_), None) => {
+                Err(Denied::BadTenant(format!("no {TENANT_HEADER} header")))
+            }
+        }
+    }
+}
+
+/// Consumes partition `p` into `sink` until `stop` turns true. Never returns early: NATS
 /// outages and store failures are retried (logged and counted).
 pub async fn run_partition(
     js: jetstream::Context,
     cfg: SpanLogSettings,
     p: u32,
     mut consumer: consumer::Consumer<consumer::pull::Config>,
-    ingest: Arc<dyn Ingest>,
+    sink: Sink,
     metrics: Arc<crate::metrics::Metrics>,
     stop: watch::Receiver<bool>,
 ) {
@@ -606,7 +703,7 @@ pub async fn run_partition(
         }
         let (msgs, failed) = fetch(&consumer).await;
         if !msgs.is_empty() {
-            store_messages(&js, &dead, &want_encoding, p, msgs, &*ingest, m).await;
+            store_messages(&js, &dead, &want_encoding, p, msgs, &sink, m).await;
         }
         if let Some(e) = failed {
             tracing::warn!(partition = p, error = %e, "span log: fetch failed, retrying");
@@ -646,67 +743,104 @@ async fn fetch(
     (out, None)
 }
 
-/// Stores the spans of fetched messages through the ingester's pipeline and acks them once
-/// stored; undecodable ones go to the dead-letter subject; on a store failure they are naked
-/// with a delay and come back.
+/// Stores the spans of fetched messages through the ingester's pipeline (with multi-tenancy,
+/// each tenant's through its own) and acks them once stored; undecodable ones and ones with a
+/// bad tenant go to the dead-letter subject; on a store failure they are naked with a delay and
+/// come back.
 async fn store_messages(
     js: &jetstream::Context,
     dead: &str,
     want_encoding: &str,
     p: u32,
     msgs: Vec<jetstream::Message>,
-    ingest: &dyn Ingest,
+    sink: &Sink,
     m: &SpanLogMetrics,
 ) {
-    let mut spans = Vec::new();
-    let mut good = Vec::with_capacity(msgs.len());
+    let mut groups: BTreeMap<Option<TenantId>, (Vec<Span>, Vec<jetstream::Message>)> =
+        BTreeMap::new();
     for msg in msgs {
         if msg.info().map(|i| i.delivered > 1).unwrap_or(false) {
             m.redeliveries.fetch_add(1, Relaxed);
         }
+        let tenant = match sink.tenant_of(&msg) {
+            Ok(t) => t,
+            Err(reason) => {
+                m.tenant_refused.fetch_add(1, Relaxed);
+                dead_letter(js, dead, &msg, "message with a bad tenant", &reason, m).await;
+                continue;
+            }
+        };
         match decode(&msg, want_encoding) {
             Ok(mut s) => {
-                spans.append(&mut s);
-                good.push(msg);
+                let group = groups.entry(tenant).or_default();
+                group.0.append(&mut s);
+                group.1.push(msg);
             }
-            Err(reason) => dead_letter(js, dead, &msg, &reason, m).await,
+            Err(reason) => dead_letter(js, dead, &msg, "undecodable message", &reason, m).await,
         }
     }
-    if good.is_empty() {
-        return;
-    }
-    let count = spans.len() as u64;
-    let result = ingest
-        .ingest(IngestBatch {
-            receiver: "span_log",
-            spans,
-            ..Default::default()
-        })
-        .await;
-    match result {
-        Ok(_) => {
-            for msg in &good {
-                if let Err(e) = msg.ack().await {
-                    // JetStream redelivers after the ack wait: stored twice at worst
-                    tracing::warn!(partition = p, error = %e, "span log: ack failed");
+    for (tenant, (spans, good)) in groups {
+        let ingest = match sink.ingest(tenant.as_ref()).await {
+            Ok(i) => i,
+            Err(Denied::Unavailable(e)) => {
+                // the tenant's store cannot be opened now: the messages come back
+                let e = IngestError::Storage(e);
+                nak_all(p, tenant.as_ref(), &good, &e, m).await;
+                continue;
+            }
+            Err(denied) => {
+                // over the tenant limit: kept in the dead letters, not dropped
+                for msg in &good {
+                    m.tenant_refused.fetch_add(1, Relaxed);
+                    let reason = denied.to_string();
+                    dead_letter(js, dead, msg, "message with a bad tenant", &reason, m).await;
                 }
+                continue;
             }
-            m.consumed_messages.fetch_add(good.len() as u64, Relaxed);
-            m.consumed_spans.fetch_add(count, Relaxed);
-        }
-        Err(e) => {
-            m.store_errors.fetch_add(1, Relaxed);
-            let delay = match &e {
-                IngestError::Overloaded { retry_after } => *retry_after,
-                _ => Duration::from_secs(1),
-            };
-            tracing::warn!(partition = p, error = %e, messages = good.len(), "span log: storing failed, messages will be redelivered");
-            for msg in &good {
-                let _ = msg.ack_with(jetstream::AckKind::Nak(Some(delay))).await;
+        };
+        let count = spans.len() as u64;
+        let result = ingest
+            .ingest(IngestBatch {
+                receiver: "span_log",
+                spans,
+                ..Default::default()
+            })
+            .await;
+        match result {
+            Ok(_) => {
+                for msg in &good {
+                    if let Err(e) = msg.ack().await {
+                        // JetStream redelivers after the ack wait: stored twice at worst
+                        tracing::warn!(partition = p, error = %e, "span log: ack failed");
+                    }
+                }
+                m.consumed_messages.fetch_add(good.len() as u64, Relaxed);
+                m.consumed_spans.fetch_add(count, Relaxed);
             }
-            tokio::time::sleep(delay).await;
+            Err(e) => nak_all(p, tenant.as_ref(), &good, &e, m).await,
         }
     }
+}
+
+/// A store failure: the messages are naked with a delay (they come back), counted and logged.
+async fn nak_all(
+    p: u32,
+    tenant: Option<&TenantId>,
+    msgs: &[jetstream::Message],
+    e: &IngestError,
+    m: &SpanLogMetrics,
+) {
+    m.store_errors.fetch_add(1, Relaxed);
+    let delay = match e {
+        IngestError::Overloaded { retry_after } => *retry_after,
+        _ => Duration::from_secs(1),
+    };
+    let tenant = tenant.map(TenantId::as_str);
+    tracing::warn!(partition = p, tenant, error = %e, messages = msgs.len(), "span log: storing failed, messages will be redelivered");
+    for msg in msgs {
+        let _ = msg.ack_with(jetstream::AckKind::Nak(Some(delay))).await;
+    }
+    tokio::time::sleep(delay).await;
 }
 
 /// The spans of one message, or why it cannot be stored.
@@ -733,10 +867,11 @@ async fn dead_letter(
     js: &jetstream::Context,
     dead: &str,
     msg: &jetstream::Message,
+    what: &str,
     reason: &str,
     m: &SpanLogMetrics,
 ) {
-    tracing::warn!(subject = %msg.subject, error = reason, "span log: undecodable message sent to {dead}");
+    tracing::warn!(subject = %msg.subject, error = reason, "span log: {what} sent to {dead}");
     let mut headers = msg.headers.clone().unwrap_or_default();
     headers.insert(ERROR_HEADER, reason);
     headers.insert(ORIGIN_HEADER, msg.subject.as_str());
@@ -937,9 +1072,14 @@ mod tests {
         assert_eq!(durable_name("spoor-spans", 3), "spoor-spans-p3");
         assert_eq!(dead_letter_subject("s"), "s.dead-letter");
         assert_eq!(encoding(), "spoor-block/1");
-        let a = message_id("s.p1", b"abc");
-        assert_eq!(a, message_id("s.p1", b"abc"));
-        assert_ne!(a, message_id("s.p2", b"abc"));
-        assert_ne!(a, message_id("s.p1", b"abd"));
+        let a = message_id("s.p1", None, b"abc");
+        assert_eq!(a, message_id("s.p1", None, b"abc"));
+        assert_ne!(a, message_id("s.p2", None, b"abc"));
+        assert_ne!(a, message_id("s.p1", None, b"abd"));
+        // the same spans of two tenants are two messages, not one deduplicated
+        let ta = message_id("s.p1", Some("a"), b"abc");
+        assert_ne!(a, ta);
+        assert_ne!(ta, message_id("s.p1", Some("b"), b"abc"));
+        assert_eq!(ta, message_id("s.p1", Some("a"), b"abc"));
     }
 }

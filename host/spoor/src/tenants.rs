@@ -16,6 +16,8 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use parking_lot::{Mutex, RwLock};
+use spoor_objstore::Bucket;
+use spoor_store::embedded::SledStore;
 use spoor_store::TraceStore;
 use tower::ServiceExt;
 
@@ -37,6 +39,9 @@ pub struct TenantStack {
     pub pipeline: Option<Arc<Pipeline>>,
     /// Its strategies: its own adaptive calculator, or the shared file / default.
     pub sampling: StrategyProvider,
+    /// With object storage on a sled role: its sled head and its own prefix of the bucket
+    /// (`<prefix>/tenants/<tenant>`), which the sealer moves ended partitions into.
+    pub sealed: Option<(Arc<SledStore>, Bucket)>,
 }
 
 impl TenantStack {
@@ -115,6 +120,11 @@ impl Tenants {
         }
     }
 
+    /// The stack of `tenant` if it exists already (never creates one).
+    pub fn existing(&self, tenant: &TenantId) -> Option<Arc<TenantStack>> {
+        self.stacks.read().get(tenant).cloned()
+    }
+
     /// Every stack created so far.
     pub fn all(&self) -> Vec<Arc<TenantStack>> {
         self.stacks.read().values().cloned().collect()
@@ -163,6 +173,15 @@ impl Gate {
     pub async fn stack(&self, headers: &http::HeaderMap) -> Result<Arc<TenantStack>, Denied> {
         let tenant = self.auth.resolve(headers)?;
         self.tenants.get(&tenant).await
+    }
+
+    /// A tenant named without credentials — on a span-log message (from a collector that
+    /// authenticated the sender) or by a query node on the ingesters' internal endpoint: the
+    /// name must be valid (400) and known to this daemon ([`Auth::check_known`], 403).
+    pub fn named(&self, name: &str) -> Result<TenantId, Denied> {
+        let tenant = TenantId::parse(name).map_err(Denied::BadTenant)?;
+        self.auth.check_known(&tenant)?;
+        Ok(tenant)
     }
 }
 
