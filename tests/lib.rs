@@ -766,6 +766,20 @@ impl Garage {
         ]
     }
 
+    /// The bucket under `prefix` through `node`'s S3 API, as the daemon flags of
+    /// [`Garage::flags`] reach it.
+    pub fn bucket(&self, node: usize, prefix: &str) -> spoor_objstore::Bucket {
+        spoor_objstore::connect(&spoor_objstore::S3Settings {
+            url: format!("s3://{}/{prefix}", Self::BUCKET),
+            endpoint: Some(format!("http://127.0.0.1:{}", self.s3[node])),
+            region: Self::REGION.into(),
+            access_key_id: Some(Self::KEY_ID.into()),
+            secret_access_key: Some(Self::SECRET.into()),
+            timeout: Duration::from_secs(30),
+        })
+        .expect("garage bucket")
+    }
+
     /// The nodes' logs.
     pub fn logs(&self) -> String {
         (0..3)

@@ -379,15 +379,7 @@ fn storage_conformance_over_blocks_in_garage() {
     spoor_store::conformance::run_all(
         || {
             n += 1;
-            let bucket = spoor_objstore::connect(&spoor_objstore::S3Settings {
-                url: format!("s3://{}/conformance-{n}", Garage::BUCKET),
-                endpoint: Some(format!("http://127.0.0.1:{}", garage.s3[n % 3])),
-                region: Garage::REGION.into(),
-                access_key_id: Some(Garage::KEY_ID.into()),
-                secret_access_key: Some(Garage::SECRET.into()),
-                timeout: Duration::from_secs(30),
-            })
-            .unwrap();
+            let bucket = garage.bucket(n % 3, &format!("conformance-{n}"));
             spoor_objstore::testing::SealingStore::new(bucket, rt.handle().clone())
         },
         spoor_store::conformance::Capabilities { expires: true },
@@ -522,15 +514,7 @@ fn tenants_have_their_own_prefix_in_object_storage() {
         .enable_all()
         .build()
         .unwrap();
-    let bucket = spoor_objstore::connect(&spoor_objstore::S3Settings {
-        url: format!("s3://{}/tenancy", Garage::BUCKET),
-        endpoint: Some(format!("http://127.0.0.1:{}", garage.s3[1])),
-        region: Garage::REGION.into(),
-        access_key_id: Some(Garage::KEY_ID.into()),
-        secret_access_key: Some(Garage::SECRET.into()),
-        timeout: Duration::from_secs(30),
-    })
-    .unwrap();
+    let bucket = garage.bucket(1, "tenancy");
     assert_eq!(rt.block_on(bucket.tenants()).unwrap(), ["a", "b"]);
     assert!(rt.block_on(bucket.list_blocks()).unwrap().is_empty());
     for t in ["a", "b"] {
@@ -715,15 +699,7 @@ fn tenants_stay_apart_in_the_span_log_cluster_over_object_storage() {
         .enable_all()
         .build()
         .unwrap();
-    let bucket = spoor_objstore::connect(&spoor_objstore::S3Settings {
-        url: format!("s3://{}/cluster-tenancy", Garage::BUCKET),
-        endpoint: Some(format!("http://127.0.0.1:{}", garage.s3[2])),
-        region: Garage::REGION.into(),
-        access_key_id: Some(Garage::KEY_ID.into()),
-        secret_access_key: Some(Garage::SECRET.into()),
-        timeout: Duration::from_secs(30),
-    })
-    .unwrap();
+    let bucket = garage.bucket(2, "cluster-tenancy");
     assert_eq!(rt.block_on(bucket.tenants()).unwrap(), ["a", "b"]);
     assert!(rt.block_on(bucket.list_blocks()).unwrap().is_empty());
 }

@@ -23,25 +23,12 @@ fn component(rel: &str) -> PathBuf {
 }
 
 fn otlp_body(trace: &str, service: &str, email: &str) -> Value {
-    let start = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    json!({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
-        "scopeSpans": [{"spans": [{
-            "traceId": trace,
-            "spanId": "b7ad6b7169203331",
-            "name": "POST /signup",
-            "kind": 2,
-            "startTimeUnixNano": start.to_string(),
-            "endTimeUnixNano": (start + 1_000_000).to_string(),
-            "attributes": [
-                {"key": "user.email", "value": {"stringValue": email}},
-                {"key": "user.id", "value": {"stringValue": "u-42"}}
-            ]
-        }]}]
-    }]})
+    let mut body = otlp_span(trace, service, "POST /signup", 1, false);
+    body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"] = json!([
+        {"key": "user.email", "value": {"stringValue": email}},
+        {"key": "user.id", "value": {"stringValue": "u-42"}}
+    ]);
+    body
 }
 
 fn post(d: &Daemon, body: &Value) {
