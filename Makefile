@@ -159,10 +159,14 @@ wasm: wasm-tools
 		[ $$gz -le 256000 ] || { echo "spoor_wasm_bg.wasm is over 250 KiB gzipped" >&2; exit 1; }
 
 # The browser module's wasm-bindgen tests, in Node (parsing, timeline, critical path, diff,
-# and timings on generated 10k- and 100k-span traces).
+# and timings on generated 10k- and 100k-span traces), then the edge collector's head sampler
+# deciding core's consistent-sampling vectors in wasm (without the Workers glue).
 wasm-test: wasm-tools
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 		$(CARGO) test --release --target wasm32-unknown-unknown -p spoor-wasm -- --nocapture
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+		$(CARGO) test --release --target wasm32-unknown-unknown -p spoor-edge --no-default-features \
+		--test vectors_wasm
 
 # Web UI (www/: React + TypeScript, built by Vite, issue #7) -> www/dist, with the browser module
 # from `make wasm`. npm ci runs again only when package.json or the lock file changes (stamp).

@@ -85,3 +85,32 @@ fn the_slo_example_loads_as_a_policy() {
     let e = PolicyPlugin::load(&s).unwrap_err();
     assert!(e.to_string().contains("default_ms"), "{e}");
 }
+
+/// `spoor-core`'s consistent-sampling vectors decided inside a plugin (wasm32-wasip2 under
+/// wasmtime): a policy plugin that samples with core decides every trace exactly as the table,
+/// and so as the daemon, the browser module and the edge collector do.
+#[test]
+fn a_plugin_decides_the_consistent_sampling_vectors_as_core_does() {
+    use spoor_core::sampling::consistent::CONSISTENT_VECTORS;
+    use spoor_core::{AnyValue, Span, SpanId, TraceId};
+
+    let p = PolicyPlugin::load(&bad("consistent")).unwrap();
+    assert!(CONSISTENT_VECTORS.len() >= 12);
+    for v in CONSISTENT_VECTORS {
+        let span = Span {
+            trace_id: TraceId(v.trace_id),
+            span_id: SpanId(1),
+            name: "vector".into(),
+            trace_state: v.trace_state.into(),
+            start_unix_nanos: 1_700_000_000_000_000_000,
+            duration_nanos: 1_000,
+            attributes: vec![crate::support::kv(
+                "test.probability",
+                AnyValue::Double(v.probability),
+            )],
+            ..Span::default()
+        };
+        assert_eq!(p.decide(&[span]).unwrap(), v.sampled, "{v:?}");
+    }
+    assert_eq!(p.stats().failures_total(), 0);
+}

@@ -1,8 +1,13 @@
 //! Hostile tail-sampling policy for the sandbox tests and the daemon's e2e test, chosen by
 //! `{"how": ...}`: `trap` (panics), `loop` (never returns: runs out of fuel), `fail` (answers
-//! `failed`), `bomb` (allocates until the memory cap), or the well-behaved controls `yes` and
-//! `no`. Never deployed; built for wasm32-wasip2 by `make plugins-hostile`.
+//! `failed`), `bomb` (allocates until the memory cap), or the well-behaved controls `yes`, `no`
+//! and `consistent`. `consistent` is how the host's tests run `spoor-core`'s consistent-sampling
+//! test vectors on the plugin target: it decides a trace with core's sampler, at the probability
+//! its first span carries in the double attribute `test.probability`, from that span's trace id
+//! and trace state. Never deployed; built for wasm32-wasip2 by `make plugins-hostile`.
 
+use spoor_plugin_sdk::spoor_core::model::AnyValue;
+use spoor_plugin_sdk::spoor_core::sampling::consistent::{sample, Threshold};
 use spoor_plugin_sdk::{Error, Policy, Span};
 
 /// The policy and how it misbehaves.
@@ -19,9 +24,10 @@ enum How {
     Bomb,
     Yes,
     No,
+    Consistent,
 }
 
-/// `{"how": "trap" | "loop" | "fail" | "bomb" | "yes" | "no"}`.
+/// `{"how": "trap" | "loop" | "fail" | "bomb" | "yes" | "no" | "consistent"}`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -56,6 +62,23 @@ impl Policy for BadPolicy {
             }
             How::Yes => Ok(true),
             How::No => Ok(false),
+            How::Consistent => {
+                let first = trace
+                    .first()
+                    .ok_or_else(|| Error::failed("an empty trace"))?;
+                let p = first
+                    .attributes
+                    .iter()
+                    .find(|kv| kv.key == "test.probability")
+                    .and_then(|kv| match kv.value {
+                        AnyValue::Double(p) => Some(p),
+                        _ => None,
+                    })
+                    .ok_or_else(|| Error::failed("no double attribute test.probability"))?;
+                let threshold = Threshold::from_probability(p)
+                    .map_err(|e| Error::failed(format!("test.probability {p}: {e}")))?;
+                Ok(sample(threshold, first.trace_id, &first.trace_state))
+            }
         }
     }
 }
