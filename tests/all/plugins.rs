@@ -401,6 +401,92 @@ plugin = {{ path = "{}", on-error = "drop", config = {{ how = "trap" }} }}
 }
 
 #[test]
+fn a_changed_policy_plugin_file_is_reloaded_and_a_broken_one_keeps_the_old_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.wasm");
+    // badpolicy with `{}` never samples; slo with `{}` keeps traces with a failed span
+    std::fs::copy(component("hostile/badpolicy.wasm"), &live).unwrap();
+    let cfg = config_with(
+        dir.path(),
+        r#"
+[sampling.tail]
+decision_wait_ms = 200
+
+[[sampling.tail.policies]]
+name = "live"
+type = "plugin"
+plugin = { path = "live.wasm", config = {} }
+"#,
+    );
+    let d = Daemon::start(&["--storage", "memory", "--config", cfg.to_str().unwrap()]).unwrap();
+    // true once the failed trace was stored, false once it was decided and dropped
+    let kept = |trace: &str, dropped_before: u64| -> bool {
+        post(&d, &otlp_span(trace, "reload", "GET /", 1, true));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, _) = d.get_json(&format!("/api/traces/{trace}")).unwrap();
+            if status == 200 {
+                return true;
+            }
+            let dropped = format!("spoor_tail_traces_dropped_total {}\n", dropped_before + 1);
+            if d.metrics_text().contains(&dropped) {
+                return false;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "trace {trace} was never decided:\n{}",
+                d.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert!(!kept("6b8efff798038103d269b633813fc601", 0));
+    // swap in slo; the daemon picks it up by itself
+    let tmp = dir.path().join("next.wasm");
+    std::fs::copy(component("slo.wasm"), &tmp).unwrap();
+    std::fs::rename(&tmp, &live).unwrap();
+    let mut dropped = 1;
+    let mut reloaded = false;
+    for i in 0..40u32 {
+        if kept(
+            &format!("6b8efff798038103d269b633813fc{:03x}", 0x100 + i),
+            dropped,
+        ) {
+            reloaded = true;
+            break;
+        }
+        dropped += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        reloaded,
+        "the changed policy was not reloaded:\n{}",
+        d.log_text()
+    );
+    // a broken file: the running version stays, the failure is counted
+    std::fs::write(&tmp, b"\0asm broken").unwrap();
+    std::fs::rename(&tmp, &live).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !d
+        .metrics_text()
+        .contains("spoor_plugin_reload_failures_total 1\n")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reload failure not counted:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        kept("6b8efff798038103d269b633813fc7ff", dropped),
+        "the previous version (slo) keeps deciding"
+    );
+    assert!(d.log_text().contains("changed plugin failed to load"));
+    d.stop().unwrap();
+}
+
+#[test]
 fn a_pipeline_plugin_as_a_tail_policy_stops_start_up_naming_the_policy() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_with(

@@ -708,16 +708,34 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let plugin_reload = plugins.chain.clone().map(|handle| {
+    // Changed plugin files (the chain's and the tail sampler's policies) are reloaded in place;
+    // a file that fails to load keeps its previous version running.
+    let plugin_reload = (plugins.chain.is_some() || !plugins.tail.is_empty()).then(|| {
         let reload_metrics = metrics.clone();
+        let plugins = plugins.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(PLUGIN_RELOAD_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let h = handle.clone();
-                match tokio::task::spawn_blocking(move || h.reload_if_changed()).await {
+                let p = plugins.clone();
+                let round = tokio::task::spawn_blocking(move || {
+                    let mut report = p
+                        .chain
+                        .as_ref()
+                        .map(|h| h.reload_if_changed())
+                        .unwrap_or_default();
+                    for policy in &p.tail {
+                        match policy.reload_if_changed() {
+                            Ok(true) => report.reloaded.push(policy.spec().name.clone()),
+                            Ok(false) => {}
+                            Err(e) => report.errors.push(e),
+                        }
+                    }
+                    report
+                });
+                match round.await {
                     Ok(report) => {
                         for name in &report.reloaded {
                             tracing::info!(plugin = %name, "plugin reloaded from its changed file");

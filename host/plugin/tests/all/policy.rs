@@ -114,3 +114,41 @@ fn a_plugin_decides_the_consistent_sampling_vectors_as_core_does() {
     }
     assert_eq!(p.stats().failures_total(), 0);
 }
+
+#[test]
+fn a_changed_policy_file_is_reloaded_and_a_broken_one_keeps_the_old_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.wasm");
+    std::fs::copy(example("slo"), &path).unwrap();
+    // `{}` for slo: no latency objective, failed spans keep their trace; trace 0 of `spans`
+    // has a failed span. For badpolicy, `{}` never samples.
+    let p = PolicyPlugin::load(&PluginSpec::new("p", &path)).unwrap();
+    let trace = spans(4);
+    assert!(p.decide(&trace).unwrap());
+    assert!(!p.reload_if_changed().unwrap(), "an unchanged file");
+
+    std::fs::copy(hostile("badpolicy"), &path).unwrap();
+    assert!(p.reload_if_changed().unwrap());
+    assert_eq!(p.metadata().name, "badpolicy");
+    assert!(!p.decide(&trace).unwrap(), "the new version decides");
+
+    // A broken file is reported once, and the loaded version keeps deciding.
+    std::fs::write(&path, b"not a component at all").unwrap();
+    let e = p.reload_if_changed().unwrap_err();
+    assert_eq!(e.plugin(), "p");
+    assert!(
+        !p.reload_if_changed().unwrap(),
+        "not retried until it changes"
+    );
+    assert!(!p.decide(&trace).unwrap());
+    assert_eq!(p.metadata().name, "badpolicy");
+
+    // A pipeline plugin is refused as a reload too.
+    std::fs::copy(example("drop"), &path).unwrap();
+    let e = p.reload_if_changed().unwrap_err();
+    assert!(e.to_string().contains("list it under [[plugins]]"), "{e}");
+
+    // Counters carry over: one sampled, two not.
+    let st = p.stats();
+    assert_eq!((st.calls, st.spans_out), (3, 4));
+}

@@ -27,11 +27,17 @@ enum How {
     Consistent,
 }
 
-/// `{"how": "trap" | "loop" | "fail" | "bomb" | "yes" | "no" | "consistent"}`.
+/// `{"how": "trap" | "loop" | "fail" | "bomb" | "yes" | "no" | "consistent"}`; `{}` is `no`
+/// (so it takes the same config as `slo`'s `{}` in the reload tests).
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    #[serde(default = "no")]
     how: How,
+}
+
+fn no() -> How {
+    How::No
 }
 
 impl Policy for BadPolicy {
