@@ -586,6 +586,139 @@ pub(crate) fn trace_in(p: u32, salt: u64) -> String {
         .unwrap()
 }
 
+/// Mutual TLS between roles on the query path: the ingester serves its query port (and so the
+/// internal endpoint query nodes call) over TLS and requires a client certificate of the test
+/// CA. A query node given the CA and a client certificate reads every trace through it; one
+/// without a client certificate gets nothing (the handshake is refused, counted as an ingester
+/// error) and answers an error; an `https://` ingester without a CA stops start-up.
+#[test]
+fn a_query_node_reads_its_ingester_over_mutual_tls() {
+    let Some(bin) = nats_server() else {
+        eprintln!("SKIPPED: nats-server is not installed (make tools installs it)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let certs = crate::tls::make_certs(dir.path());
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let (ca, server_cert, server_key) = (
+        path(&certs.ca),
+        path(&certs.server.0),
+        path(&certs.server.1),
+    );
+    let (client_cert, client_key) = (path(&certs.client.0), path(&certs.client.1));
+    let mut node = Node {
+        name: "solo".into(),
+        client: free_port(),
+        cluster: free_port(),
+        monitor: free_port(),
+        dir: dir.path().to_path_buf(),
+        routes: String::new(),
+        child: None,
+    };
+    node.start_single(&bin);
+    let url = format!("nats://127.0.0.1:{}", node.client);
+    let collector = Daemon::start_role("collector", Ports::free(), &["--span-log", &url]).unwrap();
+    let data = dir.path().join("ingester");
+    let ingester = Daemon::start_role(
+        "ingester",
+        Ports::free(),
+        &[
+            "--span-log",
+            &url,
+            "--ingester.partitions",
+            "0-7",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--retention",
+            "100000d",
+            "--tls.cert-file",
+            &server_cert,
+            "--tls.key-file",
+            &server_key,
+            "--tls.client-ca-file",
+            &ca,
+        ],
+    )
+    .unwrap();
+    let ingester_url = format!("https://127.0.0.1:{}", ingester.ports.query);
+    let query = Daemon::start_role(
+        "query",
+        Ports::free(),
+        &[
+            "--query.ingesters",
+            &ingester_url,
+            "--query.ingesters-tls.ca-file",
+            &ca,
+            "--query.ingesters-tls.cert-file",
+            &client_cert,
+            "--query.ingesters-tls.key-file",
+            &client_key,
+        ],
+    )
+    .unwrap();
+    let traces: Vec<String> = (0..4).map(|i| trace_in(i * 2, 7)).collect();
+    for t in &traces {
+        assert_eq!(post_trace(&collector, t), 200);
+    }
+    let missing = converge(&query, &traces, Duration::from_secs(30));
+    assert!(
+        missing.is_empty(),
+        "not found through the mutual-TLS query path: {missing:?}\n{}\n{}",
+        query.log_text(),
+        ingester.log_text()
+    );
+    assert_eq!(
+        metric(query.ports.admin, "spoor_query_ingester_errors_total"),
+        0
+    );
+
+    // The CA but no client certificate: the ingester refuses the handshake.
+    let stranger = Daemon::start_role(
+        "query",
+        Ports::free(),
+        &[
+            "--query.ingesters",
+            &ingester_url,
+            "--query.ingesters-tls.ca-file",
+            &ca,
+        ],
+    )
+    .unwrap();
+    let (status, body) = stranger
+        .get_json(&format!("/api/traces/{}", traces[0]))
+        .unwrap();
+    assert!(status >= 500, "{status} {body}");
+    assert!(metric(stranger.ports.admin, "spoor_query_ingester_errors_total") >= 1);
+
+    // https:// without a CA to trust, or a client certificate without its key: start-up stops.
+    for (args, want) in [
+        (
+            vec!["query", "--query.ingesters", ingester_url.as_str()],
+            "query.ingesters-tls.ca-file is needed to call https:// ingesters",
+        ),
+        (
+            vec![
+                "query",
+                "--query.ingesters",
+                ingester_url.as_str(),
+                "--query.ingesters-tls.ca-file",
+                ca.as_str(),
+                "--query.ingesters-tls.cert-file",
+                client_cert.as_str(),
+            ],
+            "query.ingesters-tls.cert-file and query.ingesters-tls.key-file go together",
+        ),
+    ] {
+        let (code, stderr) = spoor_tests::run_spoor(&args).unwrap();
+        assert_ne!(code, 0, "{args:?}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+    stranger.stop().unwrap();
+    query.stop().unwrap();
+    ingester.stop().unwrap();
+    collector.stop().unwrap();
+}
+
 #[test]
 fn undecodable_messages_go_to_dead_letters_and_an_unreachable_log_answers_503() {
     let Some(bin) = nats_server() else {

@@ -10,10 +10,10 @@ use spoor_tests::{Daemon, Ports};
 use crate::golden::{fixture_json, TRACE_A};
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, in `dir`.
-struct Certs {
-    ca: PathBuf,
-    server: (PathBuf, PathBuf),
-    client: (PathBuf, PathBuf),
+pub(crate) struct Certs {
+    pub(crate) ca: PathBuf,
+    pub(crate) server: (PathBuf, PathBuf),
+    pub(crate) client: (PathBuf, PathBuf),
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -29,7 +29,7 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-fn make_certs(dir: &Path) -> Certs {
+pub(crate) fn make_certs(dir: &Path) -> Certs {
     let ec = [
         "-newkey",
         "ec",

@@ -351,6 +351,24 @@ pub struct Options {
         value_delimiter = ','
     )]
     pub query_ingesters: Option<Vec<String>>,
+    /// Query role: PEM CA certificates an `https://` ingester's certificate must chain to.
+    #[arg(
+        long = "query.ingesters-tls.ca-file",
+        env = "SPOOR_QUERY_INGESTERS_TLS_CA_FILE"
+    )]
+    pub query_ingesters_tls_ca_file: Option<PathBuf>,
+    /// Query role: client certificate presented to `https://` ingesters (mutual TLS).
+    #[arg(
+        long = "query.ingesters-tls.cert-file",
+        env = "SPOOR_QUERY_INGESTERS_TLS_CERT_FILE"
+    )]
+    pub query_ingesters_tls_cert_file: Option<PathBuf>,
+    /// Query role: key of --query.ingesters-tls.cert-file.
+    #[arg(
+        long = "query.ingesters-tls.key-file",
+        env = "SPOOR_QUERY_INGESTERS_TLS_KEY_FILE"
+    )]
+    pub query_ingesters_tls_key_file: Option<PathBuf>,
     /// History in S3-compatible object storage: `s3://bucket[/prefix]`. Ingesters (and an
     /// all-in-one on sled) seal old time partitions into blocks there; query nodes read them
     /// [default: none].
@@ -648,6 +666,16 @@ struct FileQuery {
     ui_config: Option<PathBuf>,
     base_path: Option<String>,
     ingesters: Option<Vec<String>>,
+    ingesters_tls: Option<FileClientTls>,
+}
+
+/// `[query.ingesters-tls]`: TLS of a query node's calls to `https://` ingesters.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileClientTls {
+    ca_file: Option<PathBuf>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
 }
 
 /// `[tls]`: TLS on the listeners.
@@ -815,6 +843,8 @@ pub struct Settings {
     pub ingester_partitions: Option<Vec<u32>>,
     /// Query role: the ingesters to fan out to (empty: a local store).
     pub query_ingesters: Vec<String>,
+    /// Query role: TLS towards `https://` ingesters.
+    pub query_ingesters_tls: crate::tls::ClientTlsFiles,
     /// History in object storage (`None`: not configured).
     pub object_store: Option<crate::objstore::ObjectStoreSettings>,
     /// Whether `storage` or `data-dir` was set (flag, variable or file), not defaulted.
@@ -1202,6 +1232,21 @@ impl Settings {
                 .clone()
                 .or(in_dir(agent.tls_key_file)),
         };
+        let ingesters_tls = query.ingesters_tls.take().unwrap_or_default();
+        let query_ingesters_tls = crate::tls::ClientTlsFiles {
+            ca: opts
+                .query_ingesters_tls_ca_file
+                .clone()
+                .or(in_dir(ingesters_tls.ca_file)),
+            cert: opts
+                .query_ingesters_tls_cert_file
+                .clone()
+                .or(in_dir(ingesters_tls.cert_file)),
+            key: opts
+                .query_ingesters_tls_key_file
+                .clone()
+                .or(in_dir(ingesters_tls.key_file)),
+        };
         let http = file.http.take().unwrap_or_default();
         let http_limits = crate::receivers::HttpLimits {
             max_connections: opts
@@ -1357,6 +1402,7 @@ impl Settings {
             span_log,
             ingester_partitions,
             query_ingesters,
+            query_ingesters_tls,
             object_store,
             storage_given,
             log_format: opts.log_format.or(log.format).unwrap_or(LogFormat::Text),
@@ -2189,7 +2235,7 @@ mod tests {
     #[test]
     fn span_log_settings_from_file_and_flags() {
         let s = with_file(
-            "[span-log]\nurl = \"nats://a:4222, nats://b:4222\"\npartitions = 4\nreplicas = 3\nmax-age = \"2h\"\nmax-bytes = 1000000\n[ingester]\npartitions = \"2-3\"\n[query]\ningesters = [\"http://i1:16686\"]\n",
+            "[span-log]\nurl = \"nats://a:4222, nats://b:4222\"\npartitions = 4\nreplicas = 3\nmax-age = \"2h\"\nmax-bytes = 1000000\n[ingester]\npartitions = \"2-3\"\n[query]\ningesters = [\"http://i1:16686\"]\ningesters-tls = { ca-file = \"ca.pem\", cert-file = \"/etc/c.pem\", key-file = \"k.pem\" }\n",
         )
         .unwrap();
         assert_eq!(
@@ -2205,6 +2251,13 @@ mod tests {
         );
         assert_eq!(s.ingester_partitions, Some(vec![2, 3]));
         assert_eq!(s.query_ingesters, vec!["http://i1:16686".to_string()]);
+        // relative paths are the config file's directory's
+        let tls = &s.query_ingesters_tls;
+        assert!(
+            tls.ca.as_ref().unwrap().ends_with("ca.pem") && tls.ca.as_ref().unwrap().is_absolute()
+        );
+        assert_eq!(tls.cert.as_deref(), Some(Path::new("/etc/c.pem")));
+        assert!(tls.key.as_ref().unwrap().is_absolute());
         assert!(!s.storage_given);
 
         let defaults = Settings::resolve(&Options {

@@ -418,6 +418,20 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     if span_log_js.is_some() || !settings.query_ingesters.is_empty() {
         metrics.span_log.enabled.store(true, Relaxed);
     }
+    // a query node's TLS towards https:// ingesters (files read and checked once, here)
+    let ingesters_tls = if settings.query_ingesters_tls.ca.is_some()
+        || settings
+            .query_ingesters
+            .iter()
+            .any(|u| u.starts_with("https://"))
+    {
+        Some(tls::https_client_config(
+            &settings.query_ingesters_tls,
+            "query.ingesters-tls",
+        )?)
+    } else {
+        None
+    };
     let mut span_log_store = None;
     let mut sealed_sled: Option<(Arc<SledStore>, spoor_objstore::Bucket)> = None;
     if settings.object_store.is_some() {
@@ -446,6 +460,7 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
                         settings.query_ingesters.clone(),
                         Duration::from_secs(10),
                         metrics.span_log.query_ingester_errors.clone(),
+                        ingesters_tls.clone(),
                     )?)
                 };
                 TenantStores::Remote { ingesters, blocks }
@@ -484,6 +499,7 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
                 settings.query_ingesters.clone(),
                 Duration::from_secs(10),
                 metrics.span_log.query_ingester_errors.clone(),
+                ingesters_tls.clone(),
             )?))
         };
         let blocks = objstore::block_store(objstore::bucket(os)?, os);
@@ -513,6 +529,7 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
             settings.query_ingesters.clone(),
             Duration::from_secs(10),
             metrics.span_log.query_ingester_errors.clone(),
+            ingesters_tls.clone(),
         )?))
     } else if role == Role::Agent {
         let endpoint = settings

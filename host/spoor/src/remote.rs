@@ -20,8 +20,10 @@
 //! store only (nothing when the tenant has none there yet) and refuses a call without the header
 //! (401) or for a tenant it does not know (403); one without multi-tenancy refuses a call that
 //! names a tenant (400), so a query node never mixes tenants whatever the ingesters run. Like
-//! Tempo's ingesters with `X-Scope-OrgID`, the internal endpoint trusts the header: keep the
-//! ingesters' query ports reachable by the query nodes only.
+//! Tempo's ingesters with `X-Scope-OrgID`, the internal endpoint trusts the header, so only
+//! query nodes may reach it: keep the ingesters' query ports private, or run them with TLS and
+//! `--tls.client-ca-file` and give the query nodes `https://` ingesters and a client
+//! certificate (`--query.ingesters-tls.*`), so only holders of such a certificate get an answer.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -36,6 +38,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use serde::{Deserialize, Serialize};
@@ -43,6 +46,7 @@ use spoor_core::block::{encode_block_refs, BlockReader};
 use spoor_core::red::RedPoint;
 use spoor_core::{DependencyLink, Operation, Span, SpanKind, Trace, TraceId, TraceQuery};
 use spoor_store::{StoreError, StoreResult, StoreStats, TraceStore};
+use tokio_rustls::rustls;
 
 use crate::auth::{Denied, TenantId};
 use crate::tenants::Gate;
@@ -211,32 +215,62 @@ fn answer(store: &dyn TraceStore, method: &str, body: &[u8]) -> Answer {
 pub struct IngestersStore {
     ingesters: Vec<String>,
     tenant: Option<TenantId>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     runtime: tokio::runtime::Handle,
     timeout: Duration,
     errors: Arc<AtomicU64>,
 }
 
 impl IngestersStore {
-    /// A store over `ingesters` (`http://host:port` of their query ports). Must be created
-    /// inside the tokio runtime whose handle it keeps for its blocking calls; `errors` counts
-    /// ingesters that did not answer.
+    /// A store over `ingesters` (`http://host:port` or `https://host:port` of their query
+    /// ports). `tls` is the client configuration for `https://` ingesters
+    /// ([`crate::tls::https_client_config`]: the CA to trust, and a client certificate for
+    /// mutual TLS); an `https://` entry without it is refused. Must be created inside the tokio
+    /// runtime whose handle it keeps for its blocking calls; `errors` counts ingesters that did
+    /// not answer.
     pub fn new(
         ingesters: Vec<String>,
         timeout: Duration,
         errors: Arc<AtomicU64>,
+        tls: Option<Arc<rustls::ClientConfig>>,
     ) -> anyhow::Result<IngestersStore> {
         for url in &ingesters {
             let uri: http::Uri = url
                 .parse()
                 .map_err(|e| anyhow::anyhow!("invalid query.ingesters entry {url:?}: {e}"))?;
-            if uri.scheme_str() != Some("http") || uri.host().is_none() {
-                anyhow::bail!("invalid query.ingesters entry {url:?}: expected http://host:port");
+            match uri.scheme_str() {
+                Some("http") | Some("https") if uri.host().is_some() => {}
+                _ => anyhow::bail!(
+                    "invalid query.ingesters entry {url:?}: expected http://host:port or https://host:port"
+                ),
+            }
+            if uri.scheme_str() == Some("https") && tls.is_none() {
+                anyhow::bail!(
+                    "query.ingesters entry {url:?} is https:// but query.ingesters-tls.ca-file is not set"
+                );
             }
         }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeout));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        // Without TLS settings every entry is http:// (checked above): the TLS side is never
+        // used, so it trusts nothing.
+        let tls = match tls {
+            Some(t) => (*t).clone(),
+            None => rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| anyhow::anyhow!("tls: {e}"))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+        };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         Ok(IngestersStore {
             ingesters: ingesters
                 .into_iter()
@@ -519,7 +553,12 @@ mod tests {
         urls.push("http://127.0.0.1:9".to_string());
         let read = rt
             .block_on(async {
-                IngestersStore::new(urls, Duration::from_secs(5), Arc::new(AtomicU64::new(0)))
+                IngestersStore::new(
+                    urls,
+                    Duration::from_secs(5),
+                    Arc::new(AtomicU64::new(0)),
+                    None,
+                )
             })
             .unwrap();
         Cluster {
@@ -624,6 +663,7 @@ mod tests {
             vec!["http://127.0.0.1:9".into()],
             Duration::from_secs(5),
             Arc::new(AtomicU64::new(0)),
+            None,
         )
         .unwrap();
         let err = tokio::task::spawn_blocking(move || store.services().unwrap_err())
@@ -657,11 +697,20 @@ mod tests {
         for (url, want) in [
             (
                 "ftp://x:1",
-                "invalid query.ingesters entry \"ftp://x:1\": expected http://host:port",
+                "invalid query.ingesters entry \"ftp://x:1\": expected http://host:port or https://host:port",
             ),
             ("http://", "invalid query.ingesters entry \"http://\": "),
+            (
+                "https://x:1",
+                "query.ingesters entry \"https://x:1\" is https:// but query.ingesters-tls.ca-file is not set",
+            ),
         ] {
-            let err = IngestersStore::new(vec![url.into()], Duration::from_secs(1), Arc::default())
+            let err = IngestersStore::new(
+                vec![url.into()],
+                Duration::from_secs(1),
+                Arc::default(),
+                None,
+            )
                 .err()
                 .unwrap()
                 .to_string();

@@ -1,6 +1,7 @@
-//! TLS for the daemon's TCP listeners (rustls with ring) and for the agent's connection to its
-//! collector: certificates and keys are PEM files, loaded once at start-up with errors that
-//! name the file; mutual TLS when a client CA is given.
+//! TLS for the daemon's TCP listeners (rustls with ring), for the agent's connection to its
+//! collector and for a query node's calls to its ingesters: certificates and keys are PEM
+//! files, loaded once at start-up with errors that name the file; mutual TLS when a client CA
+//! is given.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -147,6 +148,51 @@ pub fn grpc_client_config(
         _ => anyhow::bail!("agent.tls.cert-file and agent.tls.key-file go together"),
     }
     Ok(cfg)
+}
+
+/// The rustls client configuration of a query node's calls to `https://` ingesters: their
+/// certificates must chain to `files.ca` (required: ingesters are internal and carry a private
+/// CA's certificates), and `files.cert` / `files.key` are presented for mutual TLS (an ingester
+/// started with `--tls.client-ca-file` refuses callers without one). `flag` prefixes the
+/// option names in errors (`query.ingesters-tls`).
+pub fn https_client_config(
+    files: &ClientTlsFiles,
+    flag: &str,
+) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let Some(ca_path) = &files.ca else {
+        anyhow::bail!("{flag}.ca-file is needed to call https:// ingesters (the CA that signed their certificates)");
+    };
+    let what = format!("{flag}.ca-file");
+    let ca = certs(ca_path, &what)?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in ca.certs {
+        roots
+            .add(c)
+            .with_context(|| format!("{what} {}: unusable certificate", ca_path.display()))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("tls: no protocol versions")?
+        .with_root_certificates(roots);
+    let config = match (&files.cert, &files.key) {
+        (Some(cert), Some(key_path)) => {
+            let (cert_flag, key_flag) = (format!("{flag}.cert-file"), format!("{flag}.key-file"));
+            let chain = certs(cert, &cert_flag)?;
+            let (_, key) = key(key_path, &key_flag)?;
+            builder
+                .with_client_auth_cert(chain.certs, key)
+                .with_context(|| {
+                    format!(
+                        "{cert_flag} {} and {key_flag} {} do not make a usable pair",
+                        cert.display(),
+                        key_path.display()
+                    )
+                })?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => anyhow::bail!("{flag}.cert-file and {flag}.key-file go together"),
+    };
+    Ok(Arc::new(config))
 }
 
 static CLIENT: std::sync::OnceLock<tonic::transport::ClientTlsConfig> = std::sync::OnceLock::new();
