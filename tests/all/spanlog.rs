@@ -57,12 +57,18 @@ impl Node {
 
     /// A single JetStream server (no cluster), on the same ports and store as before.
     fn start_single(&mut self, bin: &Path) {
+        self.start_single_with(bin, &[]);
+    }
+
+    /// [`Node::start_single`] with more `nats-server` arguments (e.g. TLS).
+    fn start_single_with(&mut self, bin: &Path, extra: &[&str]) {
         let log = std::fs::File::create(self.dir.join(format!("{}.log", self.name))).unwrap();
         let child = Command::new(bin)
             .args(["-js", "-sd"])
             .arg(self.dir.join("store"))
             .args(["-a", "127.0.0.1", "-n", &self.name])
             .args(["-p", &self.client.to_string()])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -586,13 +592,16 @@ pub(crate) fn trace_in(p: u32, salt: u64) -> String {
         .unwrap()
 }
 
-/// Mutual TLS between roles on the query path: the ingester serves its query port (and so the
-/// internal endpoint query nodes call) over TLS and requires a client certificate of the test
-/// CA. A query node given the CA and a client certificate reads every trace through it; one
-/// without a client certificate gets nothing (the handshake is refused, counted as an ingester
-/// error) and answers an error; an `https://` ingester without a CA stops start-up.
+/// Mutual TLS on every hop between roles of the streaming deployment: NATS requires TLS and
+/// client certificates of the test CA (`--tlsverify`), so the collector and the ingester connect
+/// with `--span-log.tls.*`; the ingester serves its query port (and so the internal endpoint
+/// query nodes call) over TLS and requires a client certificate too. A query node given the CA
+/// and a client certificate reads every trace through it; one without a client certificate gets
+/// nothing (the handshake is refused, counted as an ingester error) and answers an error; a
+/// collector without a client certificate cannot connect to NATS and stops; missing CAs stop
+/// start-up naming the option.
 #[test]
-fn a_query_node_reads_its_ingester_over_mutual_tls() {
+fn every_hop_between_roles_runs_over_mutual_tls() {
     let Some(bin) = nats_server() else {
         eprintln!("SKIPPED: nats-server is not installed (make tools installs it)");
         return;
@@ -615,9 +624,31 @@ fn a_query_node_reads_its_ingester_over_mutual_tls() {
         routes: String::new(),
         child: None,
     };
-    node.start_single(&bin);
+    node.start_single_with(
+        &bin,
+        &[
+            "--tls",
+            "--tlscert",
+            &server_cert,
+            "--tlskey",
+            &server_key,
+            "--tlsverify",
+            "--tlscacert",
+            &ca,
+        ],
+    );
     let url = format!("nats://127.0.0.1:{}", node.client);
-    let collector = Daemon::start_role("collector", Ports::free(), &["--span-log", &url]).unwrap();
+    let nats_tls = [
+        "--span-log.tls.ca-file",
+        ca.as_str(),
+        "--span-log.tls.cert-file",
+        client_cert.as_str(),
+        "--span-log.tls.key-file",
+        client_key.as_str(),
+    ];
+    let mut args = vec!["--span-log", url.as_str()];
+    args.extend(nats_tls);
+    let collector = Daemon::start_role("collector", Ports::free(), &args).unwrap();
     let data = dir.path().join("ingester");
     let ingester = Daemon::start_role(
         "ingester",
@@ -625,6 +656,12 @@ fn a_query_node_reads_its_ingester_over_mutual_tls() {
         &[
             "--span-log",
             &url,
+            nats_tls[0],
+            nats_tls[1],
+            nats_tls[2],
+            nats_tls[3],
+            nats_tls[4],
+            nats_tls[5],
             "--ingester.partitions",
             "0-7",
             "--data-dir",
@@ -690,8 +727,35 @@ fn a_query_node_reads_its_ingester_over_mutual_tls() {
     assert!(status >= 500, "{status} {body}");
     assert!(metric(stranger.ports.admin, "spoor_query_ingester_errors_total") >= 1);
 
-    // https:// without a CA to trust, or a client certificate without its key: start-up stops.
+    // https:// without a CA to trust, a client certificate without its key, NATS without a
+    // client certificate, or TLS to NATS without a CA: start-up stops.
     for (args, want) in [
+        (
+            vec![
+                "collector",
+                "--span-log",
+                url.as_str(),
+                "--span-log.tls.ca-file",
+                ca.as_str(),
+            ],
+            "cannot connect to nats at",
+        ),
+        (
+            vec!["collector", "--span-log", url.as_str()],
+            "cannot connect to nats at",
+        ),
+        (
+            vec![
+                "collector",
+                "--span-log",
+                url.as_str(),
+                "--span-log.tls.cert-file",
+                client_cert.as_str(),
+                "--span-log.tls.key-file",
+                client_key.as_str(),
+            ],
+            "span-log.tls.ca-file is needed to connect to NATS over TLS",
+        ),
         (
             vec!["query", "--query.ingesters", ingester_url.as_str()],
             "query.ingesters-tls.ca-file is needed to call https:// ingesters",

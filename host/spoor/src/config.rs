@@ -340,6 +340,16 @@ pub struct Options {
         allow_negative_numbers = true
     )]
     pub span_log_max_bytes: Option<i64>,
+    /// Span log: PEM CA certificates the NATS servers' certificates must chain to; connects
+    /// with TLS (also implied by `tls://` urls).
+    #[arg(long = "span-log.tls.ca-file", env = "SPOOR_SPAN_LOG_TLS_CA_FILE")]
+    pub span_log_tls_ca_file: Option<PathBuf>,
+    /// Span log: client certificate presented to NATS (mutual TLS, `tls { verify: true }`).
+    #[arg(long = "span-log.tls.cert-file", env = "SPOOR_SPAN_LOG_TLS_CERT_FILE")]
+    pub span_log_tls_cert_file: Option<PathBuf>,
+    /// Span log: key of --span-log.tls.cert-file.
+    #[arg(long = "span-log.tls.key-file", env = "SPOOR_SPAN_LOG_TLS_KEY_FILE")]
+    pub span_log_tls_key_file: Option<PathBuf>,
     /// Ingester role: the span-log partitions it consumes, e.g. `0-3` or `0,2,4`.
     #[arg(long = "ingester.partitions", env = "SPOOR_INGESTER_PARTITIONS")]
     pub ingester_partitions: Option<String>,
@@ -535,6 +545,7 @@ struct FileSpanLog {
     replicas: Option<usize>,
     max_age: Option<String>,
     max_bytes: Option<i64>,
+    tls: Option<FileClientTls>,
 }
 
 /// `[object-store]`: history in S3-compatible object storage.
@@ -1024,7 +1035,8 @@ impl Settings {
             .filter(|u| !u.is_empty())
             .collect();
         let mut span_log_file = file.span_log.take().unwrap_or_default();
-        let span_log = match opts.span_log.clone().or(span_log_file.url.take()) {
+        let span_log_tls = span_log_file.tls.take().unwrap_or_default();
+        let mut span_log = match opts.span_log.clone().or(span_log_file.url.take()) {
             None => None,
             Some(urls) => Some(span_log_settings(opts, &urls, span_log_file)?),
         };
@@ -1232,6 +1244,22 @@ impl Settings {
                 .clone()
                 .or(in_dir(agent.tls_key_file)),
         };
+        if let Some(sl) = &mut span_log {
+            sl.tls = crate::tls::ClientTlsFiles {
+                ca: opts
+                    .span_log_tls_ca_file
+                    .clone()
+                    .or(in_dir(span_log_tls.ca_file)),
+                cert: opts
+                    .span_log_tls_cert_file
+                    .clone()
+                    .or(in_dir(span_log_tls.cert_file)),
+                key: opts
+                    .span_log_tls_key_file
+                    .clone()
+                    .or(in_dir(span_log_tls.key_file)),
+            };
+        }
         let ingesters_tls = query.ingesters_tls.take().unwrap_or_default();
         let query_ingesters_tls = crate::tls::ClientTlsFiles {
             ca: opts
@@ -1564,6 +1592,8 @@ fn span_log_settings(
         replicas,
         max_age,
         max_bytes,
+        // filled in by `resolve`, which knows the config file's directory
+        tls: crate::tls::ClientTlsFiles::default(),
     })
 }
 
@@ -2235,7 +2265,7 @@ mod tests {
     #[test]
     fn span_log_settings_from_file_and_flags() {
         let s = with_file(
-            "[span-log]\nurl = \"nats://a:4222, nats://b:4222\"\npartitions = 4\nreplicas = 3\nmax-age = \"2h\"\nmax-bytes = 1000000\n[ingester]\npartitions = \"2-3\"\n[query]\ningesters = [\"http://i1:16686\"]\ningesters-tls = { ca-file = \"ca.pem\", cert-file = \"/etc/c.pem\", key-file = \"k.pem\" }\n",
+            "[span-log]\nurl = \"nats://a:4222, nats://b:4222\"\npartitions = 4\nreplicas = 3\nmax-age = \"2h\"\nmax-bytes = 1000000\ntls = { ca-file = \"/etc/nats-ca.pem\" }\n[ingester]\npartitions = \"2-3\"\n[query]\ningesters = [\"http://i1:16686\"]\ningesters-tls = { ca-file = \"ca.pem\", cert-file = \"/etc/c.pem\", key-file = \"k.pem\" }\n",
         )
         .unwrap();
         assert_eq!(
@@ -2247,6 +2277,10 @@ mod tests {
                 replicas: 3,
                 max_age: Duration::from_secs(7200),
                 max_bytes: 1_000_000,
+                tls: crate::tls::ClientTlsFiles {
+                    ca: Some("/etc/nats-ca.pem".into()),
+                    ..Default::default()
+                },
             })
         );
         assert_eq!(s.ingester_partitions, Some(vec![2, 3]));

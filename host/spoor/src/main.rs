@@ -425,9 +425,10 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
             .iter()
             .any(|u| u.starts_with("https://"))
     {
-        Some(tls::https_client_config(
+        Some(tls::client_config(
             &settings.query_ingesters_tls,
             "query.ingesters-tls",
+            "call https:// ingesters",
         )?)
     } else {
         None

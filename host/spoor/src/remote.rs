@@ -224,7 +224,7 @@ pub struct IngestersStore {
 impl IngestersStore {
     /// A store over `ingesters` (`http://host:port` or `https://host:port` of their query
     /// ports). `tls` is the client configuration for `https://` ingesters
-    /// ([`crate::tls::https_client_config`]: the CA to trust, and a client certificate for
+    /// ([`crate::tls::client_config`]: the CA to trust, and a client certificate for
     /// mutual TLS); an `https://` entry without it is refused. Must be created inside the tokio
     /// runtime whose handle it keeps for its blocking calls; `errors` counts ingesters that did
     /// not answer.

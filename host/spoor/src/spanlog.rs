@@ -82,6 +82,8 @@ pub struct SpanLogSettings {
     pub max_age: Duration,
     /// Stream size bound in bytes; the oldest messages go first (-1: unbounded).
     pub max_bytes: i64,
+    /// TLS towards NATS: used when a CA is given or a url is `tls://`.
+    pub tls: crate::tls::ClientTlsFiles,
 }
 
 /// The partition of a trace: FNV-1a (64 bit) over the id's 16 big-endian bytes, modulo the
@@ -156,7 +158,15 @@ pub async fn open(cfg: &SpanLogSettings, name: &str) -> anyhow::Result<jetstream
                 .map_err(|e| anyhow::anyhow!("invalid span-log.url {u:?}: {e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let opts = async_nats::ConnectOptions::new()
+    let mut opts = async_nats::ConnectOptions::new();
+    if cfg.tls.ca.is_some()
+        || cfg.tls.cert.is_some()
+        || cfg.urls.iter().any(|u| u.starts_with("tls://"))
+    {
+        let tls = crate::tls::client_config(&cfg.tls, "span-log.tls", "connect to NATS over TLS")?;
+        opts = opts.require_tls(true).tls_client_config((*tls).clone());
+    }
+    let opts = opts
         .name(name)
         .connection_timeout(Duration::from_secs(5))
         .max_reconnects(None)

@@ -150,17 +150,20 @@ pub fn grpc_client_config(
     Ok(cfg)
 }
 
-/// The rustls client configuration of a query node's calls to `https://` ingesters: their
-/// certificates must chain to `files.ca` (required: ingesters are internal and carry a private
-/// CA's certificates), and `files.cert` / `files.key` are presented for mutual TLS (an ingester
-/// started with `--tls.client-ca-file` refuses callers without one). `flag` prefixes the
-/// option names in errors (`query.ingesters-tls`).
-pub fn https_client_config(
+/// The rustls client configuration of a connection between Spoor's roles and their internal
+/// peers (a query node's calls to `https://` ingesters, collectors' and ingesters' connections
+/// to NATS): the peer's certificate must chain to `files.ca` (required: these peers are
+/// internal and carry a private CA's certificates), and `files.cert` / `files.key` are
+/// presented for mutual TLS. `flag` prefixes the option names in errors
+/// (`query.ingesters-tls`, `span-log.tls`); `peer` says what the CA is for (`call https://
+/// ingesters`).
+pub fn client_config(
     files: &ClientTlsFiles,
     flag: &str,
+    peer: &str,
 ) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let Some(ca_path) = &files.ca else {
-        anyhow::bail!("{flag}.ca-file is needed to call https:// ingesters (the CA that signed their certificates)");
+        anyhow::bail!("{flag}.ca-file is needed to {peer} (the CA that signed their certificates)");
     };
     let what = format!("{flag}.ca-file");
     let ca = certs(ca_path, &what)?;
