@@ -18,6 +18,7 @@ use std::time::Duration;
 use object_store::aws::AmazonS3Builder;
 use object_store::ClientOptions;
 
+pub mod aggregates;
 pub mod block;
 pub mod seal;
 pub mod store;
