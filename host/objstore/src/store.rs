@@ -1,5 +1,6 @@
 //! [`BlockStore`]: the read side of object storage, a read-only [`TraceStore`] over the blocks
-//! under a prefix; and [`TieredStore`]: a head store (sled, or live ingesters) merged with it.
+//! and the aggregate objects (links, span metrics; see [`crate::aggregates`]) under a prefix;
+//! and [`TieredStore`]: a head store (sled, or live ingesters) merged with it.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
@@ -29,10 +30,12 @@ const READ_AHEAD: usize = 16;
 const FRAME_CACHE_BYTES: usize = 64 << 20;
 
 /// The folder under a bucket's prefix that holds one folder per tenant:
-/// `<prefix>/tenants/<tenant>/blocks/<id>.{data,index}`.
+/// `<prefix>/tenants/<tenant>/blocks/<id>.{data,index}` and
+/// `<prefix>/tenants/<tenant>/aggregates/<name>`.
 pub const TENANTS_DIR: &str = "tenants";
 
-/// Where the blocks live: a store and a prefix (`<prefix>/blocks/<id>.{data,index}`).
+/// Where the blocks live: a store and a prefix (`<prefix>/blocks/<id>.{data,index}`, and the
+/// aggregate objects `<prefix>/aggregates/<name>`).
 #[derive(Clone, Debug)]
 pub struct Bucket {
     /// The object store.

@@ -39,17 +39,17 @@
 //!   summaries of the few entries they open.
 //!
 //! Global trees: `strings` (id u32 BE -> service or operation name; cached in memory), `ops`
-//! (service id ++ operation id ++ kind -> empty; cached in memory), `deps` (bucket start u64 BE
-//! ++ parent id ++ child id -> call count u64 BE, summed by a sled merge operator), `red` (see
-//! [`red`]), `meta` (the partition length, fixed when the database is created, the layout
+//! (service id ++ operation id ++ kind -> empty; cached in memory), `deps` (bucket start u64 BE ++
+//! parent id ++ child id -> call count u64 BE, summed by a sled merge operator), `red` (see
+//! `embedded/red.rs`), `meta` (the partition length, fixed when the database is created, the layout
 //! version, 7, a database of another layout being refused at open, and the seal id, see
-//! [`SledStore::seal_id`]), `sealed` (partition -> last block sequence uploaded to object
-//! storage and when) and `aggregates` (partition u64 BE -> change count u64 BE, summed by a
-//! merge operator: the time partitions whose dependency links or RED points were written since
-//! they were last uploaded, see [`SledStore::aggregates_changed`]). Retention drops a
-//! partition's trees and deletes its block and index files; the aggregates (`deps`, `red`) are
-//! global and outlive the partitions of their time range (RED buckets until they ended by the
-//! retention cutoff; dependency links are never expired).
+//! [`SledStore::seal_id`]), `sealed` (partition -> last block sequence uploaded to object storage
+//! and when) and `aggregates` (partition u64 BE -> change count u64 BE, summed by a merge operator:
+//! the time partitions whose dependency links or RED points were written since they were last
+//! uploaded, see [`SledStore::aggregates_changed`]). Retention drops a partition's trees and
+//! deletes its block and index files; the aggregates (`deps`, `red`) are global and outlive the
+//! partitions of their time range (RED buckets until they ended by the retention cutoff; dependency
+//! links are never expired).
 //!
 //! Measured by `tests/size.rs` (100k spans in 2,000-span batches): 168.6 B/span on disk with
 //! the previous per-trace index (layout 1), 66.3 B/span with blocks in sled (layout 2), 66.4
