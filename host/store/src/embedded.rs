@@ -902,22 +902,33 @@ impl SledStore {
         }
     }
 
-    /// Marks the partitions holding the time keys `starts` as holding changed aggregates;
-    /// written before the aggregates themselves, into the same log, so a recovered aggregate
-    /// always has its mark.
-    fn mark_aggregates(&self, starts: impl IntoIterator<Item = u64>) -> StoreResult<()> {
+    /// Runs `write` (of aggregates whose time keys are `starts`) between two marks of their
+    /// partitions. The mark before is in the log ahead of the aggregates, so a recovered
+    /// aggregate always has its mark; the mark after follows them, so a sealer that read a
+    /// change count and then the aggregates either saw this write's aggregates or will find the
+    /// count changed when it clears it (and uploads again).
+    fn with_aggregate_marks(
+        &self,
+        starts: impl IntoIterator<Item = u64>,
+        write: impl FnOnce() -> StoreResult<()>,
+    ) -> StoreResult<()> {
         let mut parts: Vec<u64> = starts
             .into_iter()
             .map(|t| t / self.partition_nanos)
             .collect();
         parts.sort_unstable();
         parts.dedup();
-        for p in parts {
-            self.aggregates
-                .merge(p.to_be_bytes(), 1u64.to_be_bytes())
-                .map_err(io)?;
-        }
-        Ok(())
+        let mark = || {
+            for p in &parts {
+                self.aggregates
+                    .merge(p.to_be_bytes(), 1u64.to_be_bytes())
+                    .map_err(io)?;
+            }
+            Ok::<(), StoreError>(())
+        };
+        mark()?;
+        write()?;
+        mark()
     }
 
     /// Object storage: the partitions whose dependency links (by bucket start) or RED points
@@ -2217,19 +2228,21 @@ impl TraceStore for SledStore {
         links: &[DependencyLink],
     ) -> StoreResult<()> {
         self.ensure_room(DISK_RESERVE_BYTES / 2)?;
-        if !links.is_empty() {
-            self.mark_aggregates([bucket_start_nanos])?;
+        if links.is_empty() {
+            return Ok(());
         }
-        for l in links {
-            let mut key = [0u8; 16];
-            key[..8].copy_from_slice(&bucket_start_nanos.to_be_bytes());
-            key[8..12].copy_from_slice(&self.intern(&l.parent)?.to_be_bytes());
-            key[12..].copy_from_slice(&self.intern(&l.child)?.to_be_bytes());
-            self.deps
-                .merge(key, l.call_count.to_be_bytes())
-                .map_err(io)?;
-        }
-        Ok(())
+        self.with_aggregate_marks([bucket_start_nanos], || {
+            for l in links {
+                let mut key = [0u8; 16];
+                key[..8].copy_from_slice(&bucket_start_nanos.to_be_bytes());
+                key[8..12].copy_from_slice(&self.intern(&l.parent)?.to_be_bytes());
+                key[12..].copy_from_slice(&self.intern(&l.child)?.to_be_bytes());
+                self.deps
+                    .merge(key, l.call_count.to_be_bytes())
+                    .map_err(io)?;
+            }
+            Ok(())
+        })
     }
 
     fn flush(&self) -> StoreResult<()> {
@@ -2327,8 +2340,9 @@ impl TraceStore for SledStore {
 
     fn write_span_metrics(&self, points: &[spoor_core::red::RedPoint]) -> StoreResult<()> {
         self.ensure_room(DISK_RESERVE_BYTES / 2)?;
-        self.mark_aggregates(points.iter().map(|p| p.bucket_start_nanos))?;
-        self.red.write(points)
+        self.with_aggregate_marks(points.iter().map(|p| p.bucket_start_nanos), || {
+            self.red.write(points)
+        })
     }
 
     fn span_metrics(
@@ -3184,8 +3198,9 @@ mod tests {
         s.write_dependencies(12 * H, &[]).unwrap();
         s.write_span_metrics(&[red(10 * H), red(10 * H + 60), red(12 * H)])
             .unwrap();
-        // three writes to partition 10, one to 12 (the empty link write marks nothing)
-        assert_eq!(s.aggregates_changed().unwrap(), vec![(10, 4), (12, 1)]);
+        // four writes to partition 10, one to 12 (the empty link write marks nothing), each
+        // counted before and after it wrote
+        assert_eq!(s.aggregates_changed().unwrap(), vec![(10, 8), (12, 2)]);
         assert_eq!(
             s.dependency_buckets(10 * H, 11 * H).unwrap(),
             vec![
@@ -3195,13 +3210,13 @@ mod tests {
         );
         assert_eq!(s.dependency_buckets(11 * H, 12 * H).unwrap(), vec![]);
         // a write between reading and clearing keeps the mark
-        assert!(!s.mark_aggregates_sealed(10, 3).unwrap());
-        assert!(s.mark_aggregates_sealed(10, 4).unwrap());
-        assert_eq!(s.aggregates_changed().unwrap(), vec![(12, 1)]);
+        assert!(!s.mark_aggregates_sealed(10, 7).unwrap());
+        assert!(s.mark_aggregates_sealed(10, 8).unwrap());
+        assert_eq!(s.aggregates_changed().unwrap(), vec![(12, 2)]);
         // retention clears the marks of partitions that ended by the cutoff
         s.write_span_metrics(&[red(10 * H)]).unwrap();
         s.expire_before(11 * H).unwrap();
-        assert_eq!(s.aggregates_changed().unwrap(), vec![(12, 1)]);
+        assert_eq!(s.aggregates_changed().unwrap(), vec![(12, 2)]);
     }
 
     #[test]
