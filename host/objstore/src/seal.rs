@@ -60,8 +60,10 @@ pub struct SealReport {
     pub bytes: u64,
     /// Local partitions dropped after their upload.
     pub dropped: u64,
-    /// Aggregate objects uploaded (their bytes are in `bytes`).
+    /// Aggregate objects uploaded.
     pub aggregates: u64,
+    /// Bytes of those (apart from `bytes`, so that one stays the size of the blocks).
+    pub aggregate_bytes: u64,
 }
 
 /// Most spans in one sealed object block (about 50-100 MB of decoded spans while it is built).
@@ -161,7 +163,7 @@ async fn seal_aggregates(
         let s = sled.clone();
         blocking(move || s.mark_aggregates_sealed(p, count)).await?;
         report.aggregates += 1;
-        report.bytes += bytes.len() as u64;
+        report.aggregate_bytes += bytes.len() as u64;
         tracing::info!(partition = p, object = %name, bytes = bytes.len(), "aggregates sealed to object storage");
     }
     Ok(())

@@ -75,6 +75,8 @@ pub fn spawn_sealer(
                         m.bytes_uploaded.fetch_add(r.bytes, Relaxed);
                         m.partitions_dropped.fetch_add(r.dropped, Relaxed);
                         m.aggregates_uploaded.fetch_add(r.aggregates, Relaxed);
+                        m.aggregate_bytes_uploaded
+                            .fetch_add(r.aggregate_bytes, Relaxed);
                     }
                     Err(e) => {
                         metrics.object_store.errors.fetch_add(1, Relaxed);
@@ -196,6 +198,8 @@ pub struct ObjectStoreMetrics {
     pub blocks_deleted: std::sync::atomic::AtomicU64,
     /// Aggregate objects (links and span metrics of a partition and node) uploaded.
     pub aggregates_uploaded: std::sync::atomic::AtomicU64,
+    /// Bytes of those.
+    pub aggregate_bytes_uploaded: std::sync::atomic::AtomicU64,
     /// Aggregate objects deleted by retention.
     pub aggregates_deleted: std::sync::atomic::AtomicU64,
     /// Sealing or compaction rounds that failed (retried).
@@ -244,6 +248,11 @@ impl ObjectStoreMetrics {
                 "spoor_objstore_aggregates_uploaded_total",
                 "Aggregate objects (dependency links and span metrics of one partition and node) uploaded to object storage.",
                 &self.aggregates_uploaded,
+            ),
+            (
+                "spoor_objstore_aggregate_bytes_uploaded_total",
+                "Bytes of aggregate objects uploaded to object storage (each rewrite counted).",
+                &self.aggregate_bytes_uploaded,
             ),
             (
                 "spoor_objstore_aggregates_deleted_total",
