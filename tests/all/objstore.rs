@@ -7,8 +7,12 @@
 //!   one Garage node and one ingester are SIGKILLed mid-stream, and after they restart; then a
 //!   query node over the bucket alone finds all of them (the data lives only in object storage),
 //!   and the compactor merges the two ingesters' blocks without losing a span; every trace of
-//!   the load generator (regenerated from its seed) is found whole there too;
-//! - the storage conformance suite over sealed blocks in Garage.
+//!   the load generator (regenerated from its seed) is found whole there too, and that node
+//!   answers the dependency graph and the span metrics (from the aggregate objects) exactly as
+//!   the query node over the ingesters does;
+//! - the storage conformance suite over sealed blocks in Garage, through both tiers and through
+//!   the bucket alone;
+//! - tenancy: each tenant's blocks and aggregate objects in its own prefix.
 //!
 //! Skipped (the reason printed) only when `garage` or `nats-server` is not installed; `make
 //! tools` installs both.
@@ -17,7 +21,10 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use spoor_tests::{http, metric_value, Daemon, Garage, Ports};
+
+use crate::tenancy::{get, Creds};
 
 const SPANS: u64 = 3;
 /// Spans the load generator sends (20-span traces) and its seed.
@@ -108,6 +115,108 @@ fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
 
 fn strings(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
+}
+
+/// The dependency graph and Jaeger's three SPM queries (the Monitor tab) of each of `services`
+/// over the `lookback_ms` before `end_ms`, in one-minute steps.
+fn aggregate_paths(services: &[&str], end_ms: u64, lookback_ms: u64) -> Vec<String> {
+    let mut paths = vec![format!(
+        "/api/dependencies?endTs={end_ms}&lookback={lookback_ms}"
+    )];
+    for s in services {
+        let q =
+            format!("service={s}&endTs={end_ms}&lookback={lookback_ms}&step=60000&ratePer=60000");
+        paths.push(format!("/api/metrics/calls?{q}"));
+        paths.push(format!("/api/metrics/errors?{q}"));
+        paths.push(format!("/api/metrics/latencies?{q}&quantile=0.95"));
+    }
+    paths
+}
+
+/// `d`'s answers to `paths` (from [`aggregate_paths`]) for `c`, each checked for Jaeger's shape:
+/// links with a call count, SPM metric families whose series carry labelled gauge points.
+fn aggregate_answers(d: &Daemon, c: &Creds, paths: &[String]) -> Vec<Value> {
+    paths
+        .iter()
+        .map(|p| {
+            let (status, v) = get(d.ports.query, p, c);
+            assert_eq!(status, 200, "{p}: {v}");
+            if p.starts_with("/api/dependencies") {
+                for l in v["data"].as_array().unwrap_or_else(|| panic!("{p}: {v}")) {
+                    assert!(
+                        l["parent"].is_string()
+                            && l["child"].is_string()
+                            && l["callCount"].as_u64() > Some(0),
+                        "{p}: {v}"
+                    );
+                }
+            } else {
+                let name = v["name"].as_str().unwrap_or_default();
+                assert!(
+                    [
+                        "service_call_rate",
+                        "service_error_rate",
+                        "service_latencies"
+                    ]
+                    .contains(&name)
+                        && v["type"] == "GAUGE",
+                    "{p}: {v}"
+                );
+                for series in v["metrics"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{p}: {v}"))
+                {
+                    assert_eq!(series["labels"][0]["name"], "service_name", "{p}: {v}");
+                    for point in series["metricPoints"].as_array().unwrap() {
+                        assert!(
+                            point["gaugeValue"]["doubleValue"].is_number()
+                                && point["timestamp"].is_string(),
+                            "{p}: {v}"
+                        );
+                    }
+                }
+            }
+            v
+        })
+        .collect()
+}
+
+/// How many links and series points the answers hold (so a comparison of empty answers fails).
+fn aggregate_count(answers: &[Value]) -> usize {
+    answers
+        .iter()
+        .map(|v| v["data"].as_array().map_or(0, Vec::len) + crate::tenancy::metric_points(v))
+        .sum()
+}
+
+/// Waits until `d` answers `paths` for `c` exactly as `want` does at that moment (numbers,
+/// series, timestamps); returns the answers.
+fn wait_same_aggregates(
+    what: &str,
+    d: &Daemon,
+    c: &Creds,
+    paths: &[String],
+    mut want: impl FnMut() -> Vec<Value>,
+) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let want = want();
+        let got = aggregate_answers(d, c, paths);
+        if got == want {
+            return got;
+        }
+        if Instant::now() > deadline {
+            for ((p, g), w) in paths.iter().zip(&got).zip(&want) {
+                if g != w {
+                    panic!(
+                        "{what}: {p} answers\n{g}\ninstead of\n{w}\n{}",
+                        d.log_text()
+                    );
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 #[test]
@@ -325,6 +434,28 @@ fn traces_move_to_object_storage_and_stay_found_through_failures() {
         .unwrap();
     assert_eq!(status, 200, "{found}");
     assert_eq!(found["data"].as_array().map(Vec::len), Some(20), "{found}");
+    // the dependency graph and the Monitor tab from the aggregate objects alone: what the query
+    // node over the ingesters' heads answers, number for number (the window ends in the
+    // future, so both see the same steps)
+    let paths = aggregate_paths(
+        &["frontend", "cart", "archived"],
+        spoor_tests::now_nanos() / 1_000_000 + 120_000,
+        3_600_000,
+    );
+    let same = wait_same_aggregates(
+        "the bucket alone answers links and span metrics as the heads do",
+        &only,
+        &vec![],
+        &paths,
+        || aggregate_answers(&query, &vec![], &paths),
+    );
+    assert!(
+        same[0]["data"].as_array().is_some_and(|l| l.len() >= 3),
+        "the load generator's services call each other: {}",
+        same[0]
+    );
+    assert!(aggregate_count(&same[1..]) > 0, "{same:?}");
+    assert!(metric(&a, "spoor_objstore_aggregates_uploaded_total") >= 1.0);
     let (_, services) = only.get_json("/api/services").unwrap();
     assert_eq!(
         services["data"],
@@ -376,14 +507,22 @@ fn storage_conformance_over_blocks_in_garage() {
         .build()
         .unwrap();
     let mut n = 0;
-    spoor_store::conformance::run_all(
-        || {
-            n += 1;
-            let bucket = garage.bucket(n % 3, &format!("conformance-{n}"));
-            spoor_objstore::testing::SealingStore::new(bucket, rt.handle().clone())
-        },
-        spoor_store::conformance::Capabilities { expires: true },
-    );
+    // through both tiers, then with every read from the bucket alone (links and span metrics
+    // from the aggregate objects)
+    for bucket_only in [false, true] {
+        spoor_store::conformance::run_all(
+            || {
+                n += 1;
+                let bucket = garage.bucket(n % 3, &format!("conformance-{n}"));
+                if bucket_only {
+                    spoor_objstore::testing::SealingStore::bucket_only(bucket, rt.handle().clone())
+                } else {
+                    spoor_objstore::testing::SealingStore::new(bucket, rt.handle().clone())
+                }
+            },
+            spoor_store::conformance::Capabilities { expires: true },
+        );
+    }
 }
 
 #[test]
@@ -449,16 +588,18 @@ fn roles_refuse_object_storage_where_it_cannot_work() {
 }
 
 /// Multi-tenancy over object storage (#9): an all-in-one with bearer tokens seals each
-/// tenant's sled head into the tenant's own prefix (`<prefix>/tenants/<tenant>/blocks/`); once
-/// the local partitions are dropped, the all-in-one (blocks + head) and a query node over the
-/// bucket alone keep tenants `a` and `b` apart through every query endpoint; a query node
-/// without tenancy over the same prefix sees nothing; the compactor merges each tenant's blocks
-/// within its prefix.
+/// tenant's sled head into the tenant's own prefix (`<prefix>/tenants/<tenant>/blocks/` and
+/// `aggregates/`); once the local partitions are dropped, the all-in-one (blocks + head) and a
+/// query node over the bucket alone keep tenants `a` and `b` apart through every query
+/// endpoint, and the bucket node answers each tenant's dependency links and span metrics (from
+/// the tenant's aggregate objects) exactly as the all-in-one's head did; a query node without
+/// tenancy over the same prefix sees nothing; late spans re-upload a tenant's aggregate object
+/// in place; the compactor merges each tenant's blocks within its prefix.
 #[test]
 fn tenants_have_their_own_prefix_in_object_storage() {
     use crate::tenancy::{
-        bearer, check_isolation, check_isolation_with, get, headers, names, otlp_json, send_all,
-        wait, wait_stored, with, A, B,
+        bearer, check_isolation, headers, names, otlp_json, send_all, wait, wait_stored, with, A,
+        B, T0_US,
     };
     if Garage::binary().is_none() {
         eprintln!("SKIPPED: garage is not installed (make tools installs it)");
@@ -508,6 +649,17 @@ fn tenants_have_their_own_prefix_in_object_storage() {
     assert!(data.join("tenants/a").is_dir() && data.join("tenants/b").is_dir());
     check_isolation(&aio, &a, &A, &B);
     check_isolation(&aio, &b, &B, &A);
+    // what the head answers for each tenant's links and span metrics (both tenants' services
+    // asked: the other's come back empty), two hours around the fixture
+    let services: Vec<&str> = A.services.iter().chain(B.services).copied().collect();
+    let paths = aggregate_paths(&services, T0_US / 1000 + 3_600_000, 7_200_000);
+    let heads: Vec<Vec<Value>> = [&a, &b]
+        .iter()
+        .map(|c| aggregate_answers(&aio, c, &paths))
+        .collect();
+    for h in &heads {
+        assert!(aggregate_count(&h[1..]) > 0, "{h:?}");
+    }
 
     // the layout: one prefix per tenant, nothing at the root
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -517,15 +669,24 @@ fn tenants_have_their_own_prefix_in_object_storage() {
     let bucket = garage.bucket(1, "tenancy");
     assert_eq!(rt.block_on(bucket.tenants()).unwrap(), ["a", "b"]);
     assert!(rt.block_on(bucket.list_blocks()).unwrap().is_empty());
+    assert!(rt.block_on(bucket.list_aggregates()).unwrap().is_empty());
     for t in ["a", "b"] {
         assert!(!rt
             .block_on(bucket.tenant(t).list_blocks())
             .unwrap()
             .is_empty());
     }
+    // one aggregate object per tenant: the fixture's links and span metrics all fall into one
+    // 2-second partition
+    let aggregate_objects = |t: &str| rt.block_on(bucket.tenant(t).list_aggregates()).unwrap();
+    wait_until(
+        "each tenant's aggregates sealed into its prefix",
+        Duration::from_secs(30),
+        || ["a", "b"].iter().all(|t| aggregate_objects(t).len() == 1),
+    );
 
-    // a query node over the bucket alone (and the compactor): each tenant sees its own traces
-    // only; links and span metrics stay with the heads, so it has none for anyone
+    // a query node over the bucket alone (and the compactor): each tenant sees its own traces,
+    // links and span metrics only, the links and span metrics the all-in-one's head counted
     let mut o_args = vec![
         "--auth.tokens-file".to_string(),
         tokens.clone(),
@@ -545,8 +706,17 @@ fn tenants_have_their_own_prefix_in_object_storage() {
             status == 200 && names(&v["data"]) == own.services
         });
     }
-    check_isolation_with(&only, &a, &A, &B, false);
-    check_isolation_with(&only, &b, &B, &A, false);
+    for (c, head) in [(&a, &heads[0]), (&b, &heads[1])] {
+        wait_same_aggregates(
+            "the bucket node answers links and span metrics as the head did",
+            &only,
+            c,
+            &paths,
+            || head.clone(),
+        );
+    }
+    check_isolation(&only, &a, &A, &B);
+    check_isolation(&only, &b, &B, &A);
     assert_eq!(get(only.ports.query, "/api/services", &vec![]).0, 401);
 
     // a query node without tenancy over the same prefix finds no tenant's blocks
@@ -559,6 +729,11 @@ fn tenants_have_their_own_prefix_in_object_storage() {
         (status, names(&v["data"])),
         (200, Vec::<String>::new()),
         "{v}"
+    );
+    assert_eq!(
+        aggregate_count(&aggregate_answers(&plain, &vec![], &paths)),
+        0,
+        "no tenant's links or span metrics"
     );
     let (status, _) = get(
         plain.ports.query,
@@ -609,13 +784,30 @@ fn tenants_have_their_own_prefix_in_object_storage() {
         let blocks = rt.block_on(bucket.tenant(t).list_blocks()).unwrap();
         assert_eq!(blocks.len(), 1, "tenant {t}: {blocks:?}");
     }
+    // the late spans' span metrics re-uploaded each tenant's aggregate object in place: the
+    // bucket node answers them as the all-in-one does, and the other tenant sees none
+    for (i, (c, _, service)) in late.iter().enumerate() {
+        let paths = aggregate_paths(&[service], T0_US / 1000 + 3_600_000, 7_200_000);
+        let same = wait_same_aggregates("the late spans' metrics", &only, c, &paths, || {
+            aggregate_answers(&aio, c, &paths)
+        });
+        assert!(aggregate_count(&same[1..]) > 0, "{same:?}");
+        let other = late[1 - i].0;
+        let theirs = aggregate_answers(&only, other, &paths);
+        assert_eq!(aggregate_count(&theirs[1..]), 0, "{theirs:?}");
+    }
+    for t in ["a", "b"] {
+        let objects = aggregate_objects(t);
+        assert_eq!(objects.len(), 1, "overwritten, not added: {objects:?}");
+    }
 }
 
 /// The production layout with tenants: a collector with bearer tokens publishes to the span
 /// log, an ingester keeps one sled head per tenant and seals each into the tenant's prefix, and
 /// a query node over the ingester and the bucket reads the caller's tenant only: after the
 /// ingester dropped the sealed partitions, every query endpoint still shows each tenant all of
-/// its own data (traces from the blocks, links and span metrics from the head) and nothing else.
+/// its own data (traces from the blocks, links and span metrics from the head or the tenant's
+/// aggregate objects, whichever is more complete per key) and nothing else.
 #[test]
 fn tenants_stay_apart_in_the_span_log_cluster_over_object_storage() {
     use crate::tenancy::{bearer, check_isolation, send_all, wait_stored, A, B};

@@ -3,14 +3,18 @@
 //!
 //! - [`block`]: the immutable block format (data object of zstd frames in the core block codec,
 //!   index object with a resident head and an on-demand body).
+//! - [`aggregates`]: dependency links and RED span metrics, one object per time partition and
+//!   node, overwritten until it converges, summed over nodes by readers.
 //! - [`seal`]: the sealer (sled time partitions → blocks, dropped locally only after the
-//!   upload was confirmed) and the compactor (merges, retention).
-//! - [`store`]: [`store::BlockStore`], a read-only `TraceStore` over the blocks, and
-//!   [`store::TieredStore`], a head merged with it (what query nodes and an all-in-one with
-//!   object storage read).
+//!   upload was confirmed; changed aggregates → aggregate objects) and the compactor (merges,
+//!   retention).
+//! - [`store`]: [`store::BlockStore`], a read-only `TraceStore` over the blocks and aggregate
+//!   objects, and [`store::TieredStore`], a head merged with it (what query nodes and an
+//!   all-in-one with object storage read).
 //!
-//! **Invariant:** an object is never modified after upload; a block exists for readers once
-//! its index exists, and is deleted index first.
+//! **Invariant:** a block's objects are never modified after upload; a block exists for readers
+//! once its index exists, and is deleted index first. An aggregate object has one writer and is
+//! replaced whole (see [`aggregates`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +22,7 @@ use std::time::Duration;
 use object_store::aws::AmazonS3Builder;
 use object_store::ClientOptions;
 
+pub mod aggregates;
 pub mod block;
 pub mod seal;
 pub mod store;

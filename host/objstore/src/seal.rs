@@ -14,19 +14,25 @@
 //! block of their own. A crash between upload and record re-uploads the same blocks under the
 //! same name (an overwrite), so nothing is lost or doubled.
 //!
+//! Every round also uploads the aggregates (dependency links, RED points) of each partition
+//! whose aggregates changed and that ended `seal_after` ago, as one object per partition and
+//! node, overwritten until it converges (see [`crate::aggregates`]).
+//!
 //! # Compaction and retention
 //! Blocks of the same partition start (from any node) are merged into one when there are at
 //! least two and together they hold at most `max_spans`; the merged block lists the inputs in
 //! `replaces`, so readers ignore the inputs as soon as it exists, and the inputs are deleted
 //! after it was confirmed. Retention deletes whole blocks whose latest span started before the
-//! cutoff (index first).
+//! cutoff (index first), and the aggregate objects of partitions that ended by it. Aggregate
+//! objects are not merged (see [`crate::aggregates`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use spoor_store::embedded::SledStore;
-use spoor_store::{StoreError, StoreResult};
+use spoor_store::{StoreError, StoreResult, TraceStore};
 
+use crate::aggregates::{self, Aggregates};
 use crate::block;
 use crate::store::Bucket;
 
@@ -54,6 +60,10 @@ pub struct SealReport {
     pub bytes: u64,
     /// Local partitions dropped after their upload.
     pub dropped: u64,
+    /// Aggregate objects uploaded.
+    pub aggregates: u64,
+    /// Bytes of those (apart from `bytes`, so that one stays the size of the blocks).
+    pub aggregate_bytes: u64,
 }
 
 /// Most spans in one sealed object block (about 50-100 MB of decoded spans while it is built).
@@ -101,7 +111,62 @@ pub async fn seal_once(
             seal_blocks(sled, bucket, cfg, p, end, blocks, now_nanos, &mut report).await?;
         }
     }
+    seal_aggregates(sled, bucket, cfg, now_nanos, &mut report).await?;
     Ok(report)
+}
+
+/// Uploads the aggregates of every partition whose aggregates changed and that ended
+/// `seal_after` ago: the head's whole contribution for it, overwriting the previous version;
+/// the partition's mark is cleared only if nothing was written since it was read.
+async fn seal_aggregates(
+    sled: &Arc<SledStore>,
+    bucket: &Bucket,
+    cfg: &SealConfig,
+    now_nanos: u64,
+    report: &mut SealReport,
+) -> StoreResult<()> {
+    let len = sled.partition_nanos();
+    let s = sled.clone();
+    let changed = blocking(move || s.aggregates_changed()).await?;
+    let ready: Vec<(u64, u64)> = changed
+        .into_iter()
+        .filter(|(p, _)| {
+            p.saturating_add(1)
+                .saturating_mul(len)
+                .saturating_add(nanos(cfg.seal_after))
+                <= now_nanos
+        })
+        .collect();
+    if ready.is_empty() {
+        return Ok(());
+    }
+    // what is uploaded is durable in the head first, so an upload is never more than a
+    // restarted head would upload again
+    let s = sled.clone();
+    let seal_id = blocking(move || {
+        s.flush()?;
+        s.seal_id(now_nanos)
+    })
+    .await?;
+    for (p, count) in ready {
+        let start = p.saturating_mul(len);
+        let end = start.saturating_add(len);
+        let s = sled.clone();
+        let bytes = blocking(move || {
+            let red = s.span_metrics(&[], start, end - 1)?;
+            let links = s.dependency_buckets(start, end)?;
+            aggregates::encode(&Aggregates::new(start, end, &red, &links))
+        })
+        .await?;
+        let name = aggregates::object_name(start, end, &cfg.node, seal_id);
+        bucket.upload_aggregates(&name, &bytes).await?;
+        let s = sled.clone();
+        blocking(move || s.mark_aggregates_sealed(p, count)).await?;
+        report.aggregates += 1;
+        report.aggregate_bytes += bytes.len() as u64;
+        tracing::info!(partition = p, object = %name, bytes = bytes.len(), "aggregates sealed to object storage");
+    }
+    Ok(())
 }
 
 /// Builds `blocks` (of partition `p`, ending at `end`) into one object block, uploads it and
@@ -165,6 +230,8 @@ pub struct CompactReport {
     pub inputs_deleted: u64,
     /// Blocks deleted by retention.
     pub expired: u64,
+    /// Aggregate objects deleted by retention.
+    pub aggregates_expired: u64,
 }
 
 /// One compaction and retention round at `now_nanos`.
@@ -205,6 +272,7 @@ pub async fn compact_once(
         report.expired += 1;
     }
     heads.retain(|h| h.window_end > cutoff);
+    report.aggregates_expired = bucket.expire_aggregates(cutoff).await?;
     let mut groups: std::collections::BTreeMap<String, Vec<block::BlockHead>> = Default::default();
     for h in heads {
         let start = h.id.split('-').next().unwrap_or("").to_owned();

@@ -1,5 +1,6 @@
 //! [`BlockStore`]: the read side of object storage, a read-only [`TraceStore`] over the blocks
-//! under a prefix; and [`TieredStore`]: a head store (sled, or live ingesters) merged with it.
+//! and the aggregate objects (links, span metrics; see [`crate::aggregates`]) under a prefix;
+//! and [`TieredStore`]: a head store (sled, or live ingesters) merged with it.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use spoor_store::embedded::tracefilter::TraceFilter;
 use spoor_store::{match_key, rank, StoreError, StoreResult, StoreStats, TraceStore};
 use tokio::runtime::Handle;
 
+use crate::aggregates::{self, AggregateReader, Aggregates, AGGREGATES_DIR};
 use crate::block::{self, BlockBody, BlockHead, FrameRef};
 
 /// Decoded block bodies kept per query node (most recently used).
@@ -28,10 +30,12 @@ const READ_AHEAD: usize = 16;
 const FRAME_CACHE_BYTES: usize = 64 << 20;
 
 /// The folder under a bucket's prefix that holds one folder per tenant:
-/// `<prefix>/tenants/<tenant>/blocks/<id>.{data,index}`.
+/// `<prefix>/tenants/<tenant>/blocks/<id>.{data,index}` and
+/// `<prefix>/tenants/<tenant>/aggregates/<name>`.
 pub const TENANTS_DIR: &str = "tenants";
 
-/// Where the blocks live: a store and a prefix (`<prefix>/blocks/<id>.{data,index}`).
+/// Where the blocks live: a store and a prefix (`<prefix>/blocks/<id>.{data,index}`, and the
+/// aggregate objects `<prefix>/aggregates/<name>`).
 #[derive(Clone, Debug)]
 pub struct Bucket {
     /// The object store.
@@ -88,16 +92,21 @@ impl Bucket {
         self.path(&format!("blocks/{id}.index"))
     }
 
-    /// The ids of every block whose index exists, with the index size.
-    pub async fn list_blocks(&self) -> StoreResult<Vec<(String, u64)>> {
-        let dir = self.path("blocks");
-        let metas: Vec<_> = self
-            .store
+    /// Every object under `dir` (below the prefix).
+    async fn list_dir(&self, dir: &str) -> StoreResult<Vec<object_store::ObjectMeta>> {
+        let dir = self.path(dir);
+        self.store
             .list(Some(&dir))
             .try_collect()
             .await
-            .map_err(|e| os_err("list", &dir, e))?;
-        Ok(metas
+            .map_err(|e| os_err("list", &dir, e))
+    }
+
+    /// The ids of every block whose index exists, with the index size.
+    pub async fn list_blocks(&self) -> StoreResult<Vec<(String, u64)>> {
+        Ok(self
+            .list_dir("blocks")
+            .await?
             .into_iter()
             .filter_map(|m| {
                 let name = m.location.filename()?.strip_suffix(".index")?.to_owned();
@@ -108,41 +117,102 @@ impl Bucket {
 
     /// Uploads a built block (data, then index) and confirms both by reading their sizes back.
     pub async fn upload(&self, b: &block::BuiltBlock) -> StoreResult<()> {
-        let data = self.data_path(&b.head.id);
-        let index = self.index_path(&b.head.id);
-        self.store
-            .put(&data, b.data.clone().into())
+        self.put_confirmed(&self.data_path(&b.head.id), &b.data)
+            .await?;
+        self.put_confirmed(&self.index_path(&b.head.id), &b.index)
             .await
-            .map_err(|e| os_err("upload", &data, e))?;
+    }
+
+    /// Writes `bytes` at `p` (replacing what was there) and confirms the size by reading it back.
+    async fn put_confirmed(&self, p: &Path, bytes: &[u8]) -> StoreResult<()> {
         self.store
-            .put(&index, b.index.clone().into())
+            .put(p, bytes.to_vec().into())
             .await
-            .map_err(|e| os_err("upload", &index, e))?;
-        for (p, len) in [(&data, b.data.len()), (&index, b.index.len())] {
-            let meta = self
-                .store
-                .head(p)
-                .await
-                .map_err(|e| os_err("confirm", p, e))?;
-            if meta.size != len as u64 {
-                return Err(StoreError::Io(format!(
-                    "object storage holds {} bytes at {p}, {len} were uploaded",
-                    meta.size
-                )));
-            }
+            .map_err(|e| os_err("upload", p, e))?;
+        let meta = self
+            .store
+            .head(p)
+            .await
+            .map_err(|e| os_err("confirm", p, e))?;
+        if meta.size != bytes.len() as u64 {
+            return Err(StoreError::Io(format!(
+                "object storage holds {} bytes at {p}, {} were uploaded",
+                meta.size,
+                bytes.len()
+            )));
         }
         Ok(())
     }
 
+    async fn delete_object(&self, p: &Path) -> StoreResult<()> {
+        match self.store.delete(p).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(os_err("delete", p, e)),
+        }
+    }
+
     /// Deletes block `id`: the index first, so readers stop seeing it before its data goes.
     pub async fn delete(&self, id: &str) -> StoreResult<()> {
-        for p in [self.index_path(id), self.data_path(id)] {
-            match self.store.delete(&p).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(os_err("delete", &p, e)),
+        self.delete_object(&self.index_path(id)).await?;
+        self.delete_object(&self.data_path(id)).await
+    }
+
+    /// The aggregate object `name` (see [`crate::aggregates`]).
+    pub fn aggregates_path(&self, name: &str) -> Path {
+        self.path(&format!("{AGGREGATES_DIR}/{name}"))
+    }
+
+    /// Every aggregate object: its name and its version (the ETag, else size and time).
+    pub async fn list_aggregates(&self) -> StoreResult<Vec<(String, String)>> {
+        Ok(self
+            .list_dir(AGGREGATES_DIR)
+            .await?
+            .into_iter()
+            .filter_map(|m| {
+                let name = m.location.filename()?.to_owned();
+                Some((name, version_of(&m)))
+            })
+            .collect())
+    }
+
+    /// Uploads aggregate object `name` (an overwrite of its previous version) and confirms it.
+    pub async fn upload_aggregates(&self, name: &str, bytes: &[u8]) -> StoreResult<()> {
+        self.put_confirmed(&self.aggregates_path(name), bytes).await
+    }
+
+    /// Reads and decodes aggregate object `name`: its version, contents and decoded size. On
+    /// failure, the version read if the object was read but did not decode.
+    pub async fn read_aggregates(
+        &self,
+        name: &str,
+    ) -> Result<(String, Aggregates, usize), (Option<String>, StoreError)> {
+        let p = self.aggregates_path(name);
+        let got = self
+            .store
+            .get(&p)
+            .await
+            .map_err(|e| (None, os_err("read", &p, e)))?;
+        let version = version_of(&got.meta);
+        let bytes = got
+            .bytes()
+            .await
+            .map_err(|e| (None, os_err("read", &p, e)))?;
+        let (a, cost) =
+            aggregates::decode(&bytes, p.as_ref()).map_err(|e| (Some(version.clone()), e))?;
+        Ok((version, a, cost))
+    }
+
+    /// Deletes the aggregate objects whose time partition ended by `cutoff_nanos` (retention;
+    /// names that are not aggregate names are left alone); returns how many went.
+    pub async fn expire_aggregates(&self, cutoff_nanos: u64) -> StoreResult<u64> {
+        let mut n = 0;
+        for (name, _) in self.list_aggregates().await? {
+            if aggregates::name_range(&name).is_some_and(|(_, end)| end <= cutoff_nanos) {
+                self.delete_object(&self.aggregates_path(&name)).await?;
+                n += 1;
             }
         }
-        Ok(())
+        Ok(n)
     }
 
     /// The whole object at `p`.
@@ -184,6 +254,17 @@ impl Bucket {
         }
         Ok(spans)
     }
+}
+
+/// The version of an object as listed or read: its ETag, else its size and time.
+fn version_of(m: &object_store::ObjectMeta) -> String {
+    m.e_tag.clone().unwrap_or_else(|| {
+        format!(
+            "{}@{}",
+            m.size,
+            m.last_modified.timestamp_nanos_opt().unwrap_or(0)
+        )
+    })
 }
 
 fn frame_slice(data: &[u8], f: FrameRef) -> Option<&[u8]> {
@@ -249,6 +330,7 @@ pub struct BlockStore {
     refresh_lock: Mutex<()>,
     bodies: Mutex<VecDeque<(String, Arc<BlockBody>)>>,
     frames: Mutex<FrameCache>,
+    aggregates: AggregateReader,
     errors: std::sync::atomic::AtomicU64,
     expired: std::sync::atomic::AtomicU64,
 }
@@ -265,6 +347,7 @@ impl BlockStore {
     /// A store over `bucket`, doing its requests on `rt`.
     pub fn new(bucket: Bucket, rt: Handle, cfg: BlockStoreConfig) -> Self {
         BlockStore {
+            aggregates: AggregateReader::new(cfg.poll),
             bucket,
             rt,
             cfg,
@@ -277,9 +360,21 @@ impl BlockStore {
         }
     }
 
-    /// Object-storage requests that failed since start (a failed refresh keeps the last list).
+    /// Object-storage requests that failed since start (a failed refresh keeps the last list),
+    /// unreadable aggregate objects included.
     pub fn errors(&self) -> u64 {
-        self.errors.load(std::sync::atomic::Ordering::Relaxed)
+        self.errors.load(std::sync::atomic::Ordering::Relaxed) + self.aggregates.errors()
+    }
+
+    /// From now on, hides RED buckets that ended by `cutoff_nanos` (retention applied here
+    /// without deleting: a query node; see [`AggregateReader::hide_before`]).
+    pub fn hide_aggregates_before(&self, cutoff_nanos: u64) {
+        self.aggregates.hide_before(cutoff_nanos);
+    }
+
+    /// Lists the aggregate objects again now (tests, and after a deletion).
+    pub fn refresh_aggregates(&self) -> StoreResult<()> {
+        self.aggregates.refresh(&self.bucket, &self.rt, true)
     }
 
     /// Number of blocks readers see now (after a refresh if the list is stale).
@@ -641,20 +736,27 @@ impl TraceStore for BlockStore {
         Ok(self.find(query)?.into_iter().map(|(_, id)| id).collect())
     }
 
-    fn dependencies(&self, _end: u64, _lookback: u64) -> StoreResult<Vec<DependencyLink>> {
-        // links and RED points are aggregates kept by the head (ingesters' sled)
-        Ok(Vec::new())
+    fn dependencies(&self, end: u64, lookback: u64) -> StoreResult<Vec<DependencyLink>> {
+        self.aggregates
+            .dependencies(&self.bucket, &self.rt, end, lookback)
     }
 
     fn write_span_metrics(&self, _points: &[RedPoint]) -> StoreResult<()> {
         Err(Self::read_only())
     }
 
-    fn span_metrics(&self, _s: &[String], _a: u64, _b: u64) -> StoreResult<Vec<RedPoint>> {
-        Ok(Vec::new())
+    fn span_metrics(&self, s: &[String], a: u64, b: u64) -> StoreResult<Vec<RedPoint>> {
+        self.aggregates
+            .span_metrics(&self.bucket, &self.rt, s, a, b)
     }
 
+    /// Deletes the blocks and the aggregate objects whose partition ended by the cutoff, hides
+    /// the RED buckets that did; returns how many blocks went.
     fn expire_before(&self, cutoff_nanos: u64) -> StoreResult<u64> {
+        self.aggregates.hide_before(cutoff_nanos);
+        if self.block_on(self.bucket.expire_aggregates(cutoff_nanos))? > 0 {
+            self.aggregates.refresh(&self.bucket, &self.rt, true)?;
+        }
         self.refresh(true)?;
         let old: Vec<String> = self
             .state
@@ -726,8 +828,9 @@ pub fn merge_tiers(parts: Vec<Vec<Span>>) -> Vec<Span> {
 
 /// The head (sled, or live ingesters; `None` for object storage alone) merged with the blocks
 /// in object storage. Writes go to the head; reads merge both tiers (see [`merge_tiers`]);
-/// dependency links and span metrics are the head's (aggregates, kept for the head's
-/// retention).
+/// dependency links and span metrics are, per key, the more complete of the head's and the
+/// bucket's aggregate objects, never their sum ([`aggregates::most_complete_red`]); without a
+/// head, the bucket's.
 pub struct TieredStore {
     head: Option<Arc<dyn TraceStore>>,
     blocks: Arc<BlockStore>,
@@ -848,9 +951,15 @@ impl TraceStore for TieredStore {
     }
 
     fn dependencies(&self, end: u64, lookback: u64) -> StoreResult<Vec<DependencyLink>> {
-        match &self.head {
-            Some(h) => h.dependencies(end, lookback),
-            None => Ok(Vec::new()),
+        let blocks = self.blocks.dependencies(end, lookback);
+        let Some(h) = &self.head else { return blocks };
+        let head = h.dependencies(end, lookback)?;
+        match blocks {
+            Ok(b) => Ok(aggregates::most_complete_links(head, b)),
+            Err(e) => {
+                tracing::warn!(error = %e, "dependency links from the head alone: the bucket's aggregates are unreadable");
+                Ok(head)
+            }
         }
     }
 
@@ -859,9 +968,15 @@ impl TraceStore for TieredStore {
     }
 
     fn span_metrics(&self, s: &[String], a: u64, b: u64) -> StoreResult<Vec<RedPoint>> {
-        match &self.head {
-            Some(h) => h.span_metrics(s, a, b),
-            None => Ok(Vec::new()),
+        let blocks = self.blocks.span_metrics(s, a, b);
+        let Some(h) = &self.head else { return blocks };
+        let head = h.span_metrics(s, a, b)?;
+        match blocks {
+            Ok(b) => Ok(aggregates::most_complete_red(head, b)),
+            Err(e) => {
+                tracing::warn!(error = %e, "span metrics from the head alone: the bucket's aggregates are unreadable");
+                Ok(head)
+            }
         }
     }
 
@@ -869,6 +984,8 @@ impl TraceStore for TieredStore {
         let mut n = if self.expire_blocks {
             self.blocks.expire_before(cutoff_nanos)?
         } else {
+            // the compactor deletes; RED buckets past the retention are hidden as the head's go
+            self.blocks.hide_aggregates_before(cutoff_nanos);
             0
         };
         if let Some(h) = &self.head {

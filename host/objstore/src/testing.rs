@@ -1,6 +1,7 @@
-//! [`SealingStore`]: a sled head whose `flush` also seals every partition to object storage and
-//! drops it locally, read through a [`TieredStore`]; it lets the storage conformance suite run
-//! against object storage (an in-memory one in unit tests, a Garage cluster end to end).
+//! [`SealingStore`]: a sled head whose `flush` also seals every partition and its aggregates to
+//! object storage and drops the partition locally, read through a [`TieredStore`] (head and
+//! bucket, or the bucket alone); it lets the storage conformance suite run against object
+//! storage (an in-memory one in unit tests, a Garage cluster end to end).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ pub struct SealingStore {
     bucket: Bucket,
     rt: Handle,
     tiered: TieredStore,
+    bucket_only: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -30,8 +32,20 @@ impl std::fmt::Debug for SealingStore {
 }
 
 impl SealingStore {
-    /// A fresh sled store in a temporary directory over `bucket` (whose prefix should be new).
+    /// A fresh sled store in a temporary directory over `bucket` (whose prefix should be new),
+    /// read through both tiers.
     pub fn new(bucket: Bucket, rt: Handle) -> Self {
+        Self::open(bucket, rt, false)
+    }
+
+    /// As [`SealingStore::new`], but every read is answered from the bucket alone (as a query
+    /// node over object storage answers): what a flush sealed, dependency links and span
+    /// metrics from the aggregate objects.
+    pub fn bucket_only(bucket: Bucket, rt: Handle) -> Self {
+        Self::open(bucket, rt, true)
+    }
+
+    fn open(bucket: Bucket, rt: Handle, bucket_only: bool) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let sled = Arc::new(SledStore::open(SledConfig::new(dir.path())).expect("sled opens"));
         let blocks = Arc::new(BlockStore::new(
@@ -43,10 +57,11 @@ impl SealingStore {
         ));
         let head: Arc<dyn TraceStore> = sled.clone();
         SealingStore {
-            tiered: TieredStore::new(Some(head), blocks, true),
+            tiered: TieredStore::new((!bucket_only).then_some(head), blocks, true),
             sled,
             bucket,
             rt,
+            bucket_only,
             _dir: dir,
         }
     }
@@ -74,13 +89,13 @@ impl SealingStore {
 
 impl TraceStore for SealingStore {
     fn write_spans(&self, spans: &[Span]) -> StoreResult<()> {
-        self.tiered.write_spans(spans)
+        self.sled.write_spans(spans)
     }
     fn write_dependencies(&self, b: u64, links: &[DependencyLink]) -> StoreResult<()> {
-        self.tiered.write_dependencies(b, links)
+        self.sled.write_dependencies(b, links)
     }
     fn flush(&self) -> StoreResult<()> {
-        self.tiered.flush()?;
+        self.sled.flush()?;
         self.seal_all()
     }
     fn get_trace(&self, id: TraceId) -> StoreResult<Option<Trace>> {
@@ -102,15 +117,23 @@ impl TraceStore for SealingStore {
         self.tiered.dependencies(end, lookback)
     }
     fn write_span_metrics(&self, points: &[RedPoint]) -> StoreResult<()> {
-        self.tiered.write_span_metrics(points)
+        self.sled.write_span_metrics(points)
     }
     fn span_metrics(&self, s: &[String], a: u64, b: u64) -> StoreResult<Vec<RedPoint>> {
         self.tiered.span_metrics(s, a, b)
     }
     fn expire_before(&self, cutoff: u64) -> StoreResult<u64> {
-        self.tiered.expire_before(cutoff)
+        let n = self.tiered.expire_before(cutoff)?;
+        if self.bucket_only {
+            // the head the reads do not see follows the same retention
+            self.sled.expire_before(cutoff)?;
+        }
+        Ok(n)
     }
     fn stats(&self) -> StoreStats {
-        self.tiered.stats()
+        StoreStats {
+            spans_written: self.sled.stats().spans_written,
+            ..self.tiered.stats()
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! History in object storage (#10), wired into the daemon: the sealer loop (ingester, and an
-//! all-in-one on sled), the compactor loop (the node with `--object-store.compaction`) and the
-//! block store readers use. The format and the logic are `spoor-objstore`'s.
+//! all-in-one on sled: span blocks and the aggregate objects of dependency links and span
+//! metrics), the compactor loop (the node with `--object-store.compaction`) and the block store
+//! readers use. The format and the logic are `spoor-objstore`'s.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -73,6 +74,9 @@ pub fn spawn_sealer(
                         m.spans_uploaded.fetch_add(r.spans, Relaxed);
                         m.bytes_uploaded.fetch_add(r.bytes, Relaxed);
                         m.partitions_dropped.fetch_add(r.dropped, Relaxed);
+                        m.aggregates_uploaded.fetch_add(r.aggregates, Relaxed);
+                        m.aggregate_bytes_uploaded
+                            .fetch_add(r.aggregate_bytes, Relaxed);
                     }
                     Err(e) => {
                         metrics.object_store.errors.fetch_add(1, Relaxed);
@@ -145,6 +149,8 @@ pub fn spawn_compactor(
                         m.blocks_compacted.fetch_add(r.merged, Relaxed);
                         m.blocks_deleted
                             .fetch_add(r.inputs_deleted + r.expired, Relaxed);
+                        m.aggregates_deleted
+                            .fetch_add(r.aggregates_expired, Relaxed);
                     }
                     Err(e) => {
                         metrics.object_store.errors.fetch_add(1, Relaxed);
@@ -190,6 +196,12 @@ pub struct ObjectStoreMetrics {
     pub blocks_compacted: std::sync::atomic::AtomicU64,
     /// Blocks deleted (compaction inputs and retention).
     pub blocks_deleted: std::sync::atomic::AtomicU64,
+    /// Aggregate objects (links and span metrics of a partition and node) uploaded.
+    pub aggregates_uploaded: std::sync::atomic::AtomicU64,
+    /// Bytes of those.
+    pub aggregate_bytes_uploaded: std::sync::atomic::AtomicU64,
+    /// Aggregate objects deleted by retention.
+    pub aggregates_deleted: std::sync::atomic::AtomicU64,
     /// Sealing or compaction rounds that failed (retried).
     pub errors: std::sync::atomic::AtomicU64,
 }
@@ -231,6 +243,21 @@ impl ObjectStoreMetrics {
                 "spoor_objstore_blocks_deleted_total",
                 "Blocks deleted (compaction inputs and retention).",
                 &self.blocks_deleted,
+            ),
+            (
+                "spoor_objstore_aggregates_uploaded_total",
+                "Aggregate objects (dependency links and span metrics of one partition and node) uploaded to object storage.",
+                &self.aggregates_uploaded,
+            ),
+            (
+                "spoor_objstore_aggregate_bytes_uploaded_total",
+                "Bytes of aggregate objects uploaded to object storage (each rewrite counted).",
+                &self.aggregate_bytes_uploaded,
+            ),
+            (
+                "spoor_objstore_aggregates_deleted_total",
+                "Aggregate objects deleted by retention.",
+                &self.aggregates_deleted,
             ),
             (
                 "spoor_objstore_errors_total",

@@ -485,27 +485,11 @@ impl TraceStore for IngestersStore {
             start_nanos,
             end_nanos,
         };
-        let mut merged: BTreeMap<(String, String, u8, u64, u64), RedPoint> = BTreeMap::new();
-        for p in self
-            .call_all("span-metrics", &req, json::<Vec<RedPoint>>)?
-            .into_iter()
-            .flatten()
-        {
-            let key = (
-                p.service.clone(),
-                p.operation.clone(),
-                p.kind as u8,
-                p.bucket_start_nanos,
-                p.bucket_nanos,
-            );
-            match merged.get_mut(&key) {
-                Some(into) => spoor_store::merge_red_point(into, &p),
-                None => {
-                    merged.insert(key, p);
-                }
-            }
-        }
-        Ok(merged.into_values().collect())
+        Ok(spoor_store::merge_red_points(
+            self.call_all("span-metrics", &req, json::<Vec<RedPoint>>)?
+                .into_iter()
+                .flatten(),
+        ))
     }
 
     fn expire_before(&self, _cutoff_nanos: u64) -> StoreResult<u64> {

@@ -39,11 +39,17 @@
 //!   summaries of the few entries they open.
 //!
 //! Global trees: `strings` (id u32 BE -> service or operation name; cached in memory), `ops`
-//! (service id ++ operation id ++ kind -> empty; cached in memory), `deps` (bucket start u64 BE
-//! ++ parent id ++ child id -> call count u64 BE, summed by a sled merge operator) and `meta`
-//! (the partition length, fixed when the database is created, and the layout version, 6; a
-//! database of another layout is refused at open). Retention drops a partition's trees and
-//! deletes its block and index files.
+//! (service id ++ operation id ++ kind -> empty; cached in memory), `deps` (bucket start u64 BE ++
+//! parent id ++ child id -> call count u64 BE, summed by a sled merge operator), `red` (see
+//! `embedded/red.rs`), `meta` (the partition length, fixed when the database is created, the layout
+//! version, 7, a database of another layout being refused at open, and the seal id, see
+//! [`SledStore::seal_id`]), `sealed` (partition -> last block sequence uploaded to object storage
+//! and when) and `aggregates` (partition u64 BE -> change count u64 BE, summed by a merge operator:
+//! the time partitions whose dependency links or RED points were written since they were last
+//! uploaded, see [`SledStore::aggregates_changed`]). Retention drops a partition's trees and
+//! deletes its block and index files; the aggregates (`deps`, `red`) are global and outlive the
+//! partitions of their time range (RED buckets until they ended by the retention cutoff; dependency
+//! links are never expired).
 //!
 //! Measured by `tests/size.rs` (100k spans in 2,000-span batches): 168.6 B/span on disk with
 //! the previous per-trace index (layout 1), 66.3 B/span with blocks in sled (layout 2), 66.4
@@ -145,6 +151,7 @@ mod blockfile;
 mod red;
 pub mod tracefilter;
 
+pub use blockfile::xxh64;
 use blockfile::{BlockFile, BlockRef, DirtyFiles, FileKind};
 use tracefilter::TraceFilter;
 
@@ -389,6 +396,8 @@ pub struct SledStore {
     deps: Tree,
     /// RED span metrics (see [`red`]).
     red: red::RedTree,
+    /// Partitions whose aggregates changed since their last upload (see the module doc).
+    aggregates: Tree,
     next_seq: AtomicU64,
     spans_written: AtomicU64,
     partitions_expired: AtomicU64,
@@ -556,6 +565,8 @@ impl SledStore {
         let deps = db.open_tree("deps").map_err(io)?;
         deps.set_merge_operator(add_u64);
         let red = red::RedTree::open(&db)?;
+        let aggregates = db.open_tree("aggregates").map_err(io)?;
+        aggregates.set_merge_operator(add_u64);
 
         let mut partitions = BTreeMap::new();
         let mut next_seq = 0u64;
@@ -598,6 +609,7 @@ impl SledStore {
             ops: RwLock::new(ops),
             deps,
             red,
+            aggregates,
             next_seq: AtomicU64::new(next_seq),
             spans_written: AtomicU64::new(0),
             partitions_expired: AtomicU64::new(0),
@@ -863,6 +875,129 @@ impl SledStore {
         cache.entries.retain(|((q, _, _), _)| *q != p);
         cache.bytes = cache.entries.iter().map(|(_, b)| b.len()).sum();
         Ok(true)
+    }
+
+    /// Object storage (`spoor-objstore`): an id of this database for the names of the
+    /// objects sealed from it, fixed at the first call, which stores `proposed` (the sealer
+    /// passes the time of its first round) durably. A database that starts empty again (a
+    /// replaced disk) gets another id, so its objects never overwrite those of the one before.
+    pub fn seal_id(&self, proposed: u64) -> StoreResult<u64> {
+        let meta = self.db.open_tree("meta").map_err(io)?;
+        let stored = meta
+            .compare_and_swap(b"seal_id", None::<&[u8]>, Some(&proposed.to_be_bytes()[..]))
+            .map_err(io)?;
+        match stored {
+            Ok(()) => {
+                self.db.flush().map_err(io)?;
+                Ok(proposed)
+            }
+            Err(e) => e
+                .current
+                .as_deref()
+                .and_then(be_u64)
+                .ok_or_else(|| StoreError::Corrupt {
+                    location: "tree meta, key seal_id".into(),
+                    detail: format!("bad value {:?}", e.current),
+                }),
+        }
+    }
+
+    /// Runs `write` (of aggregates whose time keys are `starts`) between two marks of their
+    /// partitions. The mark before is in the log ahead of the aggregates, so a recovered
+    /// aggregate always has its mark; the mark after follows them, so a sealer that read a
+    /// change count and then the aggregates either saw this write's aggregates or will find the
+    /// count changed when it clears it (and uploads again).
+    fn with_aggregate_marks(
+        &self,
+        starts: impl IntoIterator<Item = u64>,
+        write: impl FnOnce() -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        let mut parts: Vec<u64> = starts
+            .into_iter()
+            .map(|t| t / self.partition_nanos)
+            .collect();
+        parts.sort_unstable();
+        parts.dedup();
+        let mark = || {
+            for p in &parts {
+                self.aggregates
+                    .merge(p.to_be_bytes(), 1u64.to_be_bytes())
+                    .map_err(io)?;
+            }
+            Ok::<(), StoreError>(())
+        };
+        mark()?;
+        write()?;
+        mark()
+    }
+
+    /// Object storage: the partitions whose dependency links (by bucket start) or RED points
+    /// (by bucket start) were written since [`SledStore::mark_aggregates_sealed`] last cleared
+    /// them, each with its change count, oldest first.
+    pub fn aggregates_changed(&self) -> StoreResult<Vec<(u64, u64)>> {
+        let mut out = Vec::new();
+        for item in self.aggregates.iter() {
+            let (k, v) = item.map_err(io)?;
+            match (be_u64(&k), be_u64(&v)) {
+                (Some(p), Some(n)) if k.len() == 8 => out.push((p, n)),
+                _ => tracing::warn!(key = ?k, "skipping malformed entry of tree aggregates"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Object storage: clears partition `p`'s mark if its change count is still `count` (the
+    /// aggregates read before the upload were all there were); returns whether it was
+    /// cleared. A write in between keeps the mark, so the partition is uploaded again.
+    pub fn mark_aggregates_sealed(&self, p: u64, count: u64) -> StoreResult<bool> {
+        let swapped = self
+            .aggregates
+            .compare_and_swap(
+                p.to_be_bytes(),
+                Some(&count.to_be_bytes()[..]),
+                None::<&[u8]>,
+            )
+            .map_err(io)?;
+        Ok(swapped.is_ok())
+    }
+
+    /// The dependency links of the buckets starting in `[start_nanos, end_nanos)`, per bucket
+    /// (ascending), links sorted by (parent, child): what object storage keeps per partition.
+    pub fn dependency_buckets(
+        &self,
+        start_nanos: u64,
+        end_nanos: u64,
+    ) -> StoreResult<Vec<(u64, Vec<DependencyLink>)>> {
+        let mut out: Vec<(u64, Vec<DependencyLink>)> = Vec::new();
+        for item in self
+            .deps
+            .range(start_nanos.to_be_bytes()..end_nanos.to_be_bytes())
+        {
+            let (k, v): (IVec, IVec) = item.map_err(io)?;
+            match (
+                be_u64(&k),
+                k.get(8..12).and_then(be_u32),
+                k.get(12..16).and_then(be_u32),
+                be_u64(&v),
+            ) {
+                (Some(bucket), Some(parent), Some(child), Some(call_count)) => {
+                    let link = DependencyLink {
+                        parent: self.name(parent),
+                        child: self.name(child),
+                        call_count,
+                    };
+                    match out.last_mut() {
+                        Some((b, links)) if *b == bucket => links.push(link),
+                        _ => out.push((bucket, vec![link])),
+                    }
+                }
+                _ => tracing::warn!(key = ?k, "skipping malformed dependency entry"),
+            }
+        }
+        for (_, links) in &mut out {
+            *links = merge_links(std::mem::take(links));
+        }
+        Ok(out)
     }
 
     fn live_partitions(&self) -> Vec<(u64, Partition)> {
@@ -2093,16 +2228,21 @@ impl TraceStore for SledStore {
         links: &[DependencyLink],
     ) -> StoreResult<()> {
         self.ensure_room(DISK_RESERVE_BYTES / 2)?;
-        for l in links {
-            let mut key = [0u8; 16];
-            key[..8].copy_from_slice(&bucket_start_nanos.to_be_bytes());
-            key[8..12].copy_from_slice(&self.intern(&l.parent)?.to_be_bytes());
-            key[12..].copy_from_slice(&self.intern(&l.child)?.to_be_bytes());
-            self.deps
-                .merge(key, l.call_count.to_be_bytes())
-                .map_err(io)?;
+        if links.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.with_aggregate_marks([bucket_start_nanos], || {
+            for l in links {
+                let mut key = [0u8; 16];
+                key[..8].copy_from_slice(&bucket_start_nanos.to_be_bytes());
+                key[8..12].copy_from_slice(&self.intern(&l.parent)?.to_be_bytes());
+                key[12..].copy_from_slice(&self.intern(&l.child)?.to_be_bytes());
+                self.deps
+                    .merge(key, l.call_count.to_be_bytes())
+                    .map_err(io)?;
+            }
+            Ok(())
+        })
     }
 
     fn flush(&self) -> StoreResult<()> {
@@ -2200,7 +2340,9 @@ impl TraceStore for SledStore {
 
     fn write_span_metrics(&self, points: &[spoor_core::red::RedPoint]) -> StoreResult<()> {
         self.ensure_room(DISK_RESERVE_BYTES / 2)?;
-        self.red.write(points)
+        self.with_aggregate_marks(points.iter().map(|p| p.bucket_start_nanos), || {
+            self.red.write(points)
+        })
     }
 
     fn span_metrics(
@@ -2214,6 +2356,16 @@ impl TraceStore for SledStore {
 
     fn expire_before(&self, cutoff_nanos: u64) -> StoreResult<u64> {
         self.red.expire_before(cutoff_nanos)?;
+        // marks of partitions that ended by the cutoff: nothing of them is uploaded any more
+        for (p, _) in self.aggregates_changed()? {
+            let ended = p
+                .checked_add(1)
+                .and_then(|n| n.checked_mul(self.partition_nanos))
+                .is_some_and(|end| end <= cutoff_nanos);
+            if ended {
+                self.aggregates.remove(p.to_be_bytes()).map_err(io)?;
+            }
+        }
         let mut parts = self.partitions.write();
         let old: Vec<u64> = parts
             .keys()
@@ -3014,5 +3166,69 @@ mod tests {
             err.as_deref(),
             Some("storage i/o failed: invalid sled config: partition length 10ms is below 1s")
         );
+    }
+
+    #[test]
+    fn aggregate_writes_mark_their_partitions_until_an_upload_clears_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        const H: u64 = 3_600_000_000_000;
+        let link = |p: &str, c: &str, n: u64| DependencyLink {
+            parent: p.into(),
+            child: c.into(),
+            call_count: n,
+        };
+        let red = |start: u64| spoor_core::red::RedPoint {
+            service: "a".into(),
+            operation: "op".into(),
+            kind: SpanKind::Server,
+            bucket_start_nanos: start,
+            bucket_nanos: 60_000_000_000,
+            calls: 1,
+            errors: 0,
+            histogram: Default::default(),
+        };
+        assert_eq!(s.aggregates_changed().unwrap(), vec![]);
+        s.write_dependencies(10 * H + 5, &[link("a", "b", 2), link("a", "c", 1)])
+            .unwrap();
+        s.write_dependencies(10 * H + 5, &[link("a", "b", 3)])
+            .unwrap();
+        s.write_dependencies(11 * H - 1, &[link("b", "c", 1)])
+            .unwrap();
+        s.write_dependencies(12 * H, &[]).unwrap();
+        s.write_span_metrics(&[red(10 * H), red(10 * H + 60), red(12 * H)])
+            .unwrap();
+        // four writes to partition 10, one to 12 (the empty link write marks nothing), each
+        // counted before and after it wrote
+        assert_eq!(s.aggregates_changed().unwrap(), vec![(10, 8), (12, 2)]);
+        assert_eq!(
+            s.dependency_buckets(10 * H, 11 * H).unwrap(),
+            vec![
+                (10 * H + 5, vec![link("a", "b", 5), link("a", "c", 1)]),
+                (11 * H - 1, vec![link("b", "c", 1)]),
+            ]
+        );
+        assert_eq!(s.dependency_buckets(11 * H, 12 * H).unwrap(), vec![]);
+        // a write between reading and clearing keeps the mark
+        assert!(!s.mark_aggregates_sealed(10, 7).unwrap());
+        assert!(s.mark_aggregates_sealed(10, 8).unwrap());
+        assert_eq!(s.aggregates_changed().unwrap(), vec![(12, 2)]);
+        // retention clears the marks of partitions that ended by the cutoff
+        s.write_span_metrics(&[red(10 * H)]).unwrap();
+        s.expire_before(11 * H).unwrap();
+        assert_eq!(s.aggregates_changed().unwrap(), vec![(12, 2)]);
+    }
+
+    #[test]
+    fn the_seal_id_is_fixed_by_the_first_call_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = store(&dir);
+            assert_eq!(s.seal_id(7).unwrap(), 7);
+            assert_eq!(s.seal_id(8).unwrap(), 7);
+        }
+        assert_eq!(store(&dir).seal_id(9).unwrap(), 7);
+        let other = tempfile::tempdir().unwrap();
+        assert_eq!(store(&other).seal_id(9).unwrap(), 9);
     }
 }

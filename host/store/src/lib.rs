@@ -183,6 +183,31 @@ pub fn merge_red_point(into: &mut RedPoint, more: &RedPoint) {
     into.histogram.merge(&more.histogram);
 }
 
+/// Sums RED points of the same key ([`merge_red_point`]) and sorts them as `span_metrics`
+/// returns them: how points of one key from several places (ingesters, objects) combine.
+pub fn merge_red_points(points: impl IntoIterator<Item = RedPoint>) -> Vec<RedPoint> {
+    let mut merged: std::collections::BTreeMap<(String, String, u8, u64, u64), RedPoint> =
+        std::collections::BTreeMap::new();
+    for p in points {
+        let key = (
+            p.service.clone(),
+            p.operation.clone(),
+            p.kind as u8,
+            p.bucket_start_nanos,
+            p.bucket_nanos,
+        );
+        match merged.get_mut(&key) {
+            Some(into) => merge_red_point(into, &p),
+            None => {
+                merged.insert(key, p);
+            }
+        }
+    }
+    let mut out: Vec<RedPoint> = merged.into_values().collect();
+    sort_red_points(&mut out);
+    out
+}
+
 /// Whether the RED bucket `[bucket_start, bucket_start + bucket_nanos)` of `service` overlaps
 /// `[start_nanos, end_nanos]` and its service is asked for (`services` empty: every service):
 /// the one selection rule of `span_metrics`.

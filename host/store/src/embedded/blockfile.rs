@@ -76,8 +76,9 @@ fn merge_round(acc: u64, lane: u64) -> u64 {
 }
 
 /// XXH64 of `bytes` with seed 0: four 8-byte lanes per 32-byte stripe, so it runs at memory
-/// speed instead of one multiply per byte.
-pub(super) fn xxh64(bytes: &[u8]) -> u64 {
+/// speed instead of one multiply per byte. Also the checksum of `spoor-objstore`'s aggregate
+/// objects, so the project has one.
+pub fn xxh64(bytes: &[u8]) -> u64 {
     let len = bytes.len() as u64;
     let mut rest = bytes;
     let mut h = if rest.len() >= 32 {
