@@ -4,8 +4,9 @@
 //! # Sealing
 //! A time partition of the sled head is sealed once it ended `seal_after` ago: the blocks of
 //! the partition not yet uploaded (sequence numbers above the recorded one) are read, built into
-//! one object block named `<partition start, s>-<node>-<last sequence, hex>`, uploaded (data,
-//! then index) and confirmed by reading the sizes back; only then is the last sequence recorded
+//! one object block named `<partition start, s>-<node>-<seal id, hex>-<last sequence, hex>`
+//! (the head's [`SledStore::seal_id`]: a replaced disk, whose sequences restart, never reuses a
+//! name), uploaded (data, then index) and confirmed by reading the sizes back; only then is the last sequence recorded
 //! durably in sled (`SledStore::mark_sealed`). The partition is dropped locally at a later round
 //! at least `keep_after_upload` after the confirmation (so query nodes have listed the new block
 //! before the head stops answering for it) and only if no span arrived in it since
@@ -186,8 +187,12 @@ async fn seal_blocks(
     let last = blocks.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
     let spans: Vec<_> = blocks.into_iter().flat_map(|(_, s)| s).collect();
     let n = spans.len() as u64;
+    // The head's seal id is in the name: sequence numbers restart on a replaced disk, and a
+    // late block of an old partition must not overwrite what the previous disk sealed.
+    let s = sled.clone();
+    let seal_id = blocking(move || s.seal_id(now_nanos)).await?;
     let id = format!(
-        "{:012}-{}-{last:016x}",
+        "{:012}-{}-{seal_id:016x}-{last:016x}",
         (p.saturating_mul(len)) / 1_000_000_000,
         cfg.node
     );

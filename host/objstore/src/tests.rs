@@ -770,3 +770,32 @@ fn a_bucket_without_aggregate_objects_answers_what_exists() {
     let tiered = TieredStore::new(Some(h), reader, false);
     assert_eq!(calls(&everything_red(&tiered)), [("front".into(), 0, 3)]);
 }
+
+#[test]
+fn a_replaced_disk_never_overwrites_the_blocks_of_the_one_before() {
+    let rt = rt();
+    let mem = Arc::new(InMemory::new());
+    let b = bucket("replaced", &mem);
+    let now = P0 + 2 * MIN;
+    let (old_dir, new_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let old = sled(&old_dir);
+    old.write_spans(&[span(1, 1, "front", P0 + SEC)]).unwrap();
+    rt.block_on(seal_once(&old, &b, &seal_cfg("i1"), now))
+        .unwrap();
+    // the disk is replaced: same node name, sequences start again, and a late span of the same
+    // partition arrives
+    let new = sled(&new_dir);
+    new.write_spans(&[span(2, 1, "front", P0 + 2 * SEC)])
+        .unwrap();
+    rt.block_on(seal_once(&new, &b, &seal_cfg("i1"), now + SEC))
+        .unwrap();
+    let blocks = rt.block_on(b.list_blocks()).unwrap();
+    assert_eq!(blocks.len(), 2, "{blocks:?}");
+    let reader = only(&b, &rt);
+    for t in [1, 2] {
+        assert!(
+            reader.get_trace(TraceId(t)).unwrap().is_some(),
+            "trace {t} lost"
+        );
+    }
+}
