@@ -2356,6 +2356,19 @@ impl TraceStore for SledStore {
 
     fn expire_before(&self, cutoff_nanos: u64) -> StoreResult<u64> {
         self.red.expire_before(cutoff_nanos)?;
+        // dependency links of the partitions that ended by the cutoff (as object storage
+        // deletes their aggregate objects)
+        let len = self.partition_nanos.max(1);
+        let limit = (cutoff_nanos / len).saturating_mul(len);
+        let old: Vec<IVec> = self
+            .deps
+            .range(..limit.to_be_bytes())
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        for k in old {
+            self.deps.remove(k).map_err(io)?;
+        }
         // marks of partitions that ended by the cutoff: nothing of them is uploaded any more
         for (p, _) in self.aggregates_changed()? {
             let ended = p
@@ -2411,6 +2424,29 @@ mod tests {
 
     fn store(dir: &tempfile::TempDir) -> SledStore {
         SledStore::open(SledConfig::new(dir.path())).unwrap()
+    }
+
+    #[test]
+    fn retention_expires_the_links_of_ended_partitions() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        const HOUR: u64 = 3_600_000_000_000;
+        let link = |n| DependencyLink {
+            parent: "a".into(),
+            child: "b".into(),
+            call_count: n,
+        };
+        let t0 = 1_000 * HOUR;
+        for (bucket, n) in [(t0, 1), (t0 + HOUR - 60_000_000_000, 2), (t0 + HOUR, 4)] {
+            s.write_dependencies(bucket, &[link(n)]).unwrap();
+        }
+        assert_eq!(s.dependencies(t0 + 2 * HOUR, 3 * HOUR).unwrap(), [link(7)]);
+        // the cutoff inside the second partition: only the first (ended) one goes
+        s.expire_before(t0 + HOUR + 1).unwrap();
+        assert_eq!(s.dependencies(t0 + 2 * HOUR, 3 * HOUR).unwrap(), [link(4)]);
+        drop(s);
+        let s = store(&dir);
+        assert_eq!(s.dependencies(t0 + 2 * HOUR, 3 * HOUR).unwrap(), [link(4)]);
     }
 
     fn span(trace: u128, id: u64, start: u64) -> Span {

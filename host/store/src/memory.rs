@@ -250,6 +250,11 @@ impl TraceStore for MemoryStore {
         self.red
             .write()
             .retain(|(start, .., len), _| start.saturating_add(*len) > cutoff_nanos);
+        // link buckets (core's width) that ended by the cutoff
+        let keep_from = cutoff_nanos.saturating_sub(spoor_core::deps::DEFAULT_BUCKET_NANOS);
+        let mut inner = self.inner.write();
+        let kept = inner.dependencies.split_off(&keep_from.saturating_add(1));
+        inner.dependencies = kept;
         Ok(0)
     }
 
@@ -306,6 +311,27 @@ mod tests {
         assert_eq!(
             store.services().unwrap(),
             vec!["a".to_string(), "b".to_string()]
+        );
+    }
+
+    #[test]
+    fn retention_expires_link_buckets_that_ended() {
+        use spoor_core::deps::DEFAULT_BUCKET_NANOS as MIN;
+        let store = MemoryStore::new(1);
+        let link = |n| DependencyLink {
+            parent: "a".into(),
+            child: "b".into(),
+            call_count: n,
+        };
+        let t0 = 1_000 * MIN;
+        for (bucket, n) in [(t0, 1), (t0 + MIN, 2), (t0 + 2 * MIN, 4)] {
+            store.write_dependencies(bucket, &[link(n)]).unwrap();
+        }
+        // the bucket at t0 + MIN ends at the cutoff; the one at t0 + 2 MIN is still open
+        store.expire_before(t0 + 2 * MIN).unwrap();
+        assert_eq!(
+            store.dependencies(t0 + 3 * MIN, 10 * MIN).unwrap(),
+            [link(4)]
         );
     }
 
