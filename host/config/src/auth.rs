@@ -168,6 +168,11 @@ impl TokenTable {
         Ok(())
     }
 
+    /// The tokens and their tenants, for [`crate::Settings::to_toml`] only.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&[u8], &TenantId)> {
+        self.entries.iter().map(|(t, n)| (&**t, n))
+    }
+
     /// How many tokens there are.
     #[cfg(test)]
     pub fn len(&self) -> usize {

@@ -22,6 +22,7 @@ use serde::Deserialize;
 pub mod auth;
 mod limits;
 mod objstore;
+mod render;
 pub mod spanlog;
 pub mod tls;
 
@@ -823,6 +824,8 @@ pub struct Settings {
     pub query_max_spans_per_trace: usize,
     /// UI options (`None`: `{}`).
     pub query_ui_config: Option<serde_json::Value>,
+    /// The file `query_ui_config` was read from.
+    pub query_ui_config_file: Option<PathBuf>,
     /// Prefix of the query API and UI, normalised (`""`: the root).
     pub query_base_path: String,
     /// Admin address.
@@ -985,11 +988,11 @@ impl Settings {
                 );
             }
         }
-        let query_ui_config = match opts
+        let query_ui_config_file = opts
             .query_ui_config
             .clone()
-            .or(query.ui_config.map(|p| config_dir.join(p)))
-        {
+            .or(query.ui_config.map(|p| config_dir.join(p)));
+        let query_ui_config = match query_ui_config_file.clone() {
             Some(path) => {
                 let text = files
                     .read_to_string(&path)
@@ -1373,6 +1376,7 @@ impl Settings {
             query_max_limit,
             query_max_spans_per_trace,
             query_ui_config,
+            query_ui_config_file,
             query_base_path,
             queue_bytes,
             batch_max_spans,
@@ -1907,8 +1911,9 @@ mod tests {
     /// The whole config file (schema, every setting's validation, the files it names), fed
     /// with the `config` fuzz target's corpus and regressions (TOML that fuzzing the grammar
     /// and `[sampling.tail]` kept) and `SPOOR_CONFIG_MUTATIONS` (2,000) deterministic mutations
-    /// of them: no input may panic, and every refusal is a lowercase message. (The libFuzzer
-    /// target cannot reach this binary-only crate; see RELIABILITY.md.)
+    /// of them: no input may panic, every refusal is a lowercase message, and what is accepted
+    /// round-trips through [`Settings::to_toml`]. On stable, in `cargo test`; the `config_file`
+    /// fuzz target of `tests/fuzz` checks more (see RELIABILITY.md).
     #[test]
     fn whole_config_file_takes_the_fuzz_corpus_and_mutations() {
         let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fuzz");
@@ -1942,7 +1947,7 @@ mod tests {
                 config: Some(path.clone()),
                 ..Default::default()
             };
-            let result = std::panic::catch_unwind(|| Settings::resolve(&opts).map(|_| ()));
+            let result = std::panic::catch_unwind(|| Settings::resolve(&opts));
             match result {
                 Err(_) => panic!(
                     "resolving {name} panicked:\n{}",
@@ -1955,7 +1960,7 @@ mod tests {
                         "{name}: {msg}"
                     );
                 }
-                Ok(Ok(())) => {}
+                Ok(Ok(s)) => assert_round_trip(name, &s),
             }
         };
         for (name, bytes) in &inputs {
@@ -1966,6 +1971,157 @@ mod tests {
             let a = &inputs[(next(&mut x) % inputs.len() as u64) as usize].1;
             let b = &inputs[(next(&mut x) % inputs.len() as u64) as usize].1;
             check(&format!("mutation {i}"), &mutate(a, b, &mut x));
+        }
+    }
+
+    /// `s` written with [`Settings::to_toml`] to its own config file resolves to the same
+    /// settings, and writes out the same.
+    fn assert_round_trip(name: &str, s: &Settings) {
+        let path = s.config_file.clone().expect("settings from a file");
+        let original = std::fs::read(&path).unwrap();
+        let text = s
+            .to_toml()
+            .unwrap_or_else(|e| panic!("{name}: cannot write out: {e}"));
+        std::fs::write(&path, &text).unwrap();
+        let again = Settings::resolve(&Options {
+            config: Some(path.clone()),
+            ..Default::default()
+        });
+        std::fs::write(&path, original).unwrap();
+        let again = again.unwrap_or_else(|e| panic!("{name}: written out, refused: {e}\n{text}"));
+        assert_eq!(format!("{again:?}"), format!("{s:?}"), "{name}:\n{text}");
+        assert_eq!(again.to_toml().as_deref(), Ok(text.as_str()), "{name}");
+    }
+
+    /// Every setting away from its default, and the files it names, written out and read back.
+    #[test]
+    fn every_setting_round_trips_through_to_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("tokens"), "file-token a\n").unwrap();
+        std::fs::write(d.join("ui.json"), r#"{"menu": []}"#).unwrap();
+        std::fs::create_dir(d.join("www")).unwrap();
+        std::fs::write(d.join("www/index.html"), "").unwrap();
+        let path = d.join("spoor.toml");
+        std::fs::write(
+            &path,
+            r#"storage = "memory"
+data-dir = "d"
+retention = "1h"
+durability = "sync"
+receivers = ["otlp", "zipkin"]
+[memory]
+max-traces = 5
+limit-mib = 100
+spike-limit-mib = 10
+check-interval = "20ms"
+[sled]
+partition = "30m"
+cache-bytes = 2000000
+[otlp]
+max-body-bytes = 2048
+grpc.host-port = "127.0.0.1:1"
+http.host-port = "[::1]:2"
+[zipkin.http]
+host-port = ":3"
+[http]
+max-connections = 9
+header-read-timeout = "1.5s"
+body-read-timeout = "2s"
+[tls]
+cert-file = "c.pem"
+key-file = "k.pem"
+client-ca-file = "ca.pem"
+[agent]
+collector-endpoint = "http://c:4317"
+tls-ca-file = "a-ca.pem"
+tls-cert-file = "a.pem"
+tls-key-file = "a-k.pem"
+[sampling]
+http.host-port = "127.0.0.1:4"
+adaptive = true
+target-samples-per-second = 2.5
+calculation-interval = "2m"
+strategies-reload-interval = "3s"
+[[sampling.tail.policies]]
+name = "slow"
+type = "latency"
+latency = { threshold_ms = 5 }
+[[sampling.tail.policies]]
+name = "p"
+type = "plugin"
+plugin = { path = "p.wasm", config = { x = [1, 2] } }
+[span-metrics]
+bucket = "2m"
+[[plugins]]
+name = "a"
+path = "a.wasm"
+[query]
+http.host-port = "127.0.0.1:5"
+static-files = "www"
+ui-config = "ui.json"
+max-lookback = "2d"
+max-limit = 10
+max-spans-per-trace = 7
+base-path = "/jaeger/"
+ingesters = ["http://i:16686"]
+[admin.http]
+host-port = "127.0.0.1:6"
+tls.enabled = true
+[pipeline]
+queue-bytes = 2000000
+[batch]
+max-spans = 3
+max-age = "1s"
+[span-log]
+url = "nats://a:1, nats://b:2"
+stream = "s"
+partitions = 4
+replicas = 3
+max-age = "1h"
+max-bytes = 100
+[ingester]
+partitions = "1-2,3"
+[object-store]
+url = "s3://bucket/prefix"
+endpoint = "http://s3:1"
+region = "r"
+access-key-id = "id"
+secret-access-key = "secret"
+seal-after = "1m"
+keep-after-upload = "2m"
+poll = "3s"
+compaction = true
+[log]
+format = "json"
+level = "debug"
+[auth]
+tokens-file = "tokens"
+tokens = "list-token=b,x=y=c"
+udp-tenant = "b"
+[multi-tenancy]
+header = "X-Scope"
+tenants = ["a", "b", "c"]
+max-tenants = 4
+"#,
+        )
+        .unwrap();
+        let s = Settings::resolve(&Options {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(s.auth.as_ref().is_some_and(|a| a.uses_tokens()));
+        assert_eq!(s.ingester_partitions, Some(vec![1, 2, 3]));
+        assert_eq!(s.object_store.as_ref().unwrap().node, "p1-3");
+        assert_round_trip("every setting", &s);
+        let text = s.to_toml().unwrap();
+        for key in [
+            "list-token=b",
+            "secret-access-key = \"secret\"",
+            "[[plugins]]",
+        ] {
+            assert!(text.contains(key), "{key} in\n{text}");
         }
     }
 
