@@ -1433,7 +1433,9 @@ fn resolve_auth(
             let text = files
                 .read_to_string(path)
                 .with_context(|| format!("cannot read auth.tokens-file {}", path.display()))?;
-            TokenTable::parse_file(&text, path)?
+            // the file's own error names the file and the line; this names the setting too
+            TokenTable::parse_file(&text, path)
+                .map_err(|e| anyhow::anyhow!("invalid auth.tokens-file: {e}"))?
         }
         None => TokenTable::default(),
     };
@@ -2273,7 +2275,8 @@ max-tenants = 4
             ..Default::default()
         });
         assert!(
-            err.ends_with("line 2: expected `TOKEN TENANT`, got 1 fields"),
+            err.starts_with("invalid auth.tokens-file: tokens file ")
+                && err.ends_with("line 2: expected `TOKEN TENANT`, got 1 fields"),
             "{err}"
         );
         assert!(!err.contains("secret"), "{err}");
