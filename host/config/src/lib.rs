@@ -901,6 +901,10 @@ impl Settings {
                 .sampling_target_samples_per_second
                 .or(sampling.target_samples_per_second)
             {
+                // checked here too so the refusal names the setting, not core's field
+                if !(t.is_finite() && t > 0.0) {
+                    bail!("sampling.target-samples-per-second must be a number above 0, got {t}");
+                }
                 cfg.target_samples_per_second = t;
             }
             if let Some(text) = opts
@@ -1705,13 +1709,16 @@ fn parse_addr(name: &str, value: Option<String>, default: &str) -> anyhow::Resul
 }
 
 /// Parses durations such as `72h`, `7d`, `1h30m`, `250ms`, `1.5s` (units: ns, us, µs, ms, s, m,
-/// h, d).
+/// h, d), exactly: decimal fractions are counted in whole nanoseconds, rounded down (not
+/// through a float, which made `0.29h` a nanosecond short and could not hold durations past
+/// 2^53 ns, about 104 days, exactly).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s.is_empty() {
         return Err("empty duration".into());
     }
-    let mut total = 0f64;
+    let too_large = || "duration too large".to_string();
+    let mut total: u128 = 0;
     let mut rest = s;
     while !rest.is_empty() {
         let num_end = rest
@@ -1720,23 +1727,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         if num_end == 0 {
             return Err(format!("expected a number at {rest:?}"));
         }
-        let value: f64 = rest[..num_end]
-            .parse()
-            .map_err(|_| format!("bad number {:?}", &rest[..num_end]))?;
+        let number = &rest[..num_end];
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if fraction.contains('.') || (whole.is_empty() && fraction.is_empty()) {
+            return Err(format!("bad number {number:?}"));
+        }
         rest = &rest[num_end..];
         let unit_end = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
         let unit = &rest[..unit_end];
         rest = &rest[unit_end..];
-        let nanos_per = match unit {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "d" => 86400e9,
+        let nanos_per: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "d" => 86_400_000_000_000,
             "" => return Err("missing unit (use ns, us, ms, s, m, h or d)".into()),
             other => {
                 return Err(format!(
@@ -1744,12 +1753,29 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 ))
             }
         };
-        total += value * nanos_per;
+        let mut whole_value: u128 = 0;
+        for d in whole.bytes() {
+            whole_value = whole_value
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u128::from(d - b'0')))
+                .ok_or_else(too_large)?;
+        }
+        // Digits past the 24th are below a nanosecond even in days: they are ignored.
+        let kept = &fraction[..fraction.len().min(24)];
+        let mut fraction_value: u128 = 0;
+        for d in kept.bytes() {
+            fraction_value = fraction_value * 10 + u128::from(d - b'0');
+        }
+        let fraction_nanos = fraction_value * nanos_per / 10u128.pow(kept.len() as u32);
+        total = whole_value
+            .checked_mul(nanos_per)
+            .and_then(|v| v.checked_add(fraction_nanos))
+            .and_then(|v| v.checked_add(total))
+            .ok_or_else(too_large)?;
     }
-    if !total.is_finite() || total > u64::MAX as f64 {
-        return Err("duration too large".into());
-    }
-    Ok(Duration::from_nanos(total as u64))
+    u64::try_from(total)
+        .map(Duration::from_nanos)
+        .map_err(|_| too_large())
 }
 
 #[cfg(test)]
@@ -1768,8 +1794,39 @@ mod tests {
         ] {
             assert_eq!(parse_duration(text), Ok(want), "{text}");
         }
-        for bad in ["", "5", "h", "5x", "1..2s"] {
+        for bad in ["", "5", "h", "5x", "1..2s", ".s", "1.2.3s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        // exact: in whole nanoseconds, without a float in between (found by the config_file
+        // fuzz target: a calculation interval of 18446744073709551615ns was written back as
+        // 18446744073000000000ns, which read back a second short)
+        for (text, nanos) in [
+            ("0.29h", 1_044_000_000_000),
+            ("2.3s", 2_300_000_000),
+            (".5s", 500_000_000),
+            ("5.s", 5_000_000_000),
+            ("1.0000000000000000000000009d", 86_400_000_000_000),
+            ("18446744073000000000ns", 18_446_744_073_000_000_000),
+            ("18446744073709551615ns", u64::MAX),
+            ("213503d23h34m33.709551615s", u64::MAX),
+            ("0000000000000000000000000000000000000000001ns", 1),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_nanos(nanos)),
+                "{text}"
+            );
+        }
+        for large in [
+            "18446744073709551616ns",
+            "213504d",
+            "99999999999999999999999999999999999999999d",
+        ] {
+            assert_eq!(
+                parse_duration(large),
+                Err("duration too large".into()),
+                "{large}"
+            );
         }
     }
 
@@ -2230,6 +2287,19 @@ max-tenants = 4
             .unwrap_err()
             .to_string();
         assert!(err.contains("strategy-file"), "{err}");
+        for bad in ["-1.0", "0.0", "nan", "inf"] {
+            let err = with_file(&format!(
+                "[sampling]\nadaptive = true\ntarget-samples-per-second = {bad}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.starts_with(
+                    "sampling.target-samples-per-second must be a number above 0, got "
+                ),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]
@@ -2382,6 +2452,17 @@ max-tenants = 4
         .unwrap_err()
         .to_string();
         assert!(err.contains("object-store.poll"), "{err}");
+        // a bad url names the setting (found by the config_file fuzz target)
+        for (url, want) in [
+            ("s2://traces", "invalid object-store.url \"s2://traces\": expected s3://bucket[/prefix]"),
+            ("s3://a", "invalid bucket name \"a\" in object-store.url \"s3://a\": 3-63 lowercase letters, digits, '-' or '.'"),
+            ("s3://abc/./x", "invalid prefix \"./x\" in object-store.url \"s3://abc/./x\""),
+        ] {
+            let err = with_file(&format!("[object-store]\nurl = {url:?}\n"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(err, want);
+        }
     }
 
     #[test]

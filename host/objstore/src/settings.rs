@@ -40,7 +40,7 @@ impl std::fmt::Debug for S3Settings {
 /// Splits `s3://bucket/prefix` into bucket and prefix; an error names what is wrong.
 pub fn parse_url(url: &str) -> Result<(String, String), String> {
     let rest = url.strip_prefix("s3://").ok_or_else(|| {
-        format!("invalid object-store url {url:?}: expected s3://bucket[/prefix]")
+        format!("invalid object-store.url {url:?}: expected s3://bucket[/prefix]")
     })?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     let valid_bucket = (3..=63).contains(&bucket.len())
@@ -49,13 +49,13 @@ pub fn parse_url(url: &str) -> Result<(String, String), String> {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
     if !valid_bucket {
         return Err(format!(
-            "invalid bucket name {bucket:?} in object-store url {url:?}: 3-63 lowercase letters, digits, '-' or '.'"
+            "invalid bucket name {bucket:?} in object-store.url {url:?}: 3-63 lowercase letters, digits, '-' or '.'"
         ));
     }
     let prefix = prefix.trim_matches('/').to_owned();
     if prefix.split('/').any(|s| s == "." || s == "..") {
         return Err(format!(
-            "invalid prefix {prefix:?} in object-store url {url:?}"
+            "invalid prefix {prefix:?} in object-store.url {url:?}"
         ));
     }
     Ok((bucket.to_owned(), prefix))
