@@ -86,7 +86,7 @@ CRASH_KILLS ?= 50
 .PHONY: soak
 soak:
 	$(CARGO) build -p spoor
-	SPOOR_SOAK_SECS=$(SOAK_SECS) $(CARGO) test -p spoor-tests -- --nocapture --test-threads 1 overload
+	SPOOR_SOAK_SECS=$(SOAK_SECS) $(CARGO) test -p spoor-tests -- --nocapture overload
 	SPOOR_CRASH_KILLS=$(CRASH_KILLS) $(CARGO) test -p spoor-tests -- --nocapture acknowledged_spans_survive
 
 ## bench: release builds, then the macro benchmarks (ingest, pipeline vs rotel, query latency,

@@ -278,6 +278,9 @@ fn soak_secs() -> u64 {
         .unwrap_or(8)
 }
 
+/// The two tests here measure CPU time and throughput: they never run at the same time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// What the senders saw.
 #[derive(Default)]
 struct Tally {
@@ -403,6 +406,7 @@ fn xorshift(x: &mut u64) -> u64 {
 
 #[test]
 fn three_times_capacity_is_refused_with_a_hint_while_memory_queries_and_health_hold() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let limit = MEMORY_LIMIT_MIB.to_string();
     let d = Daemon::start(&[
@@ -667,6 +671,7 @@ fn three_times_capacity_is_refused_with_a_hint_while_memory_queries_and_health_h
 #[test]
 fn a_refusal_costs_a_request_and_an_answer_not_a_connection() {
     const SENDERS: u64 = 16;
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let d = Daemon::start(&["--storage", "memory", "--memory.limit-mib", "2"]).unwrap();
     let pid = d.pid().unwrap();
     let port = d.ports.http;
