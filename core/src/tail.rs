@@ -74,7 +74,7 @@ use core::fmt;
 
 use hashbrown::HashMap;
 use regex::Regex;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::model::{find_attr, AnyValue, Span, StatusCode, TraceId};
 
@@ -113,6 +113,12 @@ impl<'de> Deserialize<'de> for NoPlugins {
     }
 }
 
+impl Serialize for NoPlugins {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        match *self {}
+    }
+}
+
 /// Decides the `plugin` policies of a sampler for core: given by the host with
 /// [`TailSampler::set_external`].
 pub trait ExternalPolicies: Send {
@@ -123,7 +129,7 @@ pub trait ExternalPolicies: Send {
 
 /// Tail sampler configuration, keyed as the collector's `tail_sampling` processor. `X` is the
 /// section of a `plugin` policy (see the module documentation).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TailConfig<X = NoPlugins> {
     /// How long after a trace's first span arrives it is decided (default 30000 ms).
@@ -144,7 +150,7 @@ pub struct TailConfig<X = NoPlugins> {
 }
 
 /// The kind of a policy (`type` in the config).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyType {
     /// Sample every trace.
@@ -191,7 +197,7 @@ impl PolicyType {
 }
 
 /// One policy: a name, a type and the section of that type.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig<X = NoPlugins> {
     /// A name unique among its siblings, for diagnostics.
@@ -236,7 +242,7 @@ fn none<T>() -> Option<T> {
 }
 
 /// `latency` section.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LatencyConfig {
     /// Lower threshold in milliseconds (> 0).
@@ -247,7 +253,7 @@ pub struct LatencyConfig {
 }
 
 /// `status_code` section.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusCodeConfig {
     /// Codes that sample: `ERROR`, `OK`, `UNSET`.
@@ -255,7 +261,7 @@ pub struct StatusCodeConfig {
 }
 
 /// `string_attribute` section.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StringAttributeConfig {
     /// Attribute key.
@@ -274,7 +280,7 @@ pub struct StringAttributeConfig {
 }
 
 /// `numeric_attribute` section.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NumericAttributeConfig {
     /// Attribute key.
@@ -291,7 +297,7 @@ pub struct NumericAttributeConfig {
 }
 
 /// `probabilistic` section.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbabilisticConfig {
     /// Share of traces to sample, 0 to 100.
@@ -299,7 +305,7 @@ pub struct ProbabilisticConfig {
 }
 
 /// `rate_limiting` section.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitingConfig {
     /// Spans per second the token bucket refills with (> 0).
@@ -311,7 +317,7 @@ pub struct RateLimitingConfig {
 }
 
 /// `and`, `composite` and `or` section.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubPoliciesConfig<X = NoPlugins> {
     /// The sub-policies.
@@ -497,6 +503,65 @@ impl<X> TailConfig<X> {
         walk(&self.policies, "policies", &mut out);
         out
     }
+
+    /// The same config with every `plugin` section turned into a `Y` by `f`, which is given
+    /// the section's policy path as [`TailConfig::plugin_sections`] names it
+    /// (`policies[1].and.sub_policies[0]`), in the same order for a validated config (every
+    /// section present is mapped, also one [`TailConfig::validate`] refuses); the first error
+    /// stops it. A
+    /// host keeps the sections in a neutral form (a TOML table) where it reads its config and
+    /// turns them into its plugin runtime's type here.
+    pub fn try_map_plugins<Y, E>(
+        self,
+        mut f: impl FnMut(&str, X) -> Result<Y, E>,
+    ) -> Result<TailConfig<Y>, E> {
+        Ok(TailConfig {
+            decision_wait_ms: self.decision_wait_ms,
+            num_traces: self.num_traces,
+            max_bytes: self.max_bytes,
+            decision_cache: self.decision_cache,
+            policies: map_policies(self.policies, "policies", &mut f)?,
+        })
+    }
+}
+
+/// [`TailConfig::try_map_plugins`] over one list of policies at `path`.
+fn map_policies<X, Y, E>(
+    list: Vec<PolicyConfig<X>>,
+    path: &str,
+    f: &mut impl FnMut(&str, X) -> Result<Y, E>,
+) -> Result<Vec<PolicyConfig<Y>>, E> {
+    let mut out = Vec::with_capacity(list.len());
+    for (i, p) in list.into_iter().enumerate() {
+        let here = format!("{path}[{i}]");
+        let mut subs = |section: Option<SubPoliciesConfig<X>>, name: &str| {
+            section
+                .map(|c| {
+                    let at = format!("{here}.{name}.sub_policies");
+                    map_policies(c.sub_policies, &at, f)
+                        .map(|sub_policies| SubPoliciesConfig { sub_policies })
+                })
+                .transpose()
+        };
+        let and = subs(p.and, "and")?;
+        let composite = subs(p.composite, "composite")?;
+        let or = subs(p.or, "or")?;
+        out.push(PolicyConfig {
+            name: p.name,
+            policy_type: p.policy_type,
+            latency: p.latency,
+            status_code: p.status_code,
+            string_attribute: p.string_attribute,
+            numeric_attribute: p.numeric_attribute,
+            probabilistic: p.probabilistic,
+            rate_limiting: p.rate_limiting,
+            and,
+            composite,
+            or,
+            plugin: p.plugin.map(|x| f(&here, x)).transpose()?,
+        });
+    }
+    Ok(out)
 }
 
 impl<X> PolicyConfig<X> {
@@ -1401,7 +1466,7 @@ mod tests {
     }
 
     /// A host's plugin section for the tests: a file name.
-    #[derive(Clone, Debug, PartialEq, Deserialize)]
+    #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
     struct Section {
         path: String,
     }
@@ -1470,6 +1535,63 @@ mod tests {
         assert_eq!(ids, [4, 9]);
         // Every top-level policy is evaluated for every trace; `and` stops at its first no.
         assert_eq!(calls.load(core::sync::atomic::Ordering::Relaxed), 8);
+    }
+
+    #[test]
+    fn plugin_sections_map_in_place_with_their_paths_and_configs_serialise_back() {
+        let text = r#"{"decision_wait_ms": 10, "policies": [
+            {"name": "two", "type": "plugin", "plugin": {"path": "d2"}},
+            {"name": "both", "type": "and", "and": {"sub_policies": [
+                {"name": "three", "type": "plugin", "plugin": {"path": "d3"}},
+                {"name": "slow", "type": "latency", "latency": {"threshold_ms": 5}}
+            ]}},
+            {"name": "any", "type": "or", "or": {"sub_policies": [
+                {"name": "four", "type": "plugin", "plugin": {"path": "d4"}}
+            ]}}
+        ]}"#;
+        let cfg: TailConfig<Section> = serde_json::from_str(text).unwrap();
+        let mut seen = Vec::new();
+        let mapped = cfg
+            .clone()
+            .try_map_plugins(|at, x| {
+                seen.push(at.to_string());
+                Ok::<_, ()>(x.path.len() + at.len())
+            })
+            .unwrap();
+        let want: Vec<String> = cfg
+            .plugin_sections()
+            .iter()
+            .map(|(at, _, _)| at.clone())
+            .collect();
+        assert_eq!(seen, want, "same paths, same order as plugin_sections");
+        let lengths: Vec<usize> = mapped
+            .plugin_sections()
+            .iter()
+            .map(|(_, _, n)| **n)
+            .collect();
+        assert_eq!(lengths, [2 + 11, 2 + 31, 2 + 30]);
+        assert_eq!(
+            mapped.policies[1].and.as_ref().unwrap().sub_policies[1].latency,
+            cfg.policies[1].and.as_ref().unwrap().sub_policies[1].latency
+        );
+        // the first error stops the mapping
+        let err = cfg
+            .clone()
+            .try_map_plugins(|at, x| {
+                if x.path == "d3" {
+                    Err(at.to_string())
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap_err();
+        assert_eq!(err, "policies[1].and.sub_policies[0]");
+        // serialised and read back, a config is the same
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(
+            serde_json::from_str::<TailConfig<Section>>(&json).unwrap(),
+            cfg
+        );
     }
 
     #[test]

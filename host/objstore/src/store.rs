@@ -1002,3 +1002,36 @@ impl TraceStore for TieredStore {
         s
     }
 }
+
+/// Connects to the bucket (no request is made until the first use).
+pub fn connect(s: &crate::S3Settings) -> Result<Bucket, String> {
+    // reqwest's rustls comes without a bundled provider here: use ring's, as every other TLS
+    // client and server of Spoor (a provider installed before is kept)
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let (bucket, prefix) = crate::parse_url(&s.url)?;
+    let mut b = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(&bucket)
+        .with_region(&s.region)
+        .with_client_options(
+            object_store::ClientOptions::new()
+                .with_timeout(s.timeout)
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_allow_http(true),
+        );
+    if let Some(e) = &s.endpoint {
+        b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
+    }
+    if let Some(k) = &s.access_key_id {
+        b = b.with_access_key_id(k);
+    }
+    if let Some(k) = &s.secret_access_key {
+        b = b.with_secret_access_key(k);
+    }
+    let store = b
+        .build()
+        .map_err(|e| format!("cannot configure object storage {}: {e}", s.url))?;
+    Ok(Bucket {
+        store: Arc::new(store),
+        prefix,
+    })
+}

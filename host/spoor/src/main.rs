@@ -55,7 +55,7 @@ use spoor_store::embedded::{Durability, SledConfig, SledStore};
 use spoor_store::TraceStore;
 use tokio::sync::watch;
 
-use crate::config::{Cli, Command, DurabilityKind, Settings, StorageKind};
+use crate::config::{Cli, Command, DurabilityKind, PluginSettings, Settings, StorageKind};
 use crate::metrics::Metrics;
 use crate::pipeline::{now_nanos, Pipeline, PipelineConfig};
 
@@ -93,13 +93,14 @@ fn main() -> ExitCode {
         }
         None => (Role::AllInOne, cli.options),
     };
-    let settings = match Settings::resolve(&opts) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("spoor: {e:#}");
-            return ExitCode::from(2);
-        }
-    };
+    let (settings, plugins) =
+        match Settings::resolve(&opts).and_then(|s| Ok((PluginSettings::resolve(&s)?, s))) {
+            Ok((p, s)) => (s, p),
+            Err(e) => {
+                eprintln!("spoor: {e:#}");
+                return ExitCode::from(2);
+            }
+        };
     if let Err(e) = logging::init(settings.log_format, &settings.log_level) {
         eprintln!("spoor: {e:#}");
         return ExitCode::from(2);
@@ -115,7 +116,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(role, settings)) {
+    match runtime.block_on(run(role, settings, plugins)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -310,7 +311,11 @@ fn check_role(role: Role, settings: &mut Settings) -> anyhow::Result<()> {
     }
 }
 
-async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
+async fn run(
+    role: Role,
+    mut settings: Settings,
+    plugin_settings: PluginSettings,
+) -> anyhow::Result<()> {
     check_role(role, &mut settings)?;
     if let Some(auth) = &settings.auth {
         if auth.udp_tenant.is_none()
@@ -334,8 +339,8 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         _ => None,
     };
     // plugins are compiled and configured before anything listens: a bad one stops start-up
-    let chain = if role.receives() && role != Role::Agent && !settings.plugins.is_empty() {
-        let specs = settings.plugins.clone();
+    let chain = if role.receives() && role != Role::Agent && !plugin_settings.chain.is_empty() {
+        let specs = plugin_settings.chain.clone();
         let chain =
             tokio::task::spawn_blocking(move || spoor_plugin_host::PluginChain::load(&specs))
                 .await
@@ -351,7 +356,7 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
         None
     };
     // so are the tail sampler's plugin policies (shared by every tenant's sampler)
-    let tail_policies = match settings.tail_sampling.clone() {
+    let tail_policies = match plugin_settings.tail.clone() {
         Some(tail) if role.receives() && role != Role::Agent => {
             tokio::task::spawn_blocking(move || load_tail_policies(&tail))
                 .await
@@ -363,6 +368,7 @@ async fn run(role: Role, mut settings: Settings) -> anyhow::Result<()> {
     let plugins = PipelinePlugins {
         chain,
         tail: tail_policies,
+        tail_config: plugin_settings.tail,
     };
     // a bad strategies file stops start-up, naming the file and the field
     let sampling = role
@@ -980,6 +986,8 @@ fn query_path_is_public(base: &str, path: &str) -> bool {
 struct PipelinePlugins {
     chain: Option<Arc<spoor_plugin_host::ChainHandle>>,
     tail: Vec<Arc<spoor_plugin_host::PolicyPlugin>>,
+    /// `[sampling.tail]`, whose plugin policies `tail` holds (`None`: no tail sampling).
+    tail_config: Option<config::TailSettings>,
 }
 
 /// Loads every plugin policy of `[sampling.tail]`: compiled, checked and configured, or the
@@ -1031,10 +1039,7 @@ fn pipeline_config(
             .span_metrics_bucket
             .filter(|_| role != Role::Agent)
             .map(|d| d.as_nanos() as u64),
-        tail: settings
-            .tail_sampling
-            .clone()
-            .filter(|_| role != Role::Agent),
+        tail: plugins.tail_config.filter(|_| role != Role::Agent),
         tail_plugins: plugins.tail,
         plugins: plugins.chain,
         adaptive,

@@ -14,29 +14,12 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 
-/// Settings of the memory limiter; `limit_bytes == 0` turns it off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemoryLimitConfig {
-    /// Hard limit of the resident set size in bytes (0 = no limiter).
-    pub limit_bytes: u64,
-    /// Headroom below the limit where refusing starts (OTel's `spike_limit_mib`).
-    pub spike_bytes: u64,
-    /// How often the resident set size is sampled.
-    pub check_interval: Duration,
-}
-
-impl MemoryLimitConfig {
-    /// The resident set size from which ingest is refused.
-    pub fn soft_limit(&self) -> u64 {
-        self.limit_bytes.saturating_sub(self.spike_bytes)
-    }
-}
+pub use spoor_config::MemoryLimitConfig;
 
 /// The limiter's shared state; the pipeline reads [`MemoryLimiter::refusing`] per request.
 #[derive(Debug, Default)]
@@ -132,6 +115,7 @@ fn parse_status(status: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn cfg(limit_mib: u64, spike_mib: u64) -> MemoryLimitConfig {
         MemoryLimitConfig {

@@ -3,7 +3,7 @@
 //! files, loaded once at start-up with errors that name the file; mutual TLS when a client CA
 //! is given.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,29 +11,7 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-/// The server side: this daemon's certificate chain and key, and optionally the CA whose
-/// client certificates it requires (mutual TLS).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerTlsFiles {
-    /// PEM certificate chain, leaf first.
-    pub cert: PathBuf,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
-    /// PEM CA certificates; when set, clients must present a certificate it signed.
-    pub client_ca: Option<PathBuf>,
-}
-
-/// The client side (agent -> collector): the CA to trust instead of none, and optionally a
-/// client certificate and key for mutual TLS.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientTlsFiles {
-    /// PEM CA certificates the collector's certificate must chain to.
-    pub ca: Option<PathBuf>,
-    /// PEM client certificate chain.
-    pub cert: Option<PathBuf>,
-    /// PEM client key.
-    pub key: Option<PathBuf>,
-}
+pub use spoor_config::tls::{ClientTlsFiles, ServerTlsFiles};
 
 fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))

@@ -1,6 +1,7 @@
 //! Writes the seed inputs of every target into `corpus/<target>/seed-*`: the repo's fixtures
 //! and golden files, the fixture trace through every encoder, and hand-written query strings,
-//! config files and strategies files. Run from tests/fuzz:
+//! config files (also as whole daemon config files, with the cluster's per-role files) and
+//! strategies files. Run from tests/fuzz:
 //! `cargo run --no-default-features --example seed_corpus`.
 
 use std::path::Path;
@@ -197,6 +198,29 @@ fn main() {
     ];
     for (i, c) in configs.iter().enumerate() {
         write("config", &format!("{i}.toml"), c.as_bytes());
+        write("config_file", &format!("{i}.toml"), c.as_bytes());
+    }
+    // The whole file: every table, and the files beside it that `config_file` provides
+    // (tokens, tokens-bad, ui.json, ui-bad.json, ui-list.json, www/index.html).
+    let files = [
+        include_str!("../../../host/spoor/config/cluster/collector.toml"),
+        include_str!("../../../host/spoor/config/cluster/ingester-a.toml"),
+        include_str!("../../../host/spoor/config/cluster/query.toml"),
+        "[auth]\ntokens-file = \"tokens\"\ntokens = \"list-token=c,x=y=d\"\nudp-tenant = \"a\"\n[multi-tenancy]\nheader = \"X-Scope\"\ntenants = [\"a\", \"b\", \"c\", \"d\"]\nmax-tenants = 4\n",
+        "[auth]\ntokens-file = \"tokens-bad\"\n",
+        "[auth]\ntokens = \"tok-a=a\"\ntokens-file = \"tokens\"\n",
+        "multi-tenancy.enabled = true\nauth.udp-tenant = \"t\"\n",
+        "[query]\nstatic-files = \"www\"\nui-config = \"ui.json\"\nbase-path = \"/jaeger/\"\nmax-lookback = \"2d\"\ningesters = [\"http://i:16686\", \" \"]\n",
+        "[query]\nui-config = \"ui-bad.json\"\n",
+        "[query]\nui-config = \"ui-list.json\"\nstatic-files = \"/nowhere\"\n",
+        "[tls]\ncert-file = \"c.pem\"\nkey-file = \"k.pem\"\nclient-ca-file = \"ca.pem\"\n[admin.http]\nhost-port = \"[::1]:14269\"\ntls.enabled = true\n[agent]\ncollector-endpoint = \"https://[::1]:4317\"\ntls-ca-file = \"a-ca.pem\"\n",
+        "[memory]\nlimit-mib = 160\nspike-limit-mib = 32\ncheck-interval = \"50ms\"\n[http]\nmax-connections = 8\nheader-read-timeout = \"1.5s\"\nbody-read-timeout = \"0.25s\"\n[pipeline]\nqueue-bytes = 1048576\n[otlp]\nmax-body-bytes = 65536\n",
+        "[sampling]\nadaptive = true\ntarget-samples-per-second = 2.5\ncalculation-interval = \"90s\"\n[sampling.http]\nhost-port = \":5778\"\n[span-metrics]\nenabled = false\n",
+        "[span-log]\nurl = \"nats://a:4222, tls://b:4222\"\nstream = \"s_1\"\npartitions = 16\nreplicas = 3\nmax-age = \"0s\"\nmax-bytes = 1000000\n[ingester]\npartitions = \"0-3,9,9\"\n[object-store]\nurl = \"s3://traces/prod/\"\nendpoint = \"http://s3:3900\"\nregion = \"garage\"\naccess-key-id = \"id\"\nsecret-access-key = \"secret\"\nseal-after = \"5m\"\nkeep-after-upload = \"1m\"\npoll = \"15s\"\ncompaction = true\n",
+        "[[plugins]]\nname = \"a\"\npath = \"a.wasm\"\nfuel = 7\nconfig = { when = 1979-05-27T07:32:00Z, n = nan }\n[sampling.tail]\n[[sampling.tail.policies]]\nname = \"p\"\ntype = \"plugin\"\nplugin = { path = \"p.wasm\", grant = [\"log\"] }\n",
+    ];
+    for (i, c) in files.iter().enumerate() {
+        write("config_file", &format!("file-{i}.toml"), c.as_bytes());
     }
 
     let strategies = [

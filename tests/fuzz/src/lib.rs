@@ -33,6 +33,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("zipkin_proto", zipkin_proto),
     ("query", query),
     ("config", config),
+    ("config_file", config_file),
     ("strategies", strategies),
     ("block", block),
     ("plugin_output", plugin_output),
@@ -416,10 +417,10 @@ pub fn query(data: &[u8]) {
     get_json(&format!("/api/v3/traces?{q}"));
 }
 
-/// The daemon's TOML config file as far as it is reachable from outside the binary crate
-/// (`host/spoor` has no library target, so `Settings::resolve` cannot be called here): the
+/// The TOML grammar of the daemon's config file, and the tail sampler it configures: the
 /// TOML document, which prints and parses back to itself, and its `[sampling.tail]` table
-/// through `TailConfig` validation into a running `TailSampler`.
+/// through `TailConfig` validation into a running `TailSampler` (the whole file through the
+/// daemon's settings is [`config_file`]).
 pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -454,6 +455,125 @@ pub fn config(data: &[u8]) {
     assert!(
         out.spans.len() <= spans.len(),
         "the tail sampler made spans up"
+    );
+}
+
+/// Where the `config_file` target's input is the config file; the files it may name sit
+/// beside it (relative paths are the config file's directory's).
+pub const CONFIG_PATH: &str = "/spoor/spoor.toml";
+
+/// The files `config_file` resolves against, and nothing else: the input as the config file,
+/// and beside it a good and a bad bearer tokens file, good and bad UI options and a UI
+/// directory, so every path that reads a file can be reached and none can hang (there is no
+/// `/dev/zero` here).
+struct FuzzFiles {
+    config: Vec<u8>,
+}
+
+impl FuzzFiles {
+    const OTHERS: &'static [(&'static str, &'static str)] = &[
+        ("/spoor/tokens", "tok-a a\ntok-b b\n# comment\n"),
+        ("/spoor/tokens-bad", "tok-a a\nlonely\n"),
+        (
+            "/spoor/ui.json",
+            r#"{"menu": [{"label": "x", "url": "http://x"}]}"#,
+        ),
+        ("/spoor/ui-bad.json", "{"),
+        ("/spoor/ui-list.json", "[]"),
+        ("/spoor/www/index.html", "<!doctype html>"),
+    ];
+}
+
+impl spoor_config::Files for FuzzFiles {
+    fn read_to_string(&self, path: &std::path::Path) -> std::io::Result<String> {
+        use std::io::{Error, ErrorKind};
+        let bytes = if path == std::path::Path::new(CONFIG_PATH) {
+            &self.config[..]
+        } else {
+            Self::OTHERS
+                .iter()
+                .find(|(p, _)| path == std::path::Path::new(p))
+                .map(|(_, text)| text.as_bytes())
+                .ok_or_else(|| Error::new(ErrorKind::NotFound, "no such file"))?
+        };
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| Error::new(ErrorKind::InvalidData, "stream did not contain valid UTF-8"))
+    }
+
+    fn is_file(&self, path: &std::path::Path) -> bool {
+        path == std::path::Path::new(CONFIG_PATH)
+            || Self::OTHERS
+                .iter()
+                .any(|(p, _)| path == std::path::Path::new(p))
+    }
+}
+
+/// What a refusal may name: every flag (`memory.limit-mib`), the keys only a file has, and
+/// the file itself (a TOML error).
+fn setting_names() -> &'static [String] {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        use clap::Args as _;
+        let cmd = spoor_config::Options::augment_args(clap::Command::new("spoor"));
+        let mut names: Vec<String> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_string))
+            .collect();
+        names.extend(["sampling.tail", "plugins", "config file"].map(String::from));
+        names
+    })
+}
+
+/// The daemon's whole config file (`spoor-config`): the input resolved as the file of
+/// [`FuzzFiles`], through the schema, every setting's validation and the files it names.
+/// A refusal is lowercase and names a setting (a flag's name, `sampling.tail`, `plugins`) or
+/// the config file (whether it ends with a period cannot be checked: messages end with the
+/// refused value, a path like `ui.jso.` or the segment `..`); accepted settings, written
+/// back by `Settings::to_toml`, resolve to the same settings (`Debug`, which shows every
+/// field but the tokens) and write back the same text (which shows the tokens).
+pub fn config_file(data: &[u8]) {
+    use spoor_config::{Options, Settings};
+    let opts = Options {
+        config: Some(CONFIG_PATH.into()),
+        ..Default::default()
+    };
+    let files = FuzzFiles {
+        config: data.to_vec(),
+    };
+    let settings = match Settings::resolve_with(&opts, &files) {
+        Ok(s) => s,
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                message.starts_with(|c: char| c.is_lowercase() || !c.is_alphabetic()),
+                "refusal not lowercase: {message}"
+            );
+            assert!(
+                setting_names().iter().any(|n| message.contains(n.as_str())),
+                "refusal names no setting: {message}"
+            );
+            return;
+        }
+    };
+    let text = settings
+        .to_toml()
+        .unwrap_or_else(|e| panic!("accepted settings cannot be written out: {e}"));
+    let again = Settings::resolve_with(
+        &opts,
+        &FuzzFiles {
+            config: text.clone().into_bytes(),
+        },
+    )
+    .unwrap_or_else(|e| panic!("written out, refused: {e}\n{text}"));
+    assert_eq!(
+        format!("{again:?}"),
+        format!("{settings:?}"),
+        "written out and read back, the settings differ:\n{text}"
+    );
+    assert_eq!(
+        again.to_toml().as_deref(),
+        Ok(text.as_str()),
+        "written out twice, the text differs"
     );
 }
 

@@ -354,30 +354,7 @@ pub fn serve_all(
     tasks
 }
 
-/// Limits every HTTP listener applies to its clients (`[http]` settings), so slow or stalled
-/// clients cannot hold connections or memory: at most `max_connections` open connections
-/// (further clients wait in the kernel's accept backlog), request headers within
-/// `header_read_timeout` of a connection becoming active, and each request body within
-/// `body_read_timeout` of its headers (else `408 Request Timeout`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HttpLimits {
-    /// Open connections per listener.
-    pub max_connections: usize,
-    /// Time a client has to send a complete request head.
-    pub header_read_timeout: Duration,
-    /// Time a client has to send a request body.
-    pub body_read_timeout: Duration,
-}
-
-impl Default for HttpLimits {
-    fn default() -> Self {
-        HttpLimits {
-            max_connections: 4096,
-            header_read_timeout: Duration::from_secs(10),
-            body_read_timeout: Duration::from_secs(30),
-        }
-    }
-}
+pub use spoor_config::HttpLimits;
 
 static HTTP_LIMITS: std::sync::OnceLock<HttpLimits> = std::sync::OnceLock::new();
 
