@@ -36,6 +36,19 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// A node of no cluster, storing under `dir`; start it with [`Node::start_single`].
+    fn solo(dir: &Path) -> Node {
+        Node {
+            name: "solo".into(),
+            client: free_port(),
+            cluster: free_port(),
+            monitor: free_port(),
+            dir: dir.to_path_buf(),
+            routes: String::new(),
+            child: None,
+        }
+    }
+
     fn start(&mut self, bin: &Path) {
         let log = std::fs::File::create(self.dir.join(format!("{}.log", self.name))).unwrap();
         let child = Command::new(bin)
@@ -615,15 +628,7 @@ fn every_hop_between_roles_runs_over_mutual_tls() {
         path(&certs.server.1),
     );
     let (client_cert, client_key) = (path(&certs.client.0), path(&certs.client.1));
-    let mut node = Node {
-        name: "solo".into(),
-        client: free_port(),
-        cluster: free_port(),
-        monitor: free_port(),
-        dir: dir.path().to_path_buf(),
-        routes: String::new(),
-        child: None,
-    };
+    let mut node = Node::solo(dir.path());
     node.start_single_with(
         &bin,
         &[
@@ -790,15 +795,7 @@ fn undecodable_messages_go_to_dead_letters_and_an_unreachable_log_answers_503() 
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut node = Node {
-        name: "solo".into(),
-        client: free_port(),
-        cluster: free_port(),
-        monitor: free_port(),
-        dir: dir.path().to_path_buf(),
-        routes: String::new(),
-        child: None,
-    };
+    let mut node = Node::solo(dir.path());
     node.start_single(&bin);
     let url = format!("nats://127.0.0.1:{}", node.client);
     let collector = Daemon::start_role("collector", Ports::free(), &["--span-log", &url]).unwrap();

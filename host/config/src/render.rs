@@ -215,15 +215,7 @@ impl Settings {
                 put(&mut t, "tls.client-ca-file", path(ca)?);
             }
         }
-        for (key, file) in [
-            ("agent.tls-ca-file", &agent_tls.ca),
-            ("agent.tls-cert-file", &agent_tls.cert),
-            ("agent.tls-key-file", &agent_tls.key),
-        ] {
-            if let Some(f) = file {
-                put(&mut t, key, path(f)?);
-            }
-        }
+        put_client_tls(&mut t, "agent.tls-", agent_tls)?;
         put(&mut t, "query.http.host-port", socket(query_http));
         if let Some(d) = query_static_files {
             put(&mut t, "query.static-files", path(d)?);
@@ -245,15 +237,7 @@ impl Settings {
             let urls = query_ingesters.iter().map(|u| Value::from(u.as_str()));
             put(&mut t, "query.ingesters", Value::Array(urls.collect()));
         }
-        for (key, file) in [
-            ("query.ingesters-tls.ca-file", &query_ingesters_tls.ca),
-            ("query.ingesters-tls.cert-file", &query_ingesters_tls.cert),
-            ("query.ingesters-tls.key-file", &query_ingesters_tls.key),
-        ] {
-            if let Some(f) = file {
-                put(&mut t, key, path(f)?);
-            }
-        }
+        put_client_tls(&mut t, "query.ingesters-tls.", query_ingesters_tls)?;
         put(&mut t, "admin.http.host-port", socket(admin_http));
         put(&mut t, "admin.http.tls.enabled", (*admin_tls).into());
         put(&mut t, "pipeline.queue-bytes", int(*queue_bytes)?);
@@ -266,15 +250,7 @@ impl Settings {
             put(&mut t, "span-log.replicas", int(l.replicas)?);
             put(&mut t, "span-log.max-age", duration(l.max_age));
             put(&mut t, "span-log.max-bytes", l.max_bytes.into());
-            for (key, file) in [
-                ("span-log.tls.ca-file", &l.tls.ca),
-                ("span-log.tls.cert-file", &l.tls.cert),
-                ("span-log.tls.key-file", &l.tls.key),
-            ] {
-                if let Some(f) = file {
-                    put(&mut t, key, path(f)?);
-                }
-            }
+            put_client_tls(&mut t, "span-log.tls.", &l.tls)?;
         }
         if let Some(p) = ingester_partitions {
             let list: Vec<String> = p.iter().map(u32::to_string).collect();
@@ -371,6 +347,24 @@ fn int<T: TryInto<i64> + Copy + std::fmt::Display>(v: T) -> Result<Value, String
     v.try_into()
         .map(Value::Integer)
         .map_err(|_| format!("{v} is too large for a TOML integer"))
+}
+
+/// The files of a TLS client that are set, as `<prefix>ca-file`, `cert-file`, `key-file`.
+fn put_client_tls(
+    t: &mut Table,
+    prefix: &str,
+    files: &crate::tls::ClientTlsFiles,
+) -> Result<(), String> {
+    for (key, file) in [
+        ("ca-file", &files.ca),
+        ("cert-file", &files.cert),
+        ("key-file", &files.key),
+    ] {
+        if let Some(f) = file {
+            put(t, &format!("{prefix}{key}"), path(f)?);
+        }
+    }
+    Ok(())
 }
 
 fn path(p: &Path) -> Result<Value, String> {
