@@ -80,9 +80,11 @@ enum Exports {
 const POOL_INSTANCES: u32 = 512;
 
 /// Idle configured instances kept per plugin; more are created under contention and dropped
-/// when returned to a full pool.
+/// when returned to a full pool. Read once: `available_parallelism` reads cgroup files (a few
+/// system calls, ~15 µs), and every call gives its instance back.
 fn max_idle() -> usize {
-    std::thread::available_parallelism().map_or(4, |n| n.get() * 2)
+    static MAX_IDLE: OnceLock<usize> = OnceLock::new();
+    *MAX_IDLE.get_or_init(|| std::thread::available_parallelism().map_or(4, |n| n.get() * 2))
 }
 
 /// The process-wide engine: compiled code and pooled slots are shared by every chain.
