@@ -665,6 +665,12 @@ struct Applier {
 impl Applier {
     /// Whether a patch falls among the next `n` strings.
     fn touches(&mut self, n: u32) -> bool {
+        // Patches left behind name strings of a value that a set-value replaced: drop them, or
+        // the one at the head would hide every later patch (a span or shared value is walked
+        // only when the head patch falls in it).
+        while self.patches.peek().is_some_and(|p| p.index < self.next) {
+            self.patches.next();
+        }
         self.patches
             .peek()
             .is_some_and(|p| p.index.wrapping_sub(self.next) < n)
@@ -1113,6 +1119,34 @@ mod tests {
         assert_eq!(spans[1].attributes, vec![kv("user", s("BOB"))]);
         assert!(spans[1].resource.attributes.is_empty());
         assert_eq!(spans[0].events[0].attributes, vec![kv("ek", s("ev-v"))]);
+    }
+
+    #[test]
+    fn a_patch_inside_a_replaced_value_does_not_hide_later_patches() {
+        // Strings: 0 service, 1 scope, 2 "a", 3 key "m", 4 key "inner", 5 "z" (the last string
+        // of the first span), 6 "b". The set-value on 3 replaces the map, so the patch on 5
+        // names nothing any more; the second span's name is still patched.
+        let first = Span {
+            name: "a".into(),
+            attributes: vec![kv("m", AnyValue::Map(vec![kv("inner", s("z"))]))],
+            ..Default::default()
+        };
+        let second = Span {
+            name: "b".into(),
+            ..first.clone()
+        };
+        let mut spans = vec![first, second];
+        let view = build(&spans).unwrap();
+        let mut sv = StringsView::new(view).unwrap();
+        sv.set_value(3, "[masked]");
+        sv.replace(5, "lost");
+        sv.replace(6, "renamed");
+        let (view, flat) = sv.into_patches().unwrap();
+        let patches = flat.to_patches().unwrap();
+        check(&view, &patches, u64::MAX).unwrap();
+        apply(&mut spans, patches);
+        assert_eq!(spans[0].attributes, vec![kv("m", s("[masked]"))]);
+        assert_eq!(spans[1].name, "renamed");
     }
 
     #[test]
