@@ -73,6 +73,7 @@ impl Kind {
     ];
 
     /// The kind with this number (the `kind` word), if any.
+    #[inline]
     pub fn from_word(word: u32) -> Option<Kind> {
         Kind::ALL.get(word as usize).copied()
     }
@@ -115,6 +116,7 @@ pub struct View {
 
 impl View {
     /// How many strings the view holds.
+    #[inline]
     pub fn len(&self) -> usize {
         self.records.len() / WORDS
     }
@@ -125,6 +127,7 @@ impl View {
     }
 
     /// The kind of string `i`, if `i` is in range and its kind word is valid.
+    #[inline]
     pub fn kind(&self, i: usize) -> Option<Kind> {
         self.records
             .get(i * WORDS + 2)
@@ -688,9 +691,20 @@ pub fn check_flat_with(
     cap: u64,
 ) -> Result<(), PatchError> {
     patches.validate()?;
+    check_ops(len, kind, &patches.ops, cap)
+}
+
+/// The second half of [`check_flat_with`], for patches whose form is known to be right (the
+/// SDK's own): order, range, kinds, the cap.
+fn check_ops(
+    len: usize,
+    kind: impl Fn(u32) -> Option<Kind>,
+    ops: &[u32],
+    cap: u64,
+) -> Result<(), PatchError> {
     let mut previous: Option<u32> = None;
     let mut bytes: u64 = 0;
-    for w in patches.ops.chunks_exact(WORDS) {
+    for w in ops.chunks_exact(WORDS) {
         let (index, op, replacement) = (w[0], w[1], u64::from(w[3]));
         if let Some(previous) = previous {
             if index <= previous {
@@ -799,12 +813,21 @@ fn count_attributes(attributes: &[KeyValue]) -> u32 {
     attributes.iter().map(|kv| 1 + count_value(&kv.value)).sum()
 }
 
+/// Strings of a value in the walk (inlined for the common flat values; nesting recurses).
+#[inline]
 fn count_value(value: &AnyValue) -> u32 {
     match value {
         AnyValue::Str(_) => 1,
+        AnyValue::Array(_) | AnyValue::Map(_) => count_nested(value),
+        _ => 0,
+    }
+}
+
+fn count_nested(value: &AnyValue) -> u32 {
+    match value {
         AnyValue::Array(items) => items.iter().map(count_value).sum(),
         AnyValue::Map(attributes) => count_attributes(attributes),
-        _ => 0,
+        _ => count_value(value),
     }
 }
 
@@ -1104,23 +1127,29 @@ impl StringsView {
                 view.records.len()
             )));
         }
+        let text = view.text.as_str();
+        let kinds = Kind::ALL.len() as u32;
         for (i, r) in view.records.chunks_exact(WORDS).enumerate() {
             let (offset, len) = (r[0] as usize, r[1] as usize);
-            if view.text.get(offset..offset + len).is_none() {
+            let fits = offset.checked_add(len).is_some_and(|end| {
+                end <= text.len() && text.is_char_boundary(offset) && text.is_char_boundary(end)
+            });
+            if fits && r[2] < kinds && (r[3] == NO_OWNER || (r[3] as usize) < i) {
+                continue;
+            }
+            if !fits {
                 return Err(InvalidView(format!(
                     "string {i} ({offset}+{len}) is not a slice of the {}-byte text",
-                    view.text.len()
+                    text.len()
                 )));
             }
             if Kind::from_word(r[2]).is_none() {
                 return Err(InvalidView(format!("string {i} has kind {}", r[2])));
             }
-            if r[3] != NO_OWNER && r[3] as usize >= i {
-                return Err(InvalidView(format!(
-                    "string {i} has owner {}, not an earlier string",
-                    r[3]
-                )));
-            }
+            return Err(InvalidView(format!(
+                "string {i} has owner {}, not an earlier string",
+                r[3]
+            )));
         }
         Ok(StringsView {
             view,
@@ -1139,27 +1168,38 @@ impl StringsView {
         self.view.is_empty()
     }
 
-    fn record(&self, i: usize) -> Option<&[u32]> {
-        self.view.records.get(i * WORDS..i * WORDS + WORDS)
+    /// The four words of string `i`.
+    #[inline]
+    fn record(&self, i: usize) -> Option<&[u32; WORDS]> {
+        self.view
+            .records
+            .get(i.checked_mul(WORDS)?..)?
+            .first_chunk()
     }
 
     /// The kind of string `i` (`None` when out of range).
+    #[inline]
     pub fn kind(&self, i: usize) -> Option<Kind> {
         self.view.kind(i)
     }
 
-    /// The text of string `i` (empty when out of range).
-    pub fn text(&self, i: usize) -> &str {
-        self.record(i)
-            .and_then(|r| {
-                self.view
-                    .text
-                    .get(r[0] as usize..r[0] as usize + r[1] as usize)
-            })
+    #[inline]
+    fn text_of(&self, r: &[u32; WORDS]) -> &str {
+        let (offset, len) = (r[0] as usize, r[1] as usize);
+        self.view
+            .text
+            .get(offset..offset.saturating_add(len))
             .unwrap_or("")
     }
 
+    /// The text of string `i` (empty when out of range).
+    #[inline]
+    pub fn text(&self, i: usize) -> &str {
+        self.record(i).map_or("", |r| self.text_of(r))
+    }
+
     /// The string that string `i` belongs to.
+    #[inline]
     pub fn owner(&self, i: usize) -> Option<usize> {
         self.record(i)
             .map(|r| r[3])
@@ -1167,13 +1207,15 @@ impl StringsView {
             .map(|o| o as usize)
     }
 
-    /// String `i` as an [`Entry`].
+    /// String `i` as an [`Entry`] (its record read once: the loop of most plugins).
+    #[inline]
     pub fn get(&self, i: usize) -> Option<Entry<'_>> {
+        let r = self.record(i)?;
         Some(Entry {
             index: i,
-            kind: self.kind(i)?,
-            text: self.text(i),
-            owner: self.owner(i),
+            kind: Kind::from_word(r[2])?,
+            text: self.text_of(r),
+            owner: (r[3] != NO_OWNER).then_some(r[3] as usize),
         })
     }
 
@@ -1239,8 +1281,14 @@ impl StringsView {
             }
             patches.ops = ops;
         }
+        // Recorded by `patch`: whole, known ops, slices of the text; order and kinds are left.
         let view = &self.view;
-        check_flat_with(view.len(), |i| view.kind(i as usize), &patches, u64::MAX)?;
+        check_ops(
+            view.len(),
+            |i| view.kind(i as usize),
+            &patches.ops,
+            u64::MAX,
+        )?;
         Ok((self.view, patches))
     }
 }
@@ -1607,6 +1655,18 @@ mod tests {
         assert_eq!(
             bad("é", vec![1, 1, 0, NO_OWNER]),
             "invalid strings view: string 0 (1+1) is not a slice of the 2-byte text"
+        );
+        assert_eq!(
+            bad("aé", vec![0, 1, 0, NO_OWNER, 0, 2, 0, NO_OWNER]),
+            "invalid strings view: string 1 (0+2) is not a slice of the 3-byte text"
+        );
+        assert_eq!(
+            bad("ab", vec![u32::MAX, 2, 0, NO_OWNER]),
+            "invalid strings view: string 0 (4294967295+2) is not a slice of the 2-byte text"
+        );
+        assert_eq!(
+            bad("ab", vec![0, 1, 7, NO_OWNER]),
+            "invalid strings view: string 0 has kind 7"
         );
         assert_eq!(
             bad("ab", vec![0, 1, 9, NO_OWNER]),
