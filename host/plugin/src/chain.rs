@@ -167,18 +167,26 @@ struct ViewBuffers {
     layout: spoor_plugin_strings::Layout,
 }
 
+impl ViewBuffers {
+    const fn new() -> ViewBuffers {
+        ViewBuffers {
+            view: WitStringsView {
+                text: String::new(),
+                records: Vec::new(),
+            },
+            layout: spoor_plugin_strings::Layout::new(),
+        }
+    }
+}
+
 /// Runs one strings-mode plugin on the batch's strings view; its patches, once checked, are
 /// applied in place, straight at the strings they name (the view's layout says where each
 /// span's strings are). On any failure the spans are untouched.
 fn run_strings(loaded: &Loaded, spans: &mut [Span]) -> Result<Step, PluginError> {
     thread_local! {
-        static BUFFERS: std::cell::RefCell<ViewBuffers> = std::cell::RefCell::new(ViewBuffers {
-            view: WitStringsView {
-                text: String::new(),
-                records: Vec::new(),
-            },
-            layout: spoor_plugin_strings::Layout::default(),
-        });
+        static BUFFERS: std::cell::RefCell<ViewBuffers> = const {
+            std::cell::RefCell::new(ViewBuffers::new())
+        };
     }
     BUFFERS.with(|cell| {
         let mut buffers = cell.borrow_mut();
@@ -201,13 +209,7 @@ fn run_strings(loaded: &Loaded, spans: &mut [Span]) -> Result<Step, PluginError>
         };
         // Do not keep an unusually large view's buffers alive for the thread's lifetime.
         if wit.text.capacity() > 64 << 20 {
-            *buffers = ViewBuffers {
-                view: WitStringsView {
-                    text: String::new(),
-                    records: Vec::new(),
-                },
-                layout: spoor_plugin_strings::Layout::default(),
-            };
+            *buffers = ViewBuffers::new();
         }
         step
     })

@@ -505,6 +505,14 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// An empty layout (of no spans), to build into.
+    pub const fn new() -> Layout {
+        Layout {
+            spans: Vec::new(),
+            len: 0,
+        }
+    }
+
     /// The layout of the view of `spans`, without building the view (counts strings only).
     pub fn of(spans: &[Span]) -> Layout {
         let mut layout = Layout {
