@@ -1643,6 +1643,39 @@ mod tests {
     }
 
     #[test]
+    fn the_view_check_refuses_what_slicing_refuses() {
+        let mut rng = Rng(3);
+        for round in 0..5000 {
+            let text: String = (0..rng.below(6)).map(|_| rng.text()).collect();
+            let n = text.len() as u32;
+            let records: Vec<u32> = (0..rng.below(5) as u32)
+                .flat_map(|i| {
+                    let offset = [0, 1, 2, n / 2, n, n + 1, u32::MAX][rng.below(7)];
+                    let len = [0, 1, 2, 3, n, u32::MAX][rng.below(6)];
+                    let kind = [0, 5, 6, 7, 9][rng.below(5)];
+                    let owner = [NO_OWNER, 0, i, i.saturating_sub(1), 99][rng.below(5)];
+                    [offset, len, kind, owner]
+                })
+                .collect();
+            let sliced = records.chunks_exact(WORDS).enumerate().all(|(i, r)| {
+                let (offset, len) = (r[0] as usize, r[1] as usize);
+                offset
+                    .checked_add(len)
+                    .and_then(|end| text.get(offset..end))
+                    .is_some()
+                    && Kind::from_word(r[2]).is_some()
+                    && (r[3] == NO_OWNER || (r[3] as usize) < i)
+            });
+            let view = View { text, records };
+            assert_eq!(
+                StringsView::new(view.clone()).is_ok(),
+                sliced,
+                "round {round}: {view:?}"
+            );
+        }
+    }
+
+    #[test]
     fn views_from_elsewhere_are_checked() {
         let bad = |text: &str, records: Vec<u32>| {
             StringsView::new(View {
