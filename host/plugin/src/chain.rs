@@ -160,44 +160,59 @@ fn run_one(loaded: &Loaded, bytes: &Vec<u8>) -> Result<Step, PluginError> {
     Ok(Step::Changed(out, spans))
 }
 
-/// Runs one strings-mode plugin on the batch's strings view; its patches, once checked, are
-/// applied in place. On any failure the spans are untouched.
-fn run_strings(loaded: &Loaded, spans: &mut [Span]) -> Result<Step, PluginError> {
-    thread_local! {
-        /// The view's buffers, kept between batches of this thread (a batch's view is a few
-        /// hundred KiB: fresh buffers would be fresh pages every time).
-        static VIEW: std::cell::RefCell<WitStringsView> = const {
-            std::cell::RefCell::new(WitStringsView {
+/// A thread's strings-view buffers, kept between batches (a batch's view is a few hundred KiB:
+/// fresh buffers would be fresh pages every time).
+struct ViewBuffers {
+    view: WitStringsView,
+    layout: spoor_plugin_strings::Layout,
+}
+
+impl ViewBuffers {
+    const fn new() -> ViewBuffers {
+        ViewBuffers {
+            view: WitStringsView {
                 text: String::new(),
                 records: Vec::new(),
-            })
+            },
+            layout: spoor_plugin_strings::Layout::new(),
+        }
+    }
+}
+
+/// Runs one strings-mode plugin on the batch's strings view; its patches, once checked, are
+/// applied in place, straight at the strings they name (the view's layout says where each
+/// span's strings are). On any failure the spans are untouched.
+fn run_strings(loaded: &Loaded, spans: &mut [Span]) -> Result<Step, PluginError> {
+    thread_local! {
+        static BUFFERS: std::cell::RefCell<ViewBuffers> = const {
+            std::cell::RefCell::new(ViewBuffers::new())
         };
     }
-    let patches = VIEW.with(|cell| {
-        let mut wit = cell.borrow_mut();
+    BUFFERS.with(|cell| {
+        let mut buffers = cell.borrow_mut();
+        let ViewBuffers { view: wit, layout } = &mut *buffers;
         let mut view = spoor_plugin_strings::View {
             text: std::mem::take(&mut wit.text),
             records: std::mem::take(&mut wit.records),
         };
-        let built = spoor_plugin_strings::build_into(spans, &mut view);
+        let built = spoor_plugin_strings::build_with_layout(spans, &mut view, layout);
         wit.text = view.text;
         wit.records = view.records;
         built.map_err(|e| PluginError::InputTooLarge(e.to_string()))?;
-        let patches = loaded.process_strings(&wit);
+        let step = match loaded.process_strings(wit) {
+            Ok(patches) if patches.is_empty() => Ok(Step::Unchanged),
+            Ok(patches) => {
+                spoor_plugin_strings::apply_flat(spans, &patches, layout);
+                Ok(Step::Patched)
+            }
+            Err(e) => Err(e),
+        };
         // Do not keep an unusually large view's buffers alive for the thread's lifetime.
         if wit.text.capacity() > 64 << 20 {
-            *wit = WitStringsView {
-                text: String::new(),
-                records: Vec::new(),
-            };
+            *buffers = ViewBuffers::new();
         }
-        patches
-    })?;
-    if patches.is_empty() {
-        return Ok(Step::Unchanged);
-    }
-    spoor_plugin_strings::apply(spans, patches);
-    Ok(Step::Patched)
+        step
+    })
 }
 
 impl PluginChain {

@@ -80,9 +80,11 @@ enum Exports {
 const POOL_INSTANCES: u32 = 512;
 
 /// Idle configured instances kept per plugin; more are created under contention and dropped
-/// when returned to a full pool.
+/// when returned to a full pool. Read once: `available_parallelism` reads cgroup files (a few
+/// system calls, ~15 µs), and every call gives its instance back.
 fn max_idle() -> usize {
-    std::thread::available_parallelism().map_or(4, |n| n.get() * 2)
+    static MAX_IDLE: OnceLock<usize> = OnceLock::new();
+    *MAX_IDLE.get_or_init(|| std::thread::available_parallelism().map_or(4, |n| n.get() * 2))
 }
 
 /// The process-wide engine: compiled code and pooled slots are shared by every chain.
@@ -815,7 +817,7 @@ impl Loaded {
     pub(crate) fn process_strings(
         &self,
         view: &WitStringsView,
-    ) -> Result<Vec<spoor_plugin_strings::Patch>, PluginError> {
+    ) -> Result<spoor_plugin_strings::Patches, PluginError> {
         let mut instance = self.take()?;
         let called = instance.call(&self.recipe, |p, s| match p {
             Exports::V02(p) => p.call_process_strings(s, view).map(|r| r.map_err(refusal)),
@@ -838,8 +840,8 @@ impl Loaded {
             Err(trapped) => return Err(trapped),
         };
         let cap = self.spec.output_cap(view.text.len());
-        // The size cap first: the replacement text is one string, its size known before a
-        // string per patch is made.
+        // The size cap first: the replacement text is one string, its size known before any
+        // patch is read.
         if flat.text.len() as u64 > cap {
             return Err(PluginError::OutputTooLarge {
                 bytes: flat.text.len() as u64,
@@ -849,9 +851,7 @@ impl Loaded {
         let patches = spoor_plugin_strings::Patches {
             text: flat.text,
             ops: flat.ops,
-        }
-        .to_patches()
-        .map_err(|e| PluginError::MalformedOutput(e.to_string()))?;
+        };
         check_patches(view, &patches, cap)?;
         Ok(patches)
     }
@@ -879,20 +879,22 @@ impl Loaded {
     }
 }
 
-/// [`spoor_plugin_strings::check`] on the WIT view, as a typed error.
+/// [`spoor_plugin_strings::check_flat_with`] on the WIT view, as a typed error: the form of
+/// every patch (whole, known op, its text a slice of the replacement text), then indexes in
+/// range and strictly ascending, ops that fit the kinds, the output cap.
 fn check_patches(
     view: &WitStringsView,
-    patches: &[spoor_plugin_strings::Patch],
+    patches: &spoor_plugin_strings::Patches,
     cap: u64,
 ) -> Result<(), PluginError> {
     use spoor_plugin_strings::PatchError;
     let len = view.records.len() / spoor_plugin_strings::WORDS;
     let kind = |i: u32| {
         view.records
-            .get(i as usize * spoor_plugin_strings::WORDS + 2)
+            .get((i as usize).saturating_mul(spoor_plugin_strings::WORDS) + 2)
             .and_then(|&w| spoor_plugin_strings::Kind::from_word(w))
     };
-    match spoor_plugin_strings::check_with(len, kind, patches, cap) {
+    match spoor_plugin_strings::check_flat_with(len, kind, patches, cap) {
         Ok(()) => Ok(()),
         Err(PatchError::TooLarge { bytes, cap }) => Err(PluginError::OutputTooLarge { bytes, cap }),
         Err(e) => Err(PluginError::MalformedOutput(e.to_string())),

@@ -313,12 +313,13 @@ impl<P: StringsPlugin> Plugin for Strings<P> {
     }
 
     fn process(&mut self, batch: &mut Batch) -> Result<(), Error> {
-        let view = strings::build(&batch.spans).map_err(|e| Error::failed(e.to_string()))?;
-        let patches = rewrite_view(&mut self.0, view)?
-            .to_patches()
-            .map_err(|e| Error::failed(format!("the plugin's patches: {e}")))?;
+        let mut view = strings::View::default();
+        let mut layout = strings::Layout::default();
+        strings::build_with_layout(&batch.spans, &mut view, &mut layout)
+            .map_err(|e| Error::failed(e.to_string()))?;
+        let patches = rewrite_view(&mut self.0, view)?;
         if !patches.is_empty() {
-            strings::apply(&mut batch.spans, patches);
+            strings::apply_flat(&mut batch.spans, &patches, &layout);
             batch.modified = true;
         }
         Ok(())

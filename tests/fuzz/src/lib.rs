@@ -724,19 +724,28 @@ pub fn plugin_output(data: &[u8]) {
 }
 
 /// What a strings-mode plugin (contract 0.2) answers, as the host takes it: the flat
-/// `patches` (replacement text + `index, op, offset, len` words) are unpacked, checked against
-/// the view of the fixture's spans and applied. Never a panic; a checked answer keeps every span
-/// with its ids, and what it makes still encodes and decodes as a block.
+/// `patches` (replacement text + `index, op, offset, len` words) are checked on their flat form
+/// against the view of the fixture's spans and applied straight at the strings they name (the
+/// host's `check_flat_with` and `apply_flat` with the view's layout). Never a panic; the flat
+/// check refuses exactly what unpacking (`to_patches`) and `check` refuse, with the same
+/// message; a checked answer gives the same spans and the same sharing as the walk (`apply`),
+/// keeps every span with its ids, and what it makes still encodes and decodes as a block.
+/// Unchecked answers are applied too (ignored where they make no sense): never a panic.
 ///
 /// Input: 2 bytes of text length, the replacement text (lossy UTF-8, as the canonical ABI only
 /// passes UTF-8), then little-endian `u32` words; index words are taken modulo the view's length
 /// plus 4, so most patches are in range and some are not.
 pub fn plugin_patches(data: &[u8]) {
-    use spoor_plugin_strings::{apply, build, check, Patches};
-    static VIEW: OnceLock<spoor_plugin_strings::View> = OnceLock::new();
-    let view = VIEW.get_or_init(|| match build(fixture_spans()) {
-        Ok(v) => v,
-        Err(e) => panic!("the fixture's view cannot be built: {e}"),
+    use spoor_plugin_strings::{
+        apply, apply_flat, build_with_layout, check, check_flat_with, Layout, Patches, View,
+    };
+    static VIEW: OnceLock<(View, Layout)> = OnceLock::new();
+    let (view, layout) = VIEW.get_or_init(|| {
+        let (mut view, mut layout) = (View::default(), Layout::default());
+        match build_with_layout(fixture_spans(), &mut view, &mut layout) {
+            Ok(()) => (view, layout),
+            Err(e) => panic!("the fixture's view cannot be built: {e}"),
+        }
     });
     let Some((head, rest)) = data.split_first_chunk::<2>() else {
         return;
@@ -758,14 +767,41 @@ pub fn plugin_patches(data: &[u8]) {
             *w %= modulus;
         }
     }
-    let Ok(patches) = flat.to_patches() else {
+    let cap = 1 << 20;
+    let unpacked = flat
+        .to_patches()
+        .and_then(|p| check(view, &p, cap).map(|()| p))
+        .map_err(|e| e.to_string());
+    let checked = check_flat_with(view.len(), |i| view.kind(i as usize), &flat, cap)
+        .map_err(|e| e.to_string());
+    assert_eq!(
+        checked,
+        unpacked.as_ref().map(drop).map_err(Clone::clone),
+        "the flat check and to_patches + check disagree"
+    );
+    let mut spans = fixture_spans().to_vec();
+    apply_flat(&mut spans, &flat, layout);
+    let Ok(patches) = unpacked else {
         return;
     };
-    if check(view, &patches, 1 << 20).is_err() {
-        return;
-    }
-    let mut spans = fixture_spans().to_vec();
-    apply(&mut spans, patches);
+    let mut walked = fixture_spans().to_vec();
+    apply(&mut walked, patches);
+    assert_same("addressed patches vs the walk", &spans, &walked);
+    let shared = |s: &[Span]| {
+        s.iter()
+            .map(|a| {
+                s.iter()
+                    .map(|b| {
+                        (
+                            Arc::ptr_eq(&a.resource, &b.resource),
+                            Arc::ptr_eq(&a.scope, &b.scope),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(shared(&spans), shared(&walked), "shared resources and scopes");
     assert_eq!(
         spans.len(),
         fixture_spans().len(),
@@ -786,7 +822,8 @@ pub fn plugin_patches(data: &[u8]) {
     back.sort_by_key(key);
     spans.sort_by_key(key);
     assert_same("patched spans through a block", &back, &spans);
-    build(&spans).unwrap_or_else(|e| panic!("the patched spans' view cannot be built: {e}"));
+    spoor_plugin_strings::build(&spans)
+        .unwrap_or_else(|e| panic!("the patched spans' view cannot be built: {e}"));
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ use spoor_plugin_sdk::{Error, StringKind, StringsPlugin, StringsView};
 #[derive(Debug)]
 pub struct Rename {
     attributes: BTreeMap<String, String>,
+    /// Bit `n` set: an old attribute name is `n` bytes long (bit 63: 63 or more).
+    old_lengths: u64,
     services: BTreeMap<String, String>,
     lowercase_services: bool,
     placeholder: Option<String>,
@@ -139,6 +141,7 @@ impl StringsPlugin for Rename {
             ));
         }
         Ok(Rename {
+            old_lengths: c.attributes.keys().fold(0, |m, k| m | length_bit(k)),
             attributes: c.attributes,
             services: c.services,
             lowercase_services: c.lowercase_services,
@@ -165,7 +168,13 @@ impl StringsPlugin for Rename {
                     if !top_level {
                         continue;
                     }
-                    let new = self.attributes.get(e.text).cloned();
+                    // Most keys have a length no old name has: no map lookup (its string
+                    // comparisons are byte-wise `memcmp` calls in the guest).
+                    let new = if self.old_lengths & length_bit(e.text) == 0 {
+                        None
+                    } else {
+                        self.attributes.get(e.text).cloned()
+                    };
                     let this_owner = e.owner;
                     if owner != this_owner {
                         self.settle(view, &mut list);
@@ -204,6 +213,11 @@ fn is_identifier_segment(seg: &str) -> bool {
         || (b.len() >= 16
             && b.iter().all(u8::is_ascii_hexdigit)
             && b.iter().any(u8::is_ascii_digit))
+}
+
+/// The bit of `s`'s length in a set of lengths (63: 63 bytes or more).
+fn length_bit(s: &str) -> u64 {
+    1 << s.len().min(63)
 }
 
 /// `name` with identifier segments of its URL path replaced by `placeholder`, or `None` if it
@@ -293,6 +307,28 @@ mod tests {
         a.iter()
             .map(|kv| (kv.key.as_str(), kv.value.as_str().unwrap_or("?")))
             .collect()
+    }
+
+    #[test]
+    fn keys_of_an_old_name_s_length_are_compared_and_long_ones_too() {
+        let long = "k".repeat(70);
+        let s = span(
+            "svc",
+            "op",
+            vec![
+                KeyValue::string("ab", "1"), // an old name's length, not an old name
+                KeyValue::string("cd", "2"),
+                KeyValue::string(&long, "3"),
+                KeyValue::string("k".repeat(64), "4"), // shares the 63+ length bit
+            ],
+        );
+        let config = format!(r#"{{"attributes": {{"cd": "x", "{long}": "y"}}}}"#);
+        let out = run::<Strings<Rename>>(&config, &[s]).unwrap();
+        let k64 = "k".repeat(64);
+        assert_eq!(
+            keys(&out[0].attributes),
+            [("ab", "1"), ("x", "2"), ("y", "3"), (k64.as_str(), "4")]
+        );
     }
 
     #[test]
