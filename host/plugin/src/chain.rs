@@ -108,6 +108,24 @@ impl PluginStats {
 }
 
 impl Counters {
+    /// Counts one call begun at `started` that was handed `spans_in` spans: `Ok(n)` when it
+    /// answered with `n` spans, `Err(kind)` when it failed.
+    pub(crate) fn record(
+        &self,
+        started: Instant,
+        spans_in: usize,
+        out: Result<usize, PluginErrorKind>,
+    ) {
+        self.nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.spans_in.fetch_add(spans_in as u64, Ordering::Relaxed);
+        match out {
+            Ok(n) => self.spans_out.fetch_add(n as u64, Ordering::Relaxed),
+            Err(kind) => self.failures[kind.index()].fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
     pub(crate) fn snapshot(&self, plugin: &str) -> PluginStats {
         PluginStats {
             plugin: plugin.to_string(),
@@ -303,38 +321,23 @@ impl PluginChain {
                     "failed: a policy plugin does not transform batches".into(),
                 )),
             };
-            let stats = &slot.stats;
-            stats
-                .nanos
-                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            stats.calls.fetch_add(1, Ordering::Relaxed);
-            stats
-                .spans_in
-                .fetch_add(current.len() as u64, Ordering::Relaxed);
+            let out = match &result {
+                Ok(Step::Unchanged | Step::Patched) => Ok(current.len()),
+                Ok(Step::Changed(_, out_spans)) => Ok(out_spans.len()),
+                Err(e) => Err(e.kind()),
+            };
+            slot.stats.record(started, current.len(), out);
             match result {
-                Ok(Step::Unchanged) => {
-                    stats
-                        .spans_out
-                        .fetch_add(current.len() as u64, Ordering::Relaxed);
-                }
+                Ok(Step::Unchanged) => {}
                 Ok(Step::Changed(out, out_spans)) => {
-                    stats
-                        .spans_out
-                        .fetch_add(out_spans.len() as u64, Ordering::Relaxed);
                     bytes = Some(out);
                     current = out_spans;
                     if current.is_empty() {
                         break;
                     }
                 }
-                Ok(Step::Patched) => {
-                    stats
-                        .spans_out
-                        .fetch_add(current.len() as u64, Ordering::Relaxed);
-                    bytes = None;
-                }
+                Ok(Step::Patched) => bytes = None,
                 Err(error) => {
-                    stats.failures[error.kind().index()].fetch_add(1, Ordering::Relaxed);
                     let action = slot.loaded.spec.on_error;
                     errors.push(PluginFailure {
                         plugin: slot.loaded.spec.name.clone(),

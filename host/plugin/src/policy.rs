@@ -2,7 +2,6 @@
 //! plugins, called once per trace by the daemon's tail sampler, and reloaded when their file
 //! changes ([`PolicyPlugin::reload_if_changed`]).
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -125,25 +124,11 @@ impl PolicyPlugin {
     pub fn decide(&self, spans: &[Span]) -> Result<bool, PluginError> {
         let started = Instant::now();
         let result = self.current().decide(&encode_block(spans));
-        let stats = &self.stats;
-        stats
-            .nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        stats.calls.fetch_add(1, Ordering::Relaxed);
-        stats
-            .spans_in
-            .fetch_add(spans.len() as u64, Ordering::Relaxed);
-        match &result {
-            Ok(true) => {
-                stats
-                    .spans_out
-                    .fetch_add(spans.len() as u64, Ordering::Relaxed);
-            }
-            Ok(false) => {}
-            Err(e) => {
-                stats.failures[e.kind().index()].fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let out = match &result {
+            Ok(sampled) => Ok(if *sampled { spans.len() } else { 0 }),
+            Err(e) => Err(e.kind()),
+        };
+        self.stats.record(started, spans.len(), out);
         result
     }
 
