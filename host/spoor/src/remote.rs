@@ -232,7 +232,7 @@ impl IngestersStore {
         ingesters: Vec<String>,
         timeout: Duration,
         errors: Arc<AtomicU64>,
-        tls: Option<Arc<rustls::ClientConfig>>,
+        tls: Option<rustls::ClientConfig>,
     ) -> anyhow::Result<IngestersStore> {
         for url in &ingesters {
             let uri: http::Uri = url
@@ -257,7 +257,7 @@ impl IngestersStore {
         // Without TLS settings every entry is http:// (checked above): the TLS side is never
         // used, so it trusts nothing.
         let tls = match tls {
-            Some(t) => (*t).clone(),
+            Some(t) => t,
             None => rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::ring::default_provider(),
             ))

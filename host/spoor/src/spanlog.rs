@@ -117,7 +117,7 @@ pub async fn open(cfg: &SpanLogSettings, name: &str) -> anyhow::Result<jetstream
         || cfg.urls.iter().any(|u| u.starts_with("tls://"))
     {
         let tls = crate::tls::client_config(&cfg.tls, "span-log.tls", "connect to NATS over TLS")?;
-        opts = opts.require_tls(true).tls_client_config((*tls).clone());
+        opts = opts.require_tls(true).tls_client_config(tls);
     }
     let opts = opts
         .name(name)

@@ -139,7 +139,7 @@ pub fn client_config(
     files: &ClientTlsFiles,
     flag: &str,
     peer: &str,
-) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+) -> anyhow::Result<rustls::ClientConfig> {
     let Some(ca_path) = &files.ca else {
         anyhow::bail!("{flag}.ca-file is needed to {peer} (the CA that signed their certificates)");
     };
@@ -173,7 +173,7 @@ pub fn client_config(
         (None, None) => builder.with_no_client_auth(),
         _ => anyhow::bail!("{flag}.cert-file and {flag}.key-file go together"),
     };
-    Ok(Arc::new(config))
+    Ok(config)
 }
 
 static CLIENT: std::sync::OnceLock<tonic::transport::ClientTlsConfig> = std::sync::OnceLock::new();
