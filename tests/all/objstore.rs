@@ -232,11 +232,7 @@ fn traces_move_to_object_storage_and_stay_found_through_failures() {
     let mut garage = Garage::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let nodes = crate::spanlog::start_cluster(&nats, dir.path());
-    let urls = nodes
-        .iter()
-        .map(|n| format!("nats://127.0.0.1:{}", n.client))
-        .collect::<Vec<_>>()
-        .join(",");
+    let urls = crate::spanlog::client_urls(&nodes);
     let log_args = [
         "--span-log",
         &urls,
@@ -607,9 +603,7 @@ fn tenants_have_their_own_prefix_in_object_storage() {
     }
     let garage = Garage::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, "token-a a\ntoken-b b\n").unwrap();
-    let tokens = tokens.to_str().unwrap().to_string();
+    let tokens = crate::spanlog_tenancy::tokens_of_a_and_b(dir.path());
     let data = dir.path().join("data");
     let mut args: Vec<String> = [
         "--storage",
@@ -822,14 +816,8 @@ fn tenants_stay_apart_in_the_span_log_cluster_over_object_storage() {
     let garage = Garage::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let nodes = crate::spanlog::start_cluster(&nats, dir.path());
-    let urls = nodes
-        .iter()
-        .map(|n| format!("nats://127.0.0.1:{}", n.client))
-        .collect::<Vec<_>>()
-        .join(",");
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, "token-a a\ntoken-b b\n").unwrap();
-    let tokens = tokens.to_str().unwrap().to_string();
+    let urls = crate::spanlog::client_urls(&nodes);
+    let tokens = crate::spanlog_tenancy::tokens_of_a_and_b(dir.path());
     let common = [
         "--span-log",
         &urls,

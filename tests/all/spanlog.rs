@@ -118,6 +118,15 @@ impl Drop for Node {
     }
 }
 
+/// The nodes' client urls, comma-separated, as `--span-log` takes them.
+pub(crate) fn client_urls(nodes: &[Node]) -> String {
+    nodes
+        .iter()
+        .map(|n| format!("nats://127.0.0.1:{}", n.client))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 pub(crate) fn start_cluster(bin: &Path, dir: &Path) -> Vec<Node> {
     let clusters: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let mut nodes: Vec<Node> = (0..3)
@@ -269,11 +278,7 @@ fn acknowledged_traces_survive_a_nats_node_and_an_ingester_killed_mid_stream() {
     };
     let dir = tempfile::tempdir().unwrap();
     let mut nodes = start_cluster(&bin, dir.path());
-    let urls = nodes
-        .iter()
-        .map(|n| format!("nats://127.0.0.1:{}", n.client))
-        .collect::<Vec<_>>()
-        .join(",");
+    let urls = client_urls(&nodes);
     let log_args = ["--span-log", &urls, "--span-log.replicas", "3"];
 
     let collectors: Vec<Daemon> = (0..2)
@@ -643,7 +648,10 @@ fn every_hop_between_roles_runs_over_mutual_tls() {
         ],
     );
     let url = format!("nats://127.0.0.1:{}", node.client);
-    let nats_tls = [
+    // collector and ingester: the span log over mutual TLS
+    let span_log = [
+        "--span-log",
+        url.as_str(),
         "--span-log.tls.ca-file",
         ca.as_str(),
         "--span-log.tls.cert-file",
@@ -651,37 +659,24 @@ fn every_hop_between_roles_runs_over_mutual_tls() {
         "--span-log.tls.key-file",
         client_key.as_str(),
     ];
-    let mut args = vec!["--span-log", url.as_str()];
-    args.extend(nats_tls);
-    let collector = Daemon::start_role("collector", Ports::free(), &args).unwrap();
+    let collector = Daemon::start_role("collector", Ports::free(), &span_log).unwrap();
     let data = dir.path().join("ingester");
-    let ingester = Daemon::start_role(
-        "ingester",
-        Ports::free(),
-        &[
-            "--span-log",
-            &url,
-            nats_tls[0],
-            nats_tls[1],
-            nats_tls[2],
-            nats_tls[3],
-            nats_tls[4],
-            nats_tls[5],
-            "--ingester.partitions",
-            "0-7",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--retention",
-            "100000d",
-            "--tls.cert-file",
-            &server_cert,
-            "--tls.key-file",
-            &server_key,
-            "--tls.client-ca-file",
-            &ca,
-        ],
-    )
-    .unwrap();
+    let mut args = span_log.to_vec();
+    args.extend([
+        "--ingester.partitions",
+        "0-7",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--retention",
+        "100000d",
+        "--tls.cert-file",
+        &server_cert,
+        "--tls.key-file",
+        &server_key,
+        "--tls.client-ca-file",
+        &ca,
+    ]);
+    let ingester = Daemon::start_role("ingester", Ports::free(), &args).unwrap();
     let ingester_url = format!("https://127.0.0.1:{}", ingester.ports.query);
     let query = Daemon::start_role(
         "query",

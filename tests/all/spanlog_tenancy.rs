@@ -13,7 +13,9 @@ use std::path::Path;
 
 use spoor_tests::{http, Daemon, Ports};
 
-use crate::spanlog::{messages_on, metric, nats_server, raw_publish_with, start_cluster, trace_in};
+use crate::spanlog::{
+    client_urls, messages_on, metric, nats_server, raw_publish_with, start_cluster, trace_in,
+};
 use crate::tenancy::{
     bearer, check_isolation, check_refused_query, check_refused_receivers, check_sampling, get,
     names, otlp_json, send_all, wait, wait_stored, with, Creds, A, B,
@@ -42,6 +44,13 @@ fn internal(ingester: &Daemon, method: &str, headers: &[(&str, &str)]) -> (u16, 
     (r.status, String::from_utf8_lossy(&r.body).into_owned())
 }
 
+/// A tokens file in `dir` binding `token-a` to tenant `a` and `token-b` to `b`; its path.
+pub(crate) fn tokens_of_a_and_b(dir: &Path) -> String {
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, "token-a a\ntoken-b b\n").unwrap();
+    tokens.to_str().unwrap().to_string()
+}
+
 #[test]
 fn tenants_stay_apart_through_collector_span_log_ingesters_and_query_node() {
     let Some(bin) = nats_server() else {
@@ -50,14 +59,8 @@ fn tenants_stay_apart_through_collector_span_log_ingesters_and_query_node() {
     };
     let dir = tempfile::tempdir().unwrap();
     let nodes = start_cluster(&bin, dir.path());
-    let urls = nodes
-        .iter()
-        .map(|n| format!("nats://127.0.0.1:{}", n.client))
-        .collect::<Vec<_>>()
-        .join(",");
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, "token-a a\ntoken-b b\n").unwrap();
-    let tokens = tokens.to_str().unwrap().to_string();
+    let urls = client_urls(&nodes);
+    let tokens = tokens_of_a_and_b(dir.path());
     let common = [
         "--span-log",
         &urls,
