@@ -958,28 +958,36 @@ impl<'a> Applier<'a> {
     /// A resource met for the first time at `next`: a patched copy, or `None` (no patch falls
     /// in it; it is stepped over).
     fn resource(&mut self, resource: &Resource) -> Option<Arc<Resource>> {
-        let n = 1 + count_attributes(&resource.attributes);
-        if !self.touches(n) {
-            self.next = self.next.wrapping_add(n);
-            return None;
-        }
-        let mut r = resource.clone();
-        self.string(&mut r.service_name);
-        self.attributes(&mut r.attributes);
-        Some(Arc::new(r))
+        self.shared(resource, &resource.attributes, |a, r| {
+            a.string(&mut r.service_name);
+            a.attributes(&mut r.attributes);
+        })
     }
 
     /// [`Applier::resource`] for a scope.
     fn scope(&mut self, scope: &Scope) -> Option<Arc<Scope>> {
-        let n = 1 + count_attributes(&scope.attributes);
+        self.shared(scope, &scope.attributes, |a, s| {
+            a.string(&mut s.name);
+            a.attributes(&mut s.attributes);
+        })
+    }
+
+    /// A shared value holding one string and `attributes`: `patch` applied to a copy when a
+    /// patch falls in it, else stepped over.
+    fn shared<T: Clone>(
+        &mut self,
+        value: &T,
+        attributes: &[KeyValue],
+        patch: impl FnOnce(&mut Self, &mut T),
+    ) -> Option<Arc<T>> {
+        let n = 1 + count_attributes(attributes);
         if !self.touches(n) {
             self.next = self.next.wrapping_add(n);
             return None;
         }
-        let mut s = scope.clone();
-        self.string(&mut s.name);
-        self.attributes(&mut s.attributes);
-        Some(Arc::new(s))
+        let mut copy = value.clone();
+        patch(self, &mut copy);
+        Some(Arc::new(copy))
     }
 
     /// A span's own strings: name, attributes, events, links.
