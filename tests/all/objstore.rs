@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use spoor_tests::{http, metric_value, Daemon, Garage, Ports};
 
-use crate::tenancy::{get, Creds};
+use crate::tenancy::{bearer, check_isolation, get, send_all, wait_stored, Creds, A, B};
 
 const SPANS: u64 = 3;
 /// Spans the load generator sends (20-span traces) and its seed.
@@ -103,6 +103,31 @@ fn sender(
             std::thread::sleep(Duration::from_millis(25));
         }
     })
+}
+
+/// Both tenants' fixtures sent to `ingest` and found through `query`; their partitions (one
+/// old one per tenant) sealed and dropped by `sealer`, whose data directory `data` holds one
+/// folder per tenant; then each tenant sees its own traces only through `query`. The tenants'
+/// credentials.
+fn send_seal_and_check(
+    ingest: &Daemon,
+    query: &Daemon,
+    sealer: &Daemon,
+    data: &std::path::Path,
+) -> (Creds, Creds) {
+    let (a, b) = (bearer("token-a"), bearer("token-b"));
+    send_all(ingest, &a, &b);
+    wait_stored(query, &a, &A);
+    wait_stored(query, &b, &B);
+    wait_until(
+        "both tenants' partitions sealed and dropped",
+        Duration::from_secs(60),
+        || metric(sealer, "spoor_objstore_partitions_dropped_total") >= 2.0,
+    );
+    assert!(data.join("tenants/a").is_dir() && data.join("tenants/b").is_dir());
+    check_isolation(query, &a, &A, &B);
+    check_isolation(query, &b, &B, &A);
+    (a, b)
 }
 
 fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
@@ -593,10 +618,7 @@ fn roles_refuse_object_storage_where_it_cannot_work() {
 /// in place; the compactor merges each tenant's blocks within its prefix.
 #[test]
 fn tenants_have_their_own_prefix_in_object_storage() {
-    use crate::tenancy::{
-        bearer, check_isolation, headers, names, otlp_json, send_all, wait, wait_stored, with, A,
-        B, T0_US,
-    };
+    use crate::tenancy::{headers, names, otlp_json, wait, with, T0_US};
     if Garage::binary().is_none() {
         eprintln!("SKIPPED: garage is not installed (make tools installs it)");
         return;
@@ -630,19 +652,7 @@ fn tenants_have_their_own_prefix_in_object_storage() {
     .to_vec();
     args.extend(garage.flags(0, "tenancy"));
     let aio = Daemon::start(&strings(&args)).unwrap();
-    let (a, b) = (bearer("token-a"), bearer("token-b"));
-    send_all(&aio, &a, &b);
-    wait_stored(&aio, &a, &A);
-    wait_stored(&aio, &b, &B);
-    // the fixture's spans are in one old partition per tenant: sealed, then dropped locally
-    wait_until(
-        "both tenants' partitions sealed and dropped",
-        Duration::from_secs(60),
-        || metric(&aio, "spoor_objstore_partitions_dropped_total") >= 2.0,
-    );
-    assert!(data.join("tenants/a").is_dir() && data.join("tenants/b").is_dir());
-    check_isolation(&aio, &a, &A, &B);
-    check_isolation(&aio, &b, &B, &A);
+    let (a, b) = send_seal_and_check(&aio, &aio, &aio, &data);
     // what the head answers for each tenant's links and span metrics (both tenants' services
     // asked: the other's come back empty), two hours around the fixture
     let services: Vec<&str> = A.services.iter().chain(B.services).copied().collect();
@@ -804,7 +814,6 @@ fn tenants_have_their_own_prefix_in_object_storage() {
 /// aggregate objects, whichever is more complete per key) and nothing else.
 #[test]
 fn tenants_stay_apart_in_the_span_log_cluster_over_object_storage() {
-    use crate::tenancy::{bearer, check_isolation, send_all, wait_stored, A, B};
     let Some(nats) = crate::spanlog::nats_server() else {
         eprintln!("SKIPPED: nats-server is not installed (make tools installs it)");
         return;
@@ -863,18 +872,7 @@ fn tenants_stay_apart_in_the_span_log_cluster_over_object_storage() {
     q_args.extend(garage.flags(1, "cluster-tenancy"));
     let query = Daemon::start_role("query", Ports::free(), &strings(&q_args)).unwrap();
 
-    let (a, b) = (bearer("token-a"), bearer("token-b"));
-    send_all(&collector, &a, &b);
-    wait_stored(&query, &a, &A);
-    wait_stored(&query, &b, &B);
-    wait_until(
-        "both tenants' partitions sealed and dropped by the ingester",
-        Duration::from_secs(60),
-        || metric(&ingester, "spoor_objstore_partitions_dropped_total") >= 2.0,
-    );
-    assert!(data.join("tenants/a").is_dir() && data.join("tenants/b").is_dir());
-    check_isolation(&query, &a, &A, &B);
-    check_isolation(&query, &b, &B, &A);
+    send_seal_and_check(&collector, &query, &ingester, &data);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
