@@ -84,6 +84,9 @@ pub async fn seal_once(
     let mut report = SealReport::default();
     let len = sled.partition_nanos();
     let parts = sled.partition_numbers();
+    // names this head in every object the round uploads (fixed by the first round)
+    let s = sled.clone();
+    let seal_id = blocking(move || s.seal_id(now_nanos)).await?;
     for p in parts {
         let end = p.saturating_add(1).saturating_mul(len);
         if end.saturating_add(nanos(cfg.seal_after)) > now_nanos {
@@ -109,10 +112,11 @@ pub async fn seal_once(
                 }
                 break;
             }
-            seal_blocks(sled, bucket, cfg, p, end, blocks, now_nanos, &mut report).await?;
+            let at = (p, end, seal_id);
+            seal_blocks(sled, bucket, cfg, at, blocks, now_nanos, &mut report).await?;
         }
     }
-    seal_aggregates(sled, bucket, cfg, now_nanos, &mut report).await?;
+    seal_aggregates(sled, bucket, cfg, seal_id, now_nanos, &mut report).await?;
     Ok(report)
 }
 
@@ -123,6 +127,7 @@ async fn seal_aggregates(
     sled: &Arc<SledStore>,
     bucket: &Bucket,
     cfg: &SealConfig,
+    seal_id: u64,
     now_nanos: u64,
     report: &mut SealReport,
 ) -> StoreResult<()> {
@@ -144,11 +149,7 @@ async fn seal_aggregates(
     // what is uploaded is durable in the head first, so an upload is never more than a
     // restarted head would upload again
     let s = sled.clone();
-    let seal_id = blocking(move || {
-        s.flush()?;
-        s.seal_id(now_nanos)
-    })
-    .await?;
+    blocking(move || s.flush()).await?;
     for (p, count) in ready {
         let start = p.saturating_mul(len);
         let end = start.saturating_add(len);
@@ -170,15 +171,13 @@ async fn seal_aggregates(
     Ok(())
 }
 
-/// Builds `blocks` (of partition `p`, ending at `end`) into one object block, uploads it and
-/// records it.
-#[allow(clippy::too_many_arguments)]
+/// Builds `blocks` (of partition `p`, ending at `end`, of the head named `seal_id`) into one
+/// object block, uploads it and records it.
 async fn seal_blocks(
     sled: &Arc<SledStore>,
     bucket: &Bucket,
     cfg: &SealConfig,
-    p: u64,
-    end: u64,
+    (p, end, seal_id): (u64, u64, u64),
     blocks: Vec<(u64, Vec<spoor_core::Span>)>,
     now_nanos: u64,
     report: &mut SealReport,
@@ -189,8 +188,6 @@ async fn seal_blocks(
     let n = spans.len() as u64;
     // The head's seal id is in the name: sequence numbers restart on a replaced disk, and a
     // late block of an old partition must not overwrite what the previous disk sealed.
-    let s = sled.clone();
-    let seal_id = blocking(move || s.seal_id(now_nanos)).await?;
     let id = format!(
         "{:012}-{}-{seal_id:016x}-{last:016x}",
         (p.saturating_mul(len)) / 1_000_000_000,
